@@ -1,0 +1,52 @@
+"""What a node is told when it starts. The harness writes it as JSON; the node reads it.
+
+The same model is the container contract later on, so every field says what it is for.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+
+class OrganisationInfo(BaseModel):
+    id: str
+    name: str
+    ura: str
+    city: str = ""
+    category: str = ""
+
+
+class TlsConfig(BaseModel):
+    cert: Path  # this node's certificate (server and client use)
+    key: Path
+    ca: Path  # the network CA: the only one this node trusts
+
+
+class NodeConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    role: str
+    organisation: OrganisationInfo
+    seed: str  # the network seed: keys and synthetic data derive from it
+    host: str  # address both listeners bind to
+    public_port: int
+    internal_port: int
+    public_url: str  # the URL this node advertises and everyone uses
+    internal_url: str
+    tls: TlsConfig
+    data_dir: Path  # where the node keeps its storage
+    parent_pid: int | None = None  # exit when this process is gone (harness-owned runs)
+    peers: dict[str, str] = {}  # e.g. "trust_internal" -> URL, "consent" -> URL
+    settings: dict[str, Any] = {}  # role-specific
+
+    @classmethod
+    def read(cls, path: Path) -> NodeConfig:
+        return cls.model_validate(json.loads(path.read_text(encoding="utf-8")))
+
+    def write(self, path: Path) -> None:
+        path.write_text(self.model_dump_json(indent=2), encoding="utf-8")

@@ -1,0 +1,96 @@
+"""HTTP plumbing every node shares: problem responses, bounded JSON bodies, outbound clients."""
+
+from __future__ import annotations
+
+import json
+import ssl
+from typing import Any
+from urllib.parse import parse_qs
+
+import httpx
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from nodes.common.config import NodeConfig
+
+MAX_BODY_BYTES = 1024 * 1024  # bodies over 1 MB are refused, as the Nuts node does
+
+
+class HttpError(Exception):
+    """Raised by a handler to answer with an RFC 7807 problem document."""
+
+    def __init__(self, status: int, title: str, detail: str = "", **extra: Any):
+        super().__init__(detail or title)
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.extra = extra
+
+
+def problem_response(error: HttpError) -> JSONResponse:
+    body = {"type": "about:blank", "title": error.title, "status": error.status}
+    if error.detail:
+        body["detail"] = error.detail
+    body.update(error.extra)
+    return JSONResponse(body, status_code=error.status, media_type="application/problem+json")
+
+
+async def read_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise HttpError(413, "Payload Too Large", f"request bodies are limited to {MAX_BODY_BYTES} bytes")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise HttpError(413, "Payload Too Large", f"request bodies are limited to {MAX_BODY_BYTES} bytes")
+    return body
+
+
+async def read_json(request: Request) -> Any:
+    body = await read_body(request)
+    if not body:
+        raise HttpError(400, "Bad Request", "a JSON request body is required")
+    try:
+        return json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise HttpError(400, "Bad Request", f"the request body is not valid JSON: {exc}") from None
+
+
+async def read_json_object(request: Request) -> dict[str, Any]:
+    value = await read_json(request)
+    if not isinstance(value, dict):
+        raise HttpError(400, "Bad Request", "the request body must be a JSON object")
+    return value
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """An application/x-www-form-urlencoded body; a repeated field is an error."""
+    if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        raise HttpError(400, "Bad Request", "expected an application/x-www-form-urlencoded body")
+    body = await read_body(request)
+    try:
+        fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+    except UnicodeDecodeError:
+        raise HttpError(400, "Bad Request", "the form body is not UTF-8") from None
+    repeated = [name for name, values in fields.items() if len(values) > 1]
+    if repeated:
+        raise HttpError(400, "Bad Request", f"form field(s) given more than once: {', '.join(repeated)}")
+    return {name: values[0] for name, values in fields.items()}
+
+
+def require_fields(body: dict[str, Any], *names: str) -> None:
+    missing = [n for n in names if body.get(n) in (None, "")]
+    if missing:
+        raise HttpError(400, "Bad Request", f"missing required field(s): {', '.join(missing)}")
+
+
+def client_ssl_context(config: NodeConfig) -> ssl.SSLContext:
+    """Trust the network CA only, and present this node's certificate for mutual TLS."""
+    context = ssl.create_default_context(cafile=str(config.tls.ca))
+    context.load_cert_chain(str(config.tls.cert), str(config.tls.key))
+    return context
+
+
+def outbound_client(config: NodeConfig, timeout: float = 10.0) -> httpx.AsyncClient:
+    return httpx.AsyncClient(verify=client_ssl_context(config), timeout=timeout)

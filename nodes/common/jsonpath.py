@@ -1,0 +1,61 @@
+"""A small JSONPath subset used by scenarios and presentation definitions alike:
+`$`, `.name`, `['name']`, `[index]` (negative counts from the end)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_TOKEN = re.compile(r"\.([A-Za-z_@$][\w@$-]*)|\[(-?\d+)\]|\['([^']*)'\]|\[\"([^\"]*)\"\]")
+
+
+class JsonPathError(ValueError):
+    """The path is not in the supported syntax."""
+
+
+class PathNotFound(LookupError):
+    """The path is well formed but the document has nothing there."""
+
+
+def parse(path: str) -> list[str | int]:
+    if not path.startswith("$"):
+        raise JsonPathError(f"a JSON path starts with '$': {path!r}")
+    parts: list[str | int] = []
+    position = 1
+    while position < len(path):
+        match = _TOKEN.match(path, position)
+        if not match:
+            raise JsonPathError(f"cannot read JSON path {path!r} at character {position + 1}")
+        name, index, quoted, double_quoted = match.groups()
+        if index is not None:
+            parts.append(int(index))
+        else:
+            parts.append(next(p for p in (name, quoted, double_quoted) if p is not None))
+        position = match.end()
+    return parts
+
+
+def find(document: Any, path: str) -> Any:
+    """The value at `path`; PathNotFound when some step is missing."""
+    value = document
+    walked = "$"
+    for part in parse(path):
+        if isinstance(part, int):
+            if not isinstance(value, list) or not -len(value) <= part < len(value):
+                raise PathNotFound(f"{walked} has no item [{part}]")
+            value = value[part]
+            walked += f"[{part}]"
+        else:
+            if not isinstance(value, dict) or part not in value:
+                raise PathNotFound(f"{walked} has no member {part!r}")
+            value = value[part]
+            walked += f".{part}"
+    return value
+
+
+def exists(document: Any, path: str) -> bool:
+    try:
+        find(document, path)
+    except PathNotFound:
+        return False
+    return True

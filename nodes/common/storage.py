@@ -1,0 +1,97 @@
+"""Durable storage for a node: JSON documents in SQLite, one table, grouped by collection.
+
+SQLite gives real durability (a write that returned is on disk) without a server. A node
+runs one event loop; writes are short, so a single connection guarded by a lock suffices.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+
+class DocumentStore:
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS documents ("
+            " collection TEXT NOT NULL, key TEXT NOT NULL, seq INTEGER NOT NULL,"
+            " doc TEXT NOT NULL, PRIMARY KEY (collection, key))"
+        )
+
+    def put(self, collection: str, key: str, doc: Any) -> None:
+        """Insert or replace; `seq` keeps insertion order for listing."""
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO documents (collection, key, seq, doc) VALUES (?, ?,"
+                " (SELECT COALESCE(MAX(seq), 0) + 1 FROM documents WHERE collection = ?), ?)"
+                " ON CONFLICT (collection, key) DO UPDATE SET doc = excluded.doc",
+                (collection, key, collection, json.dumps(doc)),
+            )
+
+    def insert_new(self, collection: str, key: str, doc: Any) -> bool:
+        """Insert only when the key is new; False when it existed (one-use values)."""
+        with self._lock:
+            cursor = self._db.execute(
+                "INSERT OR IGNORE INTO documents (collection, key, seq, doc) VALUES (?, ?,"
+                " (SELECT COALESCE(MAX(seq), 0) + 1 FROM documents WHERE collection = ?), ?)",
+                (collection, key, collection, json.dumps(doc)),
+            )
+            return cursor.rowcount == 1
+
+    def put_many(self, collection: str, items: list[tuple[str, Any]]) -> None:
+        with self._lock:
+            self._db.execute("BEGIN")
+            start = self._db.execute(
+                "SELECT COALESCE(MAX(seq), 0) FROM documents WHERE collection = ?", (collection,)
+            ).fetchone()[0]
+            self._db.executemany(
+                "INSERT OR REPLACE INTO documents (collection, key, seq, doc) VALUES (?, ?, ?, ?)",
+                [(collection, k, start + i + 1, json.dumps(d)) for i, (k, d) in enumerate(items)],
+            )
+            self._db.execute("COMMIT")
+
+    def get(self, collection: str, key: str) -> Any | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT doc FROM documents WHERE collection = ? AND key = ?", (collection, key)
+            ).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def delete(self, collection: str, key: str) -> bool:
+        with self._lock:
+            cursor = self._db.execute("DELETE FROM documents WHERE collection = ? AND key = ?", (collection, key))
+            return cursor.rowcount == 1
+
+    def list(self, collection: str, limit: int | None = None) -> list[Any]:
+        return list(self.iterate(collection, limit))
+
+    def iterate(self, collection: str, limit: int | None = None) -> Iterator[Any]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT doc FROM documents WHERE collection = ? ORDER BY seq LIMIT ?",
+                (collection, -1 if limit is None else limit),
+            ).fetchall()
+        for (doc,) in rows:
+            yield json.loads(doc)
+
+    def count(self, collection: str) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM documents WHERE collection = ?", (collection,)).fetchone()[0]
+
+    def delete_where_key_below(self, collection: str, key: str) -> None:
+        """Drop keys sorting before `key`: used for time-ordered keys that expire."""
+        with self._lock:
+            self._db.execute("DELETE FROM documents WHERE collection = ? AND key < ?", (collection, key))
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

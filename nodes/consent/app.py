@@ -1,0 +1,95 @@
+"""Consent service (Mitz-like): citizens' consent choices, withdrawal with history kept,
+and the question "may requester X see data category C of citizen P held by Y"."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from nodes.common.app import NodeApps, build_apps
+from nodes.common.bsn import is_valid_bsn
+from nodes.common.config import NodeConfig
+from nodes.common.http import HttpError, read_json_object
+from nodes.common.storage import DocumentStore
+from nodes.consent.model import ANY, DIMENSIONS, decide
+
+CONSENTS = "consents"
+
+
+def build(config: NodeConfig) -> NodeApps:
+    store = DocumentStore(config.data_dir / "consent.sqlite")
+
+    def choices_of(bsn: str) -> list[dict[str, Any]]:
+        return [c for c in store.iterate(CONSENTS) if c["bsn"] == bsn]
+
+    async def register(request: Request) -> Response:
+        body = await read_json_object(request)
+        bsn = _bsn(body)
+        decision = body.get("decision", "permit")
+        if decision not in ("permit", "deny"):
+            raise HttpError(422, "Unprocessable Entity", "'decision' must be 'permit' or 'deny'")
+        choice = {
+            "id": str(uuid.uuid4()),
+            "bsn": bsn,
+            **{d: _dimension(body, d, default=ANY) for d in DIMENSIONS},
+            "decision": decision,
+            "status": "active",
+            "registered": time.time(),
+        }
+        store.put(CONSENTS, choice["id"], choice)
+        return JSONResponse(choice, status_code=201)
+
+    async def list_consents(request: Request) -> Response:
+        bsn = request.query_params.get("bsn")
+        if bsn is None:
+            raise HttpError(400, "Bad Request", "query parameter 'bsn' is required")
+        return JSONResponse(choices_of(_valid(bsn)))
+
+    async def withdraw(request: Request) -> Response:
+        choice = store.get(CONSENTS, request.path_params["id"])
+        if choice is None:
+            raise HttpError(404, "Not Found", f"no consent {request.path_params['id']}")
+        if choice["status"] != "active":
+            raise HttpError(409, "Conflict", "this consent was withdrawn before")
+        choice.update(status="withdrawn", withdrawn=time.time())
+        store.put(CONSENTS, choice["id"], choice)  # kept: history is part of the record
+        return JSONResponse(choice)
+
+    async def decision(request: Request) -> Response:
+        body = await read_json_object(request)
+        bsn = _bsn(body)
+        question = {d: _dimension(body, d) for d in DIMENSIONS}
+        return JSONResponse(decide(choices_of(bsn), question).as_json())
+
+    public = [Route("/consent/v1/decision", decision, methods=["POST"])]
+    internal = [
+        Route("/internal/consent/v1/consents", register, methods=["POST"]),
+        Route("/internal/consent/v1/consents", list_consents, methods=["GET"]),
+        Route("/internal/consent/v1/consents/{id}", withdraw, methods=["DELETE"]),
+    ]
+    return build_apps(config, public, internal)
+
+
+def _bsn(body: dict[str, Any]) -> str:
+    value = body.get("bsn")
+    if not isinstance(value, str):
+        raise HttpError(422, "Unprocessable Entity", "'bsn' is required (a string of nine digits)")
+    return _valid(value)
+
+
+def _valid(bsn: str) -> str:
+    if not is_valid_bsn(bsn):
+        raise HttpError(422, "Unprocessable Entity", f"{bsn!r} is not a valid BSN (eleven-test)")
+    return bsn
+
+
+def _dimension(body: dict[str, Any], name: str, default: str | None = None) -> str:
+    value = body.get(name, default)
+    if not isinstance(value, str) or not value:
+        raise HttpError(422, "Unprocessable Entity", f"'{name}' is required (a non-empty string, or '*' for any)")
+    return value

@@ -1,0 +1,49 @@
+"""Consent choices and the decision rule (shared/REFERENCE.md, section 2).
+
+A choice is about one citizen and three dimensions: who holds the data, who asks for it,
+and which data category. Each dimension is a specific value or "*" (any). Opt-in: without a
+matching permit the answer is Deny. The most specific matching choice wins; when equally
+specific choices disagree, the objection (deny) wins."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+ANY = "*"
+DIMENSIONS = ("data_holder", "requester", "data_category")
+Decision = Literal["Permit", "Deny"]
+
+
+@dataclass(frozen=True)
+class Answer:
+    decision: Decision
+    reason: str
+    consent_id: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"decision": self.decision, "reason": self.reason}
+        if self.consent_id:
+            body["consent_id"] = self.consent_id
+        return body
+
+
+def matches(choice: dict[str, Any], question: dict[str, str]) -> bool:
+    return all(choice[d] in (ANY, question[d]) for d in DIMENSIONS)
+
+
+def specificity(choice: dict[str, Any]) -> int:
+    return sum(choice[d] != ANY for d in DIMENSIONS)
+
+
+def decide(choices: list[dict[str, Any]], question: dict[str, str]) -> Answer:
+    """`choices` are the citizen's active choices; `question` names the three dimensions."""
+    relevant = [c for c in choices if c["status"] == "active" and matches(c, question)]
+    if not relevant:
+        return Answer("Deny", "no consent registered for this question")
+    top = max(specificity(c) for c in relevant)
+    winners = [c for c in relevant if specificity(c) == top]
+    objection = next((c for c in winners if c["decision"] == "deny"), None)
+    if objection:
+        return Answer("Deny", "the citizen objected", objection["id"])
+    return Answer("Permit", "the citizen consented", winners[0]["id"])

@@ -1,0 +1,202 @@
+"""Data station: a FHIR R4 read API over synthetic data, open only to a request with an
+active access token (introspected at the station's own trust node) and a Permit from the
+consent service. Every access, allowed or refused, goes into the hash-chained audit log."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from nodes.common.app import NodeApps, build_apps
+from nodes.common.audit import AuditLog
+from nodes.common.config import NodeConfig
+from nodes.common.http import HttpError, outbound_client
+from nodes.common.storage import DocumentStore
+from nodes.station import synthetic
+from nodes.station.fhir import bundle, capability_statement, operation_outcome
+
+FHIR_JSON = "application/fhir+json"
+DEFAULT_SCOPES = ["bgz", "bgz-sender", "bgz-receiver"]
+DATA_CATEGORY = "medical"  # the consent data category this station's FHIR API serves
+
+
+class Station:
+    def __init__(self, config: NodeConfig):
+        self.config = config
+        self.store = DocumentStore(config.data_dir / "station.sqlite")
+        self.audit = AuditLog(self.store)
+        self.client = outbound_client(config)
+        self.scopes = set(config.settings.get("scopes", DEFAULT_SCOPES))
+        self._load_data(int(config.settings.get("patients", 1000)))
+
+    def _load_data(self, count: int) -> None:
+        if self.store.count("Patient"):
+            return  # generated on first start; kept across restarts
+        patients, conditions = synthetic.generate(self.config.seed, self.config.name, count)
+        self.store.put_many("Patient", [(p["id"], p) for p in patients])
+        self.store.put_many("bsn_index", [(synthetic.bsn_of(p), {"id": p["id"]}) for p in patients])
+        self.store.put_many("Condition", [(c["id"], c) for c in conditions])
+        by_patient: dict[str, list[str]] = {}
+        for c in conditions:
+            by_patient.setdefault(c["subject"]["reference"].removeprefix("Patient/"), []).append(c["id"])
+        self.store.put_many("conditions_of", list(by_patient.items()))
+
+    async def introspect(self, token: str) -> dict[str, Any]:
+        url = f"{self.config.peers['trust_internal']}/internal/auth/v2/accesstoken/introspect"
+        try:
+            response = await self.client.post(url, data={"token": token})
+            response.raise_for_status()
+            return response.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise HttpError(
+                503, "Service Unavailable", f"token introspection failed: {exc.__class__.__name__}"
+            ) from None
+
+    async def consent(self, bsn: str, requester_ura: str) -> dict[str, Any]:
+        url = f"{self.config.peers['consent']}/consent/v1/decision"
+        question = {
+            "bsn": bsn,
+            "requester": requester_ura,
+            "data_holder": self.config.organisation.ura,
+            "data_category": DATA_CATEGORY,
+        }
+        try:
+            response = await self.client.post(url, json=question)
+            response.raise_for_status()
+            return response.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise HttpError(
+                503, "Service Unavailable", f"the consent service did not answer: {exc.__class__.__name__}"
+            ) from None
+
+    async def close(self) -> None:
+        await self.client.aclose()
+        self.store.close()
+
+
+def build(config: NodeConfig) -> NodeApps:
+    station = Station(config)
+
+    @asynccontextmanager
+    async def lifespan(_: Any) -> AsyncIterator[None]:
+        yield
+        await station.close()
+
+    def fhir(
+        read: Callable[[Request, dict[str, Any]], Awaitable[tuple[Any, str | None]]],
+    ) -> Callable[[Request], Awaitable[Response]]:
+        """Wrap a FHIR read: authorise, ask consent for the patient it concerns, audit."""
+
+        async def endpoint(request: Request) -> Response:
+            audit = {
+                "action": "read",
+                "resource": request.url.path + (f"?{request.url.query}" if request.url.query else ""),
+            }
+            try:
+                token = await _authorise(station, request)
+                audit.update(
+                    client=token.get("client_id"), requester_ura=token.get("organization_ura"), scope=token.get("scope")
+                )
+                resource, bsn = await read(request, token)
+                if bsn is not None:
+                    answer = await station.consent(bsn, str(token.get("organization_ura", "")))
+                    audit.update(consent=answer.get("decision"), consent_id=answer.get("consent_id"))
+                    if answer.get("decision") != "Permit":
+                        raise HttpError(403, "Forbidden", f"no consent: {answer.get('reason', answer.get('decision'))}")
+            except HttpError as exc:
+                station.audit.append(**audit, outcome=exc.status, detail=exc.detail)
+                headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'} if exc.status == 401 else {}
+                return JSONResponse(
+                    operation_outcome(exc.status, exc.detail or exc.title),
+                    status_code=exc.status,
+                    headers=headers,
+                    media_type=FHIR_JSON,
+                )
+            station.audit.append(**audit, outcome=200)
+            return JSONResponse(resource, media_type=FHIR_JSON)
+
+        return endpoint
+
+    async def read_patient(request: Request, _: dict[str, Any]) -> tuple[Any, str | None]:
+        patient = _patient(station, request.path_params["id"])
+        return patient, synthetic.bsn_of(patient)
+
+    async def search_patient(request: Request, _: dict[str, Any]) -> tuple[Any, str | None]:
+        identifier = request.query_params.get("identifier", "")
+        system, _, bsn = identifier.rpartition("|")
+        if system != synthetic.BSN_SYSTEM or not bsn:
+            raise HttpError(400, "Bad Request", f"search by identifier={synthetic.BSN_SYSTEM}|<bsn> only")
+        entry = station.store.get("bsn_index", bsn)
+        patients = [station.store.get("Patient", entry["id"])] if entry else []
+        return bundle(config.public_url, patients), bsn
+
+    async def search_condition(request: Request, _: dict[str, Any]) -> tuple[Any, str | None]:
+        reference = request.query_params.get("patient", "")
+        if not reference:
+            raise HttpError(400, "Bad Request", "search Condition by patient=<id> only")
+        patient = _patient(station, reference.removeprefix("Patient/"))
+        ids = station.store.get("conditions_of", patient["id"]) or []
+        return bundle(config.public_url, [station.store.get("Condition", i) for i in ids]), synthetic.bsn_of(patient)
+
+    async def metadata(_: Request) -> Response:
+        return JSONResponse(capability_statement(config.public_url), media_type=FHIR_JSON)
+
+    async def patients(request: Request) -> Response:
+        limit = _int_param(request, "limit", 10)
+        return JSONResponse(
+            [
+                {"id": p["id"], "bsn": synthetic.bsn_of(p), "name": p["name"][0], "birthDate": p["birthDate"]}
+                for p in station.store.iterate("Patient", limit)
+            ]
+        )
+
+    async def audit_entries(request: Request) -> Response:
+        return JSONResponse(station.audit.entries(_int_param(request, "limit", 1000)))
+
+    async def audit_verify(_: Request) -> Response:
+        return JSONResponse(station.audit.verify())
+
+    public = [
+        Route("/fhir/metadata", metadata),
+        Route("/fhir/Patient/{id}", fhir(read_patient)),
+        Route("/fhir/Patient", fhir(search_patient)),
+        Route("/fhir/Condition", fhir(search_condition)),
+    ]
+    internal = [
+        Route("/internal/station/v1/patients", patients),
+        Route("/internal/station/v1/audit", audit_entries),
+        Route("/internal/station/v1/audit/verify", audit_verify),
+    ]
+    return build_apps(config, public, internal, lifespan)
+
+
+async def _authorise(station: Station, request: Request) -> dict[str, Any]:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise HttpError(401, "Unauthorized", "an access token is required (Authorization: Bearer)")
+    answer = await station.introspect(token.strip())
+    if not answer.get("active"):
+        raise HttpError(401, "Unauthorized", "the access token is not active")
+    if answer.get("scope") not in station.scopes:
+        raise HttpError(403, "Forbidden", f"scope {answer.get('scope')!r} does not give access to this station")
+    return answer
+
+
+def _patient(station: Station, patient_id: str) -> dict[str, Any]:
+    patient = station.store.get("Patient", patient_id)
+    if patient is None:
+        raise HttpError(404, "Not Found", f"Patient/{patient_id} is not known here")
+    return patient
+
+
+def _int_param(request: Request, name: str, default: int) -> int:
+    value = request.query_params.get(name, str(default))
+    if not value.isdigit():
+        raise HttpError(400, "Bad Request", f"query parameter {name!r} must be a whole number")
+    return int(value)

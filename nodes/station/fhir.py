@@ -1,0 +1,55 @@
+"""FHIR R4 response shapes the station serves: search bundles, OperationOutcome, capability."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_ISSUE_CODES = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found", 503: "transient"}
+
+
+def bundle(base_url: str, resources: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": len(resources),
+        "entry": [
+            {"fullUrl": f"{base_url}/fhir/{r['resourceType']}/{r['id']}", "resource": r, "search": {"mode": "match"}}
+            for r in resources
+        ],
+    }
+
+
+def operation_outcome(status: int, diagnostics: str) -> dict[str, Any]:
+    return {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": _ISSUE_CODES.get(status, "processing"), "diagnostics": diagnostics}],
+    }
+
+
+def capability_statement(base_url: str) -> dict[str, Any]:
+    return {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "kind": "instance",
+        "fhirVersion": "4.0.1",
+        "format": ["json"],
+        "implementation": {"description": "health-network-testbed reference data station", "url": f"{base_url}/fhir"},
+        "rest": [
+            {
+                "mode": "server",
+                "security": {"service": [{"text": "OAuth2 bearer token (Nuts vp_token-bearer) and consent"}]},
+                "resource": [
+                    {
+                        "type": "Patient",
+                        "interaction": [{"code": "read"}, {"code": "search-type"}],
+                        "searchParam": [{"name": "identifier", "type": "token"}],
+                    },
+                    {
+                        "type": "Condition",
+                        "interaction": [{"code": "search-type"}],
+                        "searchParam": [{"name": "patient", "type": "reference"}],
+                    },
+                ],
+            }
+        ],
+    }

@@ -1,0 +1,140 @@
+"""HTTP routes of the trust node, on the Nuts node v6 paths (shared/REFERENCE.md, section 1).
+
+Public: DID documents, authorization-server metadata, presentation definitions, token.
+Internal: subjects (VDR v2), credentials (VCR v2), access tokens (auth v2)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import unquote
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from nodes.common.app import NodeApps, build_apps
+from nodes.common.config import NodeConfig
+from nodes.common.http import HttpError, read_form, read_json, read_json_object, require_fields
+from nodes.trust import oauth
+from nodes.trust.credentials import CredentialError
+from nodes.trust.node import TrustNode
+
+
+def build(config: NodeConfig) -> NodeApps:
+    node = TrustNode(config)
+    nonces = oauth.NonceMemory()
+
+    @asynccontextmanager
+    async def lifespan(_: Any) -> AsyncIterator[None]:
+        yield
+        await node.close()
+
+    # --- public ------------------------------------------------------------------------
+    async def did_document(request: Request) -> Response:
+        path_id = request.path_params["id"]
+        for record in node.store.iterate("subjects"):
+            if record["did"].endswith(f":iam:{path_id}"):
+                return JSONResponse(node.document(record), media_type="application/did+json")
+        raise HttpError(404, "Not Found", f"no DID document for {path_id}")
+
+    async def as_metadata(request: Request) -> Response:
+        return JSONResponse(oauth.metadata(node, request.path_params["subject"]))
+
+    async def presentation_definition(request: Request) -> Response:
+        node.subject(request.path_params["subject"])
+        return JSONResponse(oauth.presentation_definition(node, request.query_params.get("scope", "")))
+
+    async def token(request: Request) -> Response:
+        form = await read_form(request)
+        answer = await oauth.token(node, nonces, request.path_params["subject"], form)
+        return JSONResponse(answer, headers={"Cache-Control": "no-store"})
+
+    # --- internal: subjects ----------------------------------------------------------------
+    async def create_subject(request: Request) -> Response:
+        body = await read_json_object(request)
+        subject = body.get("subject")
+        if not isinstance(subject, str) or not subject:
+            raise HttpError(400, "Bad Request", "'subject' is required (a non-empty string)")
+        record = node.create_subject(subject)
+        return JSONResponse({"subject": subject, "documents": [node.document(record)]})
+
+    async def list_subjects(_: Request) -> Response:
+        return JSONResponse({r["subject"]: [r["did"]] for r in node.store.iterate("subjects")})
+
+    async def get_subject(request: Request) -> Response:
+        return JSONResponse([node.subject(request.path_params["subject"])["did"]])
+
+    async def add_service(request: Request) -> Response:
+        body = await read_json_object(request)
+        require_fields(body, "type", "serviceEndpoint")
+        return JSONResponse(node.add_service(request.path_params["subject"], body))
+
+    async def resolve(request: Request) -> Response:
+        did = unquote(request.path_params["did"])
+        try:
+            document = await node.resolver.resolve(did)
+        except LookupError as exc:
+            raise HttpError(404, "Not Found", str(exc)) from None
+        return JSONResponse({"document": document, "documentMetadata": {}})
+
+    # --- internal: credentials -------------------------------------------------------------
+    async def issue(request: Request) -> Response:
+        return JSONResponse(node.issue(await read_json_object(request)))
+
+    async def verify_vc(request: Request) -> Response:
+        body = await read_json_object(request)
+        try:
+            await node.verify_credential(body.get("verifiableCredential"))
+        except CredentialError as exc:
+            return JSONResponse({"validity": False, "message": str(exc)})
+        return JSONResponse({"validity": True})
+
+    async def trust(request: Request) -> Response:
+        body = await read_json_object(request)
+        require_fields(body, "issuer", "credentialType")
+        node.trust(body["credentialType"], body["issuer"], trusted=request.method == "POST")
+        return Response(status_code=204)
+
+    async def wallet_add(request: Request) -> Response:
+        credential = await read_json(request)
+        try:
+            await node.add_to_wallet(request.path_params["subject"], credential)
+        except CredentialError as exc:
+            raise HttpError(400, "Bad Request", f"credential refused: {exc}") from None
+        return Response(status_code=204)
+
+    async def wallet_list(request: Request) -> Response:
+        return JSONResponse(node.wallet(request.path_params["subject"]))
+
+    # --- internal: access tokens -----------------------------------------------------------
+    async def request_token(request: Request) -> Response:
+        body = await read_json_object(request)
+        return JSONResponse(await oauth.request_service_access_token(node, request.path_params["subject"], body))
+
+    async def introspect(request: Request) -> Response:
+        form = await read_form(request)
+        return JSONResponse(oauth.introspect(node, form.get("token", "")))
+
+    public = [
+        Route("/iam/{id}/did.json", did_document),
+        Route("/.well-known/oauth-authorization-server/oauth2/{subject}", as_metadata),
+        Route("/oauth2/{subject}/presentation_definition", presentation_definition),
+        Route("/oauth2/{subject}/token", token, methods=["POST"]),
+    ]
+    internal = [
+        Route("/internal/vdr/v2/subject", create_subject, methods=["POST"]),
+        Route("/internal/vdr/v2/subject", list_subjects, methods=["GET"]),
+        Route("/internal/vdr/v2/subject/{subject}", get_subject, methods=["GET"]),
+        Route("/internal/vdr/v2/subject/{subject}/service", add_service, methods=["POST"]),
+        Route("/internal/vdr/v2/did/{did:path}", resolve, methods=["GET"]),
+        Route("/internal/vcr/v2/issuer/vc", issue, methods=["POST"]),
+        Route("/internal/vcr/v2/verifier/vc", verify_vc, methods=["POST"]),
+        Route("/internal/vcr/v2/verifier/trust", trust, methods=["POST", "DELETE"]),
+        Route("/internal/vcr/v2/holder/{subject}/vc", wallet_add, methods=["POST"]),
+        Route("/internal/vcr/v2/holder/{subject}/vc", wallet_list, methods=["GET"]),
+        Route("/internal/auth/v2/{subject}/request-service-access-token", request_token, methods=["POST"]),
+        Route("/internal/auth/v2/accesstoken/introspect", introspect, methods=["POST"]),
+    ]
+    return build_apps(config, public, internal, lifespan)

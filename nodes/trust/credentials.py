@@ -1,0 +1,140 @@
+"""Verifiable credentials and presentations as JWTs (W3C VC Data Model 1.1, "JWT encoding").
+
+A credential's claims: `iss` issuer DID, `sub` subject DID, `jti` credential id, `nbf`,
+optional `exp`, and `vc` with the type and credentialSubject. A presentation's claims:
+`iss`/`sub` holder DID, `aud`, `nonce`, `jti`, `nbf`, `exp`, and `vp` with the credentials.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from joserfc import jws
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey
+
+from nodes.trust.did import Resolver, key_id, verification_key
+from nodes.trust.keys import ALGORITHM
+
+VC_CONTEXT = ["https://www.w3.org/2018/credentials/v1"]
+CLOCK_SKEW_SECONDS = 5
+
+
+class CredentialError(ValueError):
+    """A credential or presentation that does not hold; the message says why."""
+
+
+@dataclass(frozen=True)
+class Jwt:
+    """A compact JWS read without verifying it: rules are checked before signatures."""
+
+    raw: str
+    header: dict[str, Any]
+    claims: dict[str, Any]
+
+    @classmethod
+    def read(cls, token: str) -> Jwt:
+        if not isinstance(token, str) or token.count(".") != 2:
+            raise CredentialError("not a compact JWT")
+        try:
+            compact = jws.extract_compact(token.encode())
+            claims = json.loads(compact.payload)
+        except (JoseError, ValueError) as exc:
+            raise CredentialError(f"not a readable JWT: {exc}") from None
+        if not isinstance(claims, dict):
+            raise CredentialError("the JWT payload is not a JSON object")
+        return cls(raw=token, header=dict(compact.headers()), claims=claims)
+
+    @property
+    def signer_did(self) -> str:
+        kid = self.header.get("kid", "")
+        return kid.split("#", 1)[0] if isinstance(kid, str) else ""
+
+
+def sign(claims: dict[str, Any], did: str, key: ECKey) -> str:
+    header = {"alg": ALGORITHM, "typ": "JWT", "kid": key_id(did)}
+    return jws.serialize_compact(header, json.dumps(claims, separators=(",", ":")), key)
+
+
+async def verify_signature(token: Jwt, resolver: Resolver) -> None:
+    """The JWS verifies with the key its `kid` names, in the signer's resolved DID document."""
+    kid = token.header.get("kid")
+    if not isinstance(kid, str) or "#" not in kid:
+        raise CredentialError("the JWT header has no DID URL in 'kid'")
+    if token.header.get("alg") != ALGORITHM:
+        raise CredentialError(f"unsupported signature algorithm {token.header.get('alg')!r}")
+    try:
+        document = await resolver.resolve(token.signer_did)
+        jwk = verification_key(document, kid)
+    except LookupError as exc:
+        raise CredentialError(str(exc)) from None
+    try:
+        jws.deserialize_compact(token.raw, ECKey.import_key(jwk), algorithms=[ALGORITHM])
+    except (JoseError, ValueError) as exc:
+        raise CredentialError(f"signature of {kid} does not verify: {exc.__class__.__name__}") from None
+
+
+def issue_credential(
+    issuer_did: str,
+    key: ECKey,
+    types: list[str],
+    subject: dict[str, Any],
+    expires_at: int | None,
+    context: list[str] | None = None,
+) -> tuple[str, str]:
+    """Returns (credential id, JWT)."""
+    now = int(time.time())
+    credential_id = f"{issuer_did}#{uuid.uuid4()}"
+    vc = {
+        "@context": context or VC_CONTEXT,
+        "type": ["VerifiableCredential", *[t for t in types if t != "VerifiableCredential"]],
+        "credentialSubject": subject,
+    }
+    claims: dict[str, Any] = {"iss": issuer_did, "sub": subject["id"], "jti": credential_id, "nbf": now, "vc": vc}
+    if expires_at is not None:
+        claims["exp"] = expires_at
+    return credential_id, sign(claims, issuer_did, key)
+
+
+def credential_view(token: Jwt) -> dict[str, Any]:
+    """The W3C JSON view of a JWT credential, which presentation definitions are matched on."""
+    claims = token.claims
+    vc = claims.get("vc")
+    if not isinstance(vc, dict) or not isinstance(vc.get("credentialSubject"), dict):
+        raise CredentialError("the JWT has no 'vc' claim with a credentialSubject")
+    subject = dict(vc["credentialSubject"])
+    subject.setdefault("id", claims.get("sub"))
+    view: dict[str, Any] = {
+        "@context": vc.get("@context", VC_CONTEXT),
+        "id": claims.get("jti"),
+        "type": vc.get("type", []),
+        "issuer": claims.get("iss"),
+        "issuanceDate": _iso(claims.get("nbf")),
+        "credentialSubject": subject,
+    }
+    if "exp" in claims:
+        view["expirationDate"] = _iso(claims["exp"])
+    return view
+
+
+def check_validity_period(token: Jwt, now: float, what: str) -> None:
+    nbf, exp = token.claims.get("nbf"), token.claims.get("exp")
+    if isinstance(nbf, int | float) and now + CLOCK_SKEW_SECONDS < nbf:
+        raise CredentialError(f"{what} is not valid yet")
+    if isinstance(exp, int | float) and now - CLOCK_SKEW_SECONDS >= exp:
+        raise CredentialError(f"{what} has expired")
+
+
+def types_of(view: dict[str, Any]) -> list[str]:
+    types = view.get("type", [])
+    return [t for t in (types if isinstance(types, list) else [types]) if t != "VerifiableCredential"]
+
+
+def _iso(epoch: Any) -> str | None:
+    if not isinstance(epoch, int | float):
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))

@@ -1,0 +1,100 @@
+"""did:web identifiers, DID documents and their resolution.
+
+A subject's DID is `did:web:<host>%3A<port>:iam:<id>` and its document is served at
+`https://<host>:<port>/iam/<id>/did.json`, the paths the Nuts node v6 uses."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit
+
+import httpx
+
+from nodes.common.http import HttpError
+
+DID_CONTEXT = ["https://www.w3.org/ns/did/v1", "https://w3id.org/security/suites/jws-2020/v1"]
+CACHE_SECONDS = 60.0
+
+
+def did_for(public_url: str, path_id: str) -> str:
+    netloc = urlsplit(public_url).netloc
+    return f"did:web:{quote(netloc, safe='')}:iam:{path_id}"
+
+
+def path_id_for(seed: str, node: str, subject: str) -> str:
+    """The id in the DID's path: stable for one seed, node and subject."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"testbed:{seed}:{node}:{subject}"))
+
+
+def document_url(did: str) -> str:
+    """Where a did:web document lives (W3C did:web method, "Read (Resolve)")."""
+    if not did.startswith("did:web:"):
+        raise ValueError(f"not a did:web DID: {did}")
+    host, *path = did.removeprefix("did:web:").split(":")
+    if not host or any(not part for part in path):
+        raise ValueError(f"malformed did:web DID: {did}")
+    base = f"https://{unquote(host)}"
+    if not path:
+        return f"{base}/.well-known/did.json"
+    return f"{base}/{'/'.join(unquote(p) for p in path)}/did.json"
+
+
+def key_id(did: str) -> str:
+    return f"{did}#0"
+
+
+def build_document(did: str, jwk: dict[str, str], services: list[dict[str, Any]]) -> dict[str, Any]:
+    kid = key_id(did)
+    return {
+        "@context": DID_CONTEXT,
+        "id": did,
+        "verificationMethod": [{"id": kid, "type": "JsonWebKey2020", "controller": did, "publicKeyJwk": jwk}],
+        "assertionMethod": [kid],
+        "authentication": [kid],
+        "capabilityInvocation": [kid],
+        "service": services,
+    }
+
+
+def verification_key(document: dict[str, Any], kid: str) -> dict[str, Any]:
+    """The public JWK of `kid`, which must be an assertion method of the document."""
+    if kid not in document.get("assertionMethod", []):
+        raise LookupError(f"{kid} is not an assertion method of {document.get('id')}")
+    for method in document.get("verificationMethod", []):
+        if method.get("id") == kid and isinstance(method.get("publicKeyJwk"), dict):
+            return method["publicKeyJwk"]
+    raise LookupError(f"{document.get('id')} has no verification method {kid}")
+
+
+class Resolver:
+    """Resolves DIDs over HTTPS (trusting the network CA), with a short cache."""
+
+    def __init__(self, client: httpx.AsyncClient, local: Any):
+        self._client = client
+        self._local = local  # callable: did -> document | None, for this node's own subjects
+        self._cache: dict[str, tuple[float, dict[str, Any]]] = {}
+
+    async def resolve(self, did: str) -> dict[str, Any]:
+        own = self._local(did)
+        if own is not None:
+            return own
+        cached = self._cache.get(did)
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
+        try:
+            url = document_url(did)
+        except ValueError as exc:
+            raise HttpError(400, "Bad Request", str(exc)) from None
+        try:
+            response = await self._client.get(url)
+        except httpx.HTTPError as exc:
+            raise LookupError(f"cannot resolve {did}: {url} unreachable ({exc.__class__.__name__})") from None
+        if response.status_code != 200:
+            raise LookupError(f"cannot resolve {did}: {url} answered {response.status_code}")
+        document = response.json()
+        if document.get("id") != did:
+            raise LookupError(f"cannot resolve {did}: the document at {url} is for {document.get('id')}")
+        self._cache[did] = (time.monotonic() + CACHE_SECONDS, document)
+        return document

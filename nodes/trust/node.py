@@ -1,0 +1,151 @@
+"""The trust node's state and operations: subjects and their DIDs, issued credentials, the
+wallet per subject, and the trusted issuers. HTTP handling lives in app.py."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+from joserfc.jwk import ECKey
+
+from nodes.common.config import NodeConfig
+from nodes.common.http import HttpError, outbound_client
+from nodes.common.storage import DocumentStore
+from nodes.trust import credentials as vc
+from nodes.trust.did import Resolver, build_document, did_for, path_id_for
+from nodes.trust.keys import derive_key, public_jwk
+from nodes.trust.policy import default_policy
+
+SUBJECTS = "subjects"
+ISSUED = "issued_credentials"
+WALLET = "wallet"  # key "<subject>|<credential id>"
+TRUST = "trusted_issuers"  # key "<credential type>|<issuer DID>"
+
+
+class TrustNode:
+    def __init__(self, config: NodeConfig):
+        self.config = config
+        self.store = DocumentStore(config.data_dir / "trust.sqlite")
+        self.client = outbound_client(config)
+        self.resolver = Resolver(self.client, self.local_document)
+        self.policy: dict[str, dict[str, Any]] = config.settings.get("policy") or default_policy()
+        self.token_lifetime = int(config.settings.get("token_lifetime_seconds", 900))
+        self._key = lru_cache(maxsize=1024)(self._derive_key)
+
+    async def close(self) -> None:
+        await self.client.aclose()
+        self.store.close()
+
+    # --- subjects and DIDs -------------------------------------------------------------
+    def create_subject(self, subject: str) -> dict[str, Any]:
+        did = did_for(self.config.public_url, path_id_for(self.config.seed, self.config.name, subject))
+        record = {"subject": subject, "did": did, "services": []}
+        if not self.store.insert_new(SUBJECTS, subject, record):
+            raise HttpError(409, "Conflict", f"subject {subject!r} already exists")
+        self.store.put("did_index", did, {"subject": subject})
+        return record
+
+    def subject(self, subject: str) -> dict[str, Any]:
+        record = self.store.get(SUBJECTS, subject)
+        if record is None:
+            raise HttpError(404, "Not Found", f"subject {subject!r} does not exist on this node")
+        return record
+
+    def subject_of_did(self, did: str) -> dict[str, Any] | None:
+        entry = self.store.get("did_index", did)
+        return self.store.get(SUBJECTS, entry["subject"]) if entry else None
+
+    def document(self, record: dict[str, Any]) -> dict[str, Any]:
+        return build_document(record["did"], public_jwk(self._key(record["subject"])), record["services"])
+
+    def local_document(self, did: str) -> dict[str, Any] | None:
+        record = self.subject_of_did(did)
+        return self.document(record) if record else None
+
+    def signing_key(self, did: str) -> ECKey:
+        record = self.subject_of_did(did)
+        if record is None:
+            raise HttpError(400, "Bad Request", f"{did} is not a DID of a subject on this node")
+        return self._key(record["subject"])
+
+    def _derive_key(self, subject: str) -> ECKey:
+        return derive_key(self.config.seed, self.config.name, subject)
+
+    def add_service(self, subject: str, service: dict[str, Any]) -> dict[str, Any]:
+        record = self.subject(subject)
+        service = {**service, "id": f"{record['did']}#{service.get('id') or service['type']}"}
+        record["services"] = [s for s in record["services"] if s["id"] != service["id"]] + [service]
+        self.store.put(SUBJECTS, subject, record)
+        return service
+
+    # --- issuing -----------------------------------------------------------------------
+    def issue(self, request: dict[str, Any]) -> str:
+        types = request.get("type")
+        types = [types] if isinstance(types, str) else types
+        subject = request.get("credentialSubject")
+        issuer = request.get("issuer")
+        if not isinstance(types, list) or not all(isinstance(t, str) for t in types) or not types:
+            raise HttpError(400, "Bad Request", "'type' must be a string or a list of strings")
+        if not isinstance(subject, dict) or not isinstance(subject.get("id"), str):
+            raise HttpError(400, "Bad Request", "'credentialSubject' must be an object with an 'id'")
+        if request.get("format", "jwt_vc") != "jwt_vc":
+            raise HttpError(400, "Bad Request", "only format 'jwt_vc' is offered by this node")
+        if not isinstance(issuer, str):
+            raise HttpError(400, "Bad Request", "'issuer' must be a DID of this node")
+        expires_at = _epoch(request.get("expirationDate"))
+        credential_id, token = vc.issue_credential(
+            issuer, self.signing_key(issuer), types, subject, expires_at, request.get("@context")
+        )
+        self.store.put(ISSUED, credential_id, {"id": credential_id, "jwt": token, "revoked": False})
+        return token
+
+    # --- wallet and trust ----------------------------------------------------------------
+    async def verify_credential(self, token: str, now: float | None = None) -> dict[str, Any]:
+        """Signature, validity period and trusted issuer; returns the credential's W3C view."""
+        now = time.time() if now is None else now
+        jwt = vc.Jwt.read(token)
+        view = vc.credential_view(jwt)
+        if jwt.signer_did != jwt.claims.get("iss"):
+            raise vc.CredentialError("the credential is not signed by its issuer")
+        await vc.verify_signature(jwt, self.resolver)
+        vc.check_validity_period(jwt, now, f"credential {view['id']}")
+        if not any(self.is_trusted(t, view["issuer"]) for t in vc.types_of(view)):
+            raise vc.CredentialError(f"issuer {view['issuer']} is not trusted for {', '.join(vc.types_of(view))}")
+        return view
+
+    def trust(self, credential_type: str, issuer: str, trusted: bool) -> None:
+        key = f"{credential_type}|{issuer}"
+        if trusted:
+            self.store.put(TRUST, key, {"credentialType": credential_type, "issuer": issuer})
+        else:
+            self.store.delete(TRUST, key)
+
+    def is_trusted(self, credential_type: str, issuer: str) -> bool:
+        return self.store.get(TRUST, f"{credential_type}|{issuer}") is not None
+
+    async def add_to_wallet(self, subject: str, token: str) -> None:
+        record = self.subject(subject)
+        view = await self.verify_credential(token)
+        if view["credentialSubject"].get("id") != record["did"]:
+            raise vc.CredentialError(
+                f"the credential is about {view['credentialSubject'].get('id')}, not {record['did']}"
+            )
+        self.store.put(WALLET, f"{subject}|{view['id']}", {"subject": subject, "jwt": token})
+
+    def wallet(self, subject: str) -> list[str]:
+        self.subject(subject)
+        return [entry["jwt"] for entry in self.store.iterate(WALLET) if entry["subject"] == subject]
+
+
+def _epoch(value: Any) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise HttpError(400, "Bad Request", "'expirationDate' must be an RFC 3339 date-time string")
+
+    try:
+        return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp())
+    except ValueError:
+        raise HttpError(400, "Bad Request", f"'expirationDate' is not a date-time: {value!r}") from None

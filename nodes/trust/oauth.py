@@ -1,0 +1,261 @@
+"""Service-to-service access tokens (Nuts RFC021): the authorization server with the
+`vp_token-bearer` grant, introspection, and the client that obtains tokens for a subject.
+
+The token endpoint checks its rules in the order the Nuts node v6 does, so a request that
+breaks one rule is refused for that rule (shared/REFERENCE.md, section 1)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+import uuid
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from nodes.common.http import HttpError
+from nodes.trust import credentials as vc
+from nodes.trust.node import TrustNode
+from nodes.trust.presentation import SubmissionError, check_submission, select, submission_for
+
+GRANT_TYPE = "vp_token-bearer"
+MAX_VP_WINDOW_SECONDS = 5
+NONCE_MEMORY_SECONDS = 10
+TOKENS = "access_tokens"
+
+
+class OAuthError(HttpError):
+    """An RFC 6749 error response: `{"error": code, "error_description": why}`."""
+
+    def __init__(self, code: str, description: str, status: int = 400):
+        super().__init__(status, code, description, error=code, error_description=description)
+
+
+def issuer_url(node: TrustNode, subject: str) -> str:
+    return f"{node.config.public_url}/oauth2/{subject}"
+
+
+def metadata(node: TrustNode, subject: str) -> dict[str, Any]:
+    node.subject(subject)
+    issuer = issuer_url(node, subject)
+    return {
+        "issuer": issuer,
+        "token_endpoint": f"{issuer}/token",
+        "presentation_definition_endpoint": f"{issuer}/presentation_definition",
+        "grant_types_supported": [GRANT_TYPE],
+        "token_endpoint_auth_methods_supported": ["none"],
+        "dpop_signing_alg_values_supported": [],
+        "vp_formats_supported": {
+            "jwt_vp": {"alg_values_supported": ["ES256"]},
+            "jwt_vc": {"alg_values_supported": ["ES256"]},
+        },
+    }
+
+
+def presentation_definition(node: TrustNode, scope: str) -> dict[str, Any]:
+    entry = node.policy.get(scope)
+    if entry is None:
+        raise OAuthError("invalid_scope", f"scope {scope!r} is not in this node's policy")
+    return entry["organization"]
+
+
+class NonceMemory:
+    """Nonces seen recently; a presentation's nonce may be used once."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, float] = {}
+
+    def first_use(self, nonce: str, now: float) -> bool:
+        self._seen = {n: t for n, t in self._seen.items() if t > now}
+        if nonce in self._seen:
+            return False
+        self._seen[nonce] = now + NONCE_MEMORY_SECONDS
+        return True
+
+
+async def token(node: TrustNode, nonces: NonceMemory, subject: str, form: dict[str, str]) -> dict[str, Any]:
+    node.subject(subject)
+    if form.get("grant_type") != GRANT_TYPE:
+        raise OAuthError("unsupported_grant_type", f"grant_type must be {GRANT_TYPE!r}")
+    for name in ("assertion", "presentation_submission", "scope"):
+        if not form.get(name):
+            raise OAuthError("invalid_request", f"missing form field {name!r}")
+    definition = presentation_definition(node, form["scope"])
+    now = time.time()
+    try:
+        vp = vc.Jwt.read(form["assertion"])
+        credentials = [vc.Jwt.read(c) for c in _presented(vp)]
+        views = [vc.credential_view(c) for c in credentials]
+    except vc.CredentialError as exc:
+        raise OAuthError("invalid_request", f"assertion: {exc}") from None
+
+    # 1. The presentation is short-lived: at most 5 seconds between nbf and exp.
+    _check_window(vp, now)
+    # 2. One signer, who is the subject of every credential presented.
+    signer = vp.signer_did
+    if not signer or vp.claims.get("iss") not in (None, signer):
+        raise OAuthError("invalid_request", "rule signer: the presentation's 'iss' and signing key disagree")
+    for view in views:
+        if view["credentialSubject"].get("id") != signer:
+            raise OAuthError(
+                "invalid_request",
+                f"rule signer: credential {view['id']} is about another subject than the signer {signer}",
+            )
+    # 3. The audience is this authorization server's issuer URL (the node, not RFC021 text).
+    audience = vp.claims.get("aud")
+    audiences = audience if isinstance(audience, list) else [audience]
+    if issuer_url(node, subject) not in audiences:
+        raise OAuthError("invalid_request", f"rule audience: 'aud' must be {issuer_url(node, subject)}")
+    # 4. The submission satisfies the scope's presentation definition.
+    try:
+        submission = json.loads(form["presentation_submission"])
+        claims = check_submission(definition, submission, {"verifiableCredential": views})
+    except (ValueError, SubmissionError) as exc:
+        raise OAuthError("invalid_request", f"rule presentation_definition: {exc}") from None
+    # 5. The nonce is new.
+    nonce = vp.claims.get("nonce")
+    if not isinstance(nonce, str) or not nonce:
+        raise OAuthError("invalid_request", "rule nonce: the presentation has no nonce")
+    if not nonces.first_use(f"{signer}|{nonce}", now):
+        raise OAuthError("invalid_request", "rule nonce: this nonce was used before")
+    # 6. Signatures, validity and trust of everything presented.
+    try:
+        await vc.verify_signature(vp, node.resolver)
+        for credential in credentials:
+            await node.verify_credential(credential.raw, now)
+    except vc.CredentialError as exc:
+        raise OAuthError("invalid_request", f"rule verification: {exc}") from None
+    return _issue_token(node, subject, signer, form["scope"], claims, int(now))
+
+
+def _presented(vp: vc.Jwt) -> list[str]:
+    body = vp.claims.get("vp")
+    if not isinstance(body, dict):
+        raise vc.CredentialError("the presentation has no 'vp' claim")
+    presented = body.get("verifiableCredential", [])
+    presented = presented if isinstance(presented, list) else [presented]
+    if not presented or not all(isinstance(c, str) for c in presented):
+        raise vc.CredentialError("the presentation must carry JWT credentials")
+    return presented
+
+
+def _check_window(vp: vc.Jwt, now: float) -> None:
+    nbf, exp = vp.claims.get("nbf"), vp.claims.get("exp")
+    if not isinstance(nbf, int | float) or not isinstance(exp, int | float):
+        raise OAuthError("invalid_request", "rule validity: the presentation needs 'nbf' and 'exp'")
+    if exp - nbf > MAX_VP_WINDOW_SECONDS:
+        raise OAuthError(
+            "invalid_request",
+            f"rule validity: the presentation is valid for {exp - nbf:.0f} s; "
+            f"at most {MAX_VP_WINDOW_SECONDS} s is allowed",
+        )
+    if not nbf - vc.CLOCK_SKEW_SECONDS <= now < exp + vc.CLOCK_SKEW_SECONDS:
+        raise OAuthError("invalid_request", "rule validity: the presentation is not valid at this time")
+
+
+def _issue_token(
+    node: TrustNode, subject: str, client: str, scope: str, claims: dict[str, Any], now: int
+) -> dict[str, Any]:
+    access_token = secrets.token_urlsafe(32)
+    record = {
+        "iss": issuer_url(node, subject),
+        "client_id": client,
+        "scope": scope,
+        "iat": now,
+        "exp": now + node.token_lifetime,
+        **claims,
+    }
+    node.store.put(TOKENS, access_token, record)
+    return {"access_token": access_token, "token_type": "Bearer", "expires_in": node.token_lifetime, "scope": scope}
+
+
+def introspect(node: TrustNode, access_token: str) -> dict[str, Any]:
+    record = node.store.get(TOKENS, access_token) if access_token else None
+    if record is None or record["exp"] <= time.time():
+        return {"active": False}
+    return {"active": True, **record}
+
+
+async def request_service_access_token(node: TrustNode, subject: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Client side: find the authorization server, present the wallet, and get a token."""
+    holder = node.subject(subject)
+    server, scope = body.get("authorization_server"), body.get("scope")
+    if not isinstance(server, str) or not server.startswith("https://"):
+        raise HttpError(400, "Bad Request", "'authorization_server' must be an https URL")
+    if not isinstance(scope, str) or not scope:
+        raise HttpError(400, "Bad Request", "'scope' is required")
+    if body.get("token_type", "Bearer") != "Bearer":
+        raise HttpError(400, "Bad Request", "this node offers token_type 'Bearer' only")
+    meta = await _fetch_json(node, _metadata_url(server), "authorization server metadata")
+    if GRANT_TYPE not in meta.get("grant_types_supported", []):
+        raise HttpError(502, "Bad Gateway", f"{server} does not support the {GRANT_TYPE} grant")
+    definition = await _fetch_json(
+        node, str(meta["presentation_definition_endpoint"]), "presentation definition", params={"scope": scope}
+    )
+    wallet = node.wallet(subject)
+    views = [vc.credential_view(vc.Jwt.read(t)) for t in wallet]
+    chosen = select(definition, views)
+    if chosen is None:
+        raise HttpError(
+            412, "Precondition Failed", f"the wallet of {subject!r} lacks credentials that scope {scope!r} asks for"
+        )
+    picked = sorted({index for _, index in chosen})
+    renumber = {old: new for new, old in enumerate(picked)}
+    now = int(time.time())
+    claims = {
+        "iss": holder["did"],
+        "sub": holder["did"],
+        "aud": server,
+        "nonce": secrets.token_urlsafe(16),
+        "jti": str(uuid.uuid4()),
+        "nbf": now,
+        "exp": now + MAX_VP_WINDOW_SECONDS,
+        "vp": {
+            "@context": vc.VC_CONTEXT,
+            "type": ["VerifiablePresentation"],
+            "verifiableCredential": [wallet[i] for i in picked],
+        },
+    }
+    assertion = vc.sign(claims, holder["did"], node.signing_key(holder["did"]))
+    submission = submission_for(definition, [(d, renumber[i]) for d, i in chosen])
+    form = {
+        "grant_type": GRANT_TYPE,
+        "assertion": assertion,
+        "presentation_submission": json.dumps(submission),
+        "scope": scope,
+    }
+    try:
+        response = await node.client.post(str(meta["token_endpoint"]), data=form)
+    except httpx.HTTPError as exc:
+        raise HttpError(
+            502, "Bad Gateway", f"token endpoint {meta['token_endpoint']} unreachable: {exc.__class__.__name__}"
+        ) from None
+    if response.status_code != 200:
+        raise HttpError(
+            502, "Bad Gateway", f"the authorization server refused: {response.status_code} {response.text[:500]}"
+        )
+    return response.json()
+
+
+def _metadata_url(issuer: str) -> str:
+    """RFC 8414 section 3: the well-known segment goes between host and path."""
+    parts = urlsplit(issuer)
+    return f"{parts.scheme}://{parts.netloc}/.well-known/oauth-authorization-server{parts.path}"
+
+
+async def _fetch_json(node: TrustNode, url: str, what: str, params: dict[str, str] | None = None) -> dict[str, Any]:
+    try:
+        response = await node.client.get(url, params=params)
+    except httpx.HTTPError as exc:
+        raise HttpError(502, "Bad Gateway", f"{what} at {url} unreachable: {exc.__class__.__name__}") from None
+    if response.status_code != 200:
+        raise HttpError(502, "Bad Gateway", f"{what} at {url} answered {response.status_code}")
+    try:
+        value = response.json()
+    except ValueError:
+        raise HttpError(502, "Bad Gateway", f"{what} at {url} is not JSON") from None
+    if not isinstance(value, dict):
+        raise HttpError(502, "Bad Gateway", f"{what} at {url} is not a JSON object")
+    return value

@@ -1,0 +1,132 @@
+"""Make a fresh network usable, through the nodes' own APIs only (so an implementation
+under test is bootstrapped exactly like a reference node):
+
+1. every organisation with a trust node gets a subject and a did:web DID;
+2. every trust node trusts the credential issuer for NutsOrganizationCredential;
+3. the issuer issues each organisation a NutsOrganizationCredential (JWT), which goes
+   into the organisation's wallet.
+
+The result is the context scenarios template against: organisations, DIDs, node URLs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from nodes.trust.did import document_url
+from testbed.errors import TestbedError
+from testbed.runtime.plan import NetworkPlan
+from testbed.topology import Network, Role
+
+ORGANISATION_CREDENTIAL = "NutsOrganizationCredential"
+
+
+class BootstrapError(TestbedError):
+    """A node refused or failed a bootstrap call; the message names node, call and answer."""
+
+
+def bootstrap(
+    network: Network, plan: NetworkPlan, client: httpx.Client, progress: Callable[[str], None]
+) -> dict[str, Any]:
+    trust_of = {org.id: plan.node(node.name) for org, node in network.nodes_with_role(Role.TRUST)}
+    orgs: dict[str, dict[str, Any]] = {}
+    for org in network.organisations:
+        entry: dict[str, Any] = {
+            "id": org.id,
+            "name": org.name,
+            "ura": org.ura,
+            "city": org.city,
+            "category": org.category,
+        }
+        trust = trust_of.get(org.id)
+        if trust is not None:
+            entry["subject"] = org.id
+            entry["did"] = _subject_did(client, trust.name, trust.internal_url, org.id)
+            entry["did_document_path"] = urlsplit(document_url(entry["did"])).path
+            entry["authorization_server"] = f"{trust.public_url}/oauth2/{org.id}"
+            progress(f"{org.id}: subject {org.id} with DID {entry['did']}")
+        orgs[org.id] = entry
+
+    issuer_org = network.credential_issuer
+    issuer_node = trust_of[issuer_org]
+    issuer_did = orgs[issuer_org]["did"]
+    for trust in trust_of.values():
+        _call(
+            client,
+            trust.name,
+            "POST",
+            f"{trust.internal_url}/internal/vcr/v2/verifier/trust",
+            json={"issuer": issuer_did, "credentialType": ORGANISATION_CREDENTIAL},
+            expect=(204,),
+        )
+    for org_id, trust in trust_of.items():
+        org = orgs[org_id]
+        credential = _call(
+            client,
+            issuer_node.name,
+            "POST",
+            f"{issuer_node.internal_url}/internal/vcr/v2/issuer/vc",
+            json={
+                "type": ORGANISATION_CREDENTIAL,
+                "issuer": issuer_did,
+                "credentialSubject": {
+                    "id": org["did"],
+                    "organization": {"name": org["name"], "city": org["city"], "ura": org["ura"]},
+                },
+                "format": "jwt_vc",
+            },
+            expect=(200,),
+        ).json()
+        _call(
+            client,
+            trust.name,
+            "POST",
+            f"{trust.internal_url}/internal/vcr/v2/holder/{org_id}/vc",
+            json=credential,
+            expect=(204,),
+        )
+        progress(f"{org_id}: {ORGANISATION_CREDENTIAL} issued by {issuer_org} and stored in its wallet")
+
+    nodes = {
+        p.name: {
+            "name": p.name,
+            "role": p.role.value,
+            "organisation": p.organisation,
+            "url": p.public_url,
+            "internal_url": p.internal_url,
+        }
+        for p in plan.nodes
+    }
+    return {
+        "network": {"name": network.name, "seed": network.seed, "credential_issuer": issuer_did},
+        "orgs": orgs,
+        "nodes": nodes,
+    }
+
+
+def _subject_did(client: httpx.Client, node: str, internal_url: str, subject: str) -> str:
+    """Create the subject; when it exists already (a long-running implementation under
+    test), use the DID it has."""
+    url = f"{internal_url}/internal/vdr/v2/subject"
+    response = _call(client, node, "POST", url, json={"subject": subject}, expect=(200, 409))
+    if response.status_code == 200:
+        return response.json()["documents"][0]["id"]
+    return _call(client, node, "GET", f"{url}/{subject}", expect=(200,)).json()[0]
+
+
+def _call(
+    client: httpx.Client, node: str, method: str, url: str, expect: tuple[int, ...], **kwargs: Any
+) -> httpx.Response:
+    try:
+        response = client.request(method, url, **kwargs)
+    except httpx.HTTPError as exc:
+        raise BootstrapError(f"bootstrap: {node} unreachable at {method} {url}: {exc}") from None
+    if response.status_code not in expect:
+        raise BootstrapError(
+            f"bootstrap: {node} answered {response.status_code} to {method} {url} "
+            f"(expected {', '.join(map(str, expect))}): {response.text[:500]}"
+        )
+    return response

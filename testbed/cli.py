@@ -1,0 +1,220 @@
+"""The `testbed` command."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from testbed.errors import ConfigError, ExitCode, TestbedError
+from testbed.report.terminal import print_check, print_summary
+from testbed.report.writers import write_all
+from testbed.runtime.state import RunFolder, all_run_ids, current_run_id, new_run_id
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Conformance and load testbed for health-data networks."
+)
+console = Console(stderr=False, highlight=False)
+errors = Console(stderr=True, highlight=False)
+
+DEFAULT_NETWORK = Path("scenarios/networks/reference.yaml")
+StateOption = Annotated[Path, typer.Option("--state", help="Folder for run state (CA, node configs, data)")]
+ReportsOption = Annotated[Path, typer.Option("--reports", help="Folder the run's reports go into")]
+RuntimeOption = Annotated[str, typer.Option("--runtime", envvar="RUNTIME", help="How nodes run: process")]
+
+
+def main() -> None:
+    """Entry point: bad input and interrupts end with a message and an exit code, not a traceback."""
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        code = app(standalone_mode=False)  # returns the exit code a command raised typer.Exit with
+        sys.exit(code if isinstance(code, int) else 0)
+    except TestbedError as exc:
+        errors.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+        sys.exit(ExitCode.HARNESS_ERROR)
+    except KeyboardInterrupt:
+        errors.print("interrupted: every node this run started has been stopped")
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (typer.Abort, EOFError):
+        sys.exit(130)
+    except Exception as exc:  # click usage errors and the like
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(ExitCode.HARNESS_ERROR)
+        raise
+
+
+def _interrupt(_signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _progress(message: str) -> None:
+    console.print(f"[dim]· {message}[/]", highlight=False)
+
+
+@app.command()
+def conformance(
+    paths: Annotated[list[Path] | None, typer.Argument(help="Scenario files or folders (default: scenarios/)")] = None,
+    network: Annotated[
+        Path | None, typer.Option("--network", help="Network file; default: the one the scenarios name")
+    ] = None,
+    runtime: RuntimeOption = "process",
+    state: StateOption = Path(".testbed"),
+    reports: ReportsOption = Path("reports"),
+    attach: Annotated[bool, typer.Option("--attach", help="Use the network `testbed up` started")] = False,
+) -> None:
+    """Boot the network, replay the scenarios, and write the conformance reports."""
+    from testbed.conformance.runner import ConformanceOptions, run_conformance
+
+    run_id = current_run_id(state) if attach else new_run_id("conformance")
+    folder = RunFolder(state, reports, run_id if not attach else new_run_id("attached"))
+    options = ConformanceOptions(
+        scenario_paths=paths or [Path("scenarios")],
+        network_path=network,
+        runtime=runtime,
+        folder=folder,
+        attach=RunFolder(state, reports, run_id) if attach else None,
+        on_progress=_progress,
+        on_check=lambda scenario, check: print_check(console, scenario, check),
+    )
+    results = run_conformance(options)
+    write_all(results, folder.report_dir)
+    print_summary(console, results, folder.report_dir)
+    if results.error:
+        errors.print(f"[bold red]error:[/] {results.error}", highlight=False)
+    raise typer.Exit(results.exit_code)
+
+
+@app.command()
+def up(
+    network: Annotated[Path, typer.Option("--network", help="Network file")] = DEFAULT_NETWORK,
+    runtime: RuntimeOption = "process",
+    state: StateOption = Path(".testbed"),
+    reports: ReportsOption = Path("reports"),
+) -> None:
+    """Start a network and leave it running (stop it with `testbed down`)."""
+    from testbed.network import start_network
+    from testbed.topology import load_network
+
+    loaded = load_network(network)
+    folder = RunFolder(state, reports, new_run_id("up"))
+    running = start_network(loaded, runtime, folder, owner_pid=None, progress=_progress)
+    folder.mark_current()
+    _print_nodes(running.state.nodes, {n.plan.name: "up" for n in running.state.nodes})
+    console.print(f"run [bold]{folder.run_id}[/]: logs in {folder.logs_dir}; CA certificate {folder.ca_file}")
+
+
+@app.command()
+def status(
+    run: Annotated[str | None, typer.Option("--run", help="Run id (default: the last `testbed up`)")] = None,
+    state: StateOption = Path(".testbed"),
+    reports: ReportsOption = Path("reports"),
+) -> None:
+    """Show the nodes of a running network and whether each answers its health check."""
+    from testbed.network import attach
+
+    running = attach(RunFolder(state, reports, run or current_run_id(state)))
+    health = {}
+    with running.client(timeout=2.0) as client:
+        for node in running.state.nodes:
+            health[node.plan.name] = _health(client.get, f"{node.plan.internal_url}/health")
+    _print_nodes(running.state.nodes, health)
+    if any(v != "up" for v in health.values()):
+        raise typer.Exit(1)
+
+
+@app.command()
+def down(
+    run: Annotated[str | None, typer.Option("--run", help="Run id (default: the last `testbed up`)")] = None,
+    all_runs: Annotated[bool, typer.Option("--all", help="Stop every run found in the state folder")] = False,
+    state: StateOption = Path(".testbed"),
+    reports: ReportsOption = Path("reports"),
+) -> None:
+    """Stop a network started with `testbed up` (or, with --all, every leftover run)."""
+    from testbed.network import stop_network
+
+    run_ids = all_run_ids(state) if all_runs else [run or current_run_id(state)]
+    for run_id in run_ids:
+        folder = RunFolder(state, reports, run_id)
+        try:
+            run_state = folder.load()
+        except TestbedError as exc:
+            errors.print(f"{run_id}: {exc}; removing its state folder")
+            folder.remove_state()
+            continue
+        killed = stop_network(folder, run_state)
+        note = f" (had to kill: {', '.join(killed)})" if killed else ""
+        console.print(f"stopped run {run_id}{note}")
+    if not run_ids:
+        console.print("nothing to stop")
+
+
+@app.command()
+def validate(paths: Annotated[list[Path], typer.Argument(help="Scenario or network files")]) -> None:
+    """Check scenario and network files without starting anything."""
+    from testbed.conformance.catalogue import Catalogue
+    from testbed.scenario.loader import check_scenario, load_scenario
+    from testbed.topology import load_network
+    from testbed.yamlsource import read_yaml
+
+    catalogue = Catalogue.load()
+    for path in paths:
+        doc = read_yaml(path)
+        if isinstance(doc.data, dict) and "organisations" in doc.data:
+            load_network(path)
+        elif isinstance(doc.data, dict) and "steps" in doc.data:
+            scenario = load_scenario(path)
+            check_scenario(scenario, load_network(scenario.network_path).network, catalogue)
+        else:
+            raise ConfigError(f"{path}:1: neither a scenario (has 'steps') nor a network file (has 'organisations')")
+        console.print(f"[green]✓[/] {path}")
+
+
+@app.command()
+def schema(out: Annotated[Path | None, typer.Option("--out", help="Folder to write the schemas into")] = None) -> None:
+    """Write the JSON Schemas of scenario, network and results files."""
+    from testbed.schemas import SCHEMA_DIR, write_schemas
+
+    for path in write_schemas(out or SCHEMA_DIR):
+        console.print(f"wrote {path}")
+
+
+def _health(get: Callable[[str], httpx.Response], url: str) -> str:
+    try:
+        return "up" if get(url).status_code == 200 else "unhealthy"
+    except httpx.HTTPError as exc:
+        return f"down ({exc.__class__.__name__})"
+
+
+def _print_nodes(nodes: list[Any], health: dict[str, str]) -> None:
+    table = Table("node", "role", "organisation", "kind", "public URL", "internal URL", "pid", "health")
+    for node in nodes:
+        plan = node.plan
+        table.add_row(
+            plan.name,
+            plan.role.value,
+            plan.organisation,
+            plan.kind,
+            plan.public_url,
+            plan.internal_url,
+            str(node.pid or "-"),
+            health.get(plan.name, "?"),
+        )
+    console.print(table)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()

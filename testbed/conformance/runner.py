@@ -1,0 +1,198 @@
+"""A conformance run, front to back: load and check every input, start (or attach to) the
+network, replay the scenarios, and fold the checks into one results model."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from testbed import __version__
+from testbed.conformance.catalogue import Catalogue
+from testbed.errors import ConfigError, ExitCode, TestbedError
+from testbed.files import display_path
+from testbed.network import RunningNetwork, network_session
+from testbed.report.model import (
+    CheckResult,
+    ImplementationInfo,
+    InputFile,
+    Level,
+    MachineInfo,
+    Outcome,
+    RequirementCoverage,
+    RunResults,
+    Summary,
+)
+from testbed.runtime.state import RunFolder
+from testbed.scenario.engine import Engine
+from testbed.scenario.loader import LoadedScenario, check_scenario, load_scenario
+from testbed.topology import LoadedNetwork, load_network
+
+
+@dataclass
+class ConformanceOptions:
+    scenario_paths: list[Path]
+    network_path: Path | None  # None: the network the scenarios name
+    runtime: str
+    folder: RunFolder
+    attach: RunFolder | None = None  # replay against a network started by `testbed up`
+    on_progress: Callable[[str], None] = lambda _: None
+    on_check: Callable[[str, CheckResult], None] = lambda _s, _c: None
+    scenarios: list[LoadedScenario] = field(default_factory=list)
+
+
+def collect_scenario_files(paths: list[Path]) -> list[Path]:
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(sorted(path.glob("*.yaml")))
+        elif path.exists():
+            files.append(path)
+        else:
+            raise ConfigError(f"{path}: no such scenario file or folder")
+    if not files:
+        raise ConfigError(f"no scenario files (*.yaml) in {', '.join(map(str, paths))}")
+    return files
+
+
+def prepare(options: ConformanceOptions, catalogue: Catalogue) -> LoadedNetwork:
+    """Everything that can be wrong with the inputs is found here, before a node starts."""
+    options.scenarios = [load_scenario(p) for p in collect_scenario_files(options.scenario_paths)]
+    network_path = options.network_path or options.scenarios[0].network_path
+    if options.network_path is None:
+        others = {s.path for s in options.scenarios if s.network_path != network_path}
+        if others:
+            raise ConfigError(
+                f"one run uses one network: {', '.join(map(str, sorted(others)))} name another network than "
+                f"{network_path}; run them separately or pass --network"
+            )
+    loaded = load_network(network_path)
+    for scenario in options.scenarios:
+        check_scenario(scenario, loaded.network, catalogue)
+    return loaded
+
+
+def run_conformance(options: ConformanceOptions) -> RunResults:
+    catalogue = Catalogue.load()
+    loaded = prepare(options, catalogue)
+    results = RunResults(
+        run_id=options.folder.run_id,
+        harness_version=__version__,
+        git_revision=_git_revision(),
+        started=datetime.now(UTC),
+        runtime=options.runtime,
+        seed=loaded.network.seed,
+        network=InputFile(path=display_path(loaded.path), sha256=loaded.sha256),
+        scenario_files=[InputFile(path=display_path(s.path), sha256=s.sha256) for s in options.scenarios],
+        machine=MachineInfo(platform=platform.platform(), python=platform.python_version(), cpus=os.cpu_count() or 1),
+    )
+    try:
+        if options.attach is not None:
+            from testbed.network import attach
+
+            _replay(options, loaded, attach(options.attach), results)
+        else:
+            with network_session(loaded, options.runtime, options.folder, os.getpid(), options.on_progress) as running:
+                _replay(options, loaded, running, results)
+    except TestbedError as exc:
+        results.error = str(exc)
+    results.finished = datetime.now(UTC)
+    finalise(results, catalogue)
+    return results
+
+
+def _replay(options: ConformanceOptions, loaded: LoadedNetwork, running: RunningNetwork, results: RunResults) -> None:
+    results.implementations = _implementations(running)
+    with running.client() as client:
+        engine = Engine(loaded.network, running.state.context, client, running.log_tail)
+        for scenario in options.scenarios:
+            options.on_progress(f"scenario {scenario.scenario.name} ({len(scenario.scenario.steps)} steps)")
+            results.scenarios.append(engine.run(scenario, lambda c, s=scenario: options.on_check(s.scenario.name, c)))
+
+
+def _implementations(running: RunningNetwork) -> list[ImplementationInfo]:
+    infos = []
+    with running.client(timeout=3.0) as client:
+        for node in running.state.nodes:
+            plan = node.plan
+            version = None
+            with contextlib.suppress(httpx.HTTPError, ValueError, AttributeError):  # need not report one
+                version = client.get(f"{plan.internal_url}/status").json().get("version")
+            infos.append(
+                ImplementationInfo(
+                    node=plan.name,
+                    role=plan.role.value,
+                    organisation=plan.organisation,
+                    kind=plan.kind,
+                    public_url=plan.public_url,
+                    internal_url=plan.internal_url,
+                    version=version,
+                )
+            )
+    return infos
+
+
+def finalise(results: RunResults, catalogue: Catalogue) -> None:
+    """Requirement coverage, the summary counts and the exit code."""
+    verified: dict[str, list[tuple[str, CheckResult]]] = {}
+    for scenario, check in results.all_checks():
+        for requirement_id in check.requirements:
+            verified.setdefault(requirement_id, []).append((scenario.name, check))
+    results.requirements = [
+        RequirementCoverage(
+            id=req.id,
+            role=role,
+            level=req.level,
+            statement=req.statement,
+            source=req.source,
+            outcome=_combined([c.outcome for _, c in verified.get(req.id, [])]),
+            checks=[f"{s}/{c.id}" for s, c in verified.get(req.id, [])],
+        )
+        for role, req in catalogue.all()
+    ]
+    checks = [c for _, c in results.all_checks()]
+    count = {o: sum(c.outcome == o for c in checks) for o in Outcome}
+    must_failed = sum(
+        c.outcome == Outcome.FAILED and any(catalogue.get(r)[1].level == Level.MUST for r in c.requirements)
+        for c in checks
+    )
+    results.summary = Summary(
+        total=len(checks),
+        passed=count[Outcome.PASSED],
+        failed=count[Outcome.FAILED],
+        skipped=count[Outcome.SKIPPED],
+        error=count[Outcome.ERROR],
+        must_failed=must_failed,
+        requirements_total=len(results.requirements),
+        requirements_covered=sum(r.outcome is not None for r in results.requirements),
+    )
+    if must_failed:
+        results.exit_code = ExitCode.FAILED
+    elif results.error or count[Outcome.ERROR] or not checks:
+        results.exit_code = ExitCode.HARNESS_ERROR
+    else:
+        results.exit_code = ExitCode.OK
+
+
+def _combined(outcomes: list[Outcome]) -> Outcome | None:
+    for worst in (Outcome.FAILED, Outcome.ERROR):
+        if worst in outcomes:
+            return worst
+    if Outcome.PASSED in outcomes:
+        return Outcome.PASSED
+    return Outcome.SKIPPED if outcomes else None
+
+
+def _git_revision() -> str | None:
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else None

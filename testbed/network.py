@@ -1,0 +1,102 @@
+"""A network's life: plan it, start it on a runtime, bootstrap it, and tear it down again,
+whatever happens in between. Runtimes start nodes; this module owns the run folder."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import httpx
+
+from testbed.bootstrap import bootstrap
+from testbed.runtime import get_runtime
+from testbed.runtime.plan import plan_network
+from testbed.runtime.process import log_tail, ssl_context_for
+from testbed.runtime.state import NodeState, RunFolder, RunState, all_run_ids
+from testbed.topology import LoadedNetwork
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class RunningNetwork:
+    folder: RunFolder
+    state: RunState
+
+    def client(self, timeout: float = 15.0) -> httpx.Client:
+        """An HTTP client that trusts the network CA (and extra CAs of implementations)."""
+        return httpx.Client(verify=ssl_context_for(self.folder.ca_file, self.state), timeout=timeout)
+
+    def node(self, name: str) -> NodeState:
+        return next(n for n in self.state.nodes if n.plan.name == name)
+
+    def log_tail(self, name: str) -> list[str]:
+        return log_tail(self.node(name))
+
+
+def start_network(
+    loaded: LoadedNetwork, runtime_name: str, folder: RunFolder, owner_pid: int | None, progress: Progress
+) -> RunningNetwork:
+    runtime = get_runtime(runtime_name)
+    folder.create()
+    state = RunState(
+        run_id=folder.run_id,
+        runtime=runtime_name,
+        network_file=str(loaded.path),
+        network_sha256=loaded.sha256,
+        owner_pid=owner_pid,
+    )
+    folder.save(state)
+    try:
+        plan = plan_network(loaded, taken_hosts=_hosts_of_other_runs(folder))
+        runtime.start(loaded, plan, folder, state, owner_pid, progress)
+        running = RunningNetwork(folder, state)
+        with running.client() as client:
+            state.context = bootstrap(loaded.network, plan, client, progress)
+        state.context["network"]["run_id"] = folder.run_id
+        state.status = "up"
+        folder.save(state)
+        return running
+    except BaseException:
+        stop_network(folder, state)
+        raise
+
+
+def stop_network(folder: RunFolder, state: RunState) -> list[str]:
+    """Stop what the run started and remove its state; Ctrl-C cannot cut this short."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        killed = get_runtime(state.runtime).stop(state)
+        state.status = "stopped"
+        folder.remove_state()
+        return killed
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@contextlib.contextmanager
+def network_session(
+    loaded: LoadedNetwork, runtime_name: str, folder: RunFolder, owner_pid: int, progress: Progress
+) -> Iterator[RunningNetwork]:
+    running = start_network(loaded, runtime_name, folder, owner_pid, progress)
+    try:
+        yield running
+    finally:
+        stop_network(folder, running.state)
+
+
+def attach(folder: RunFolder) -> RunningNetwork:
+    return RunningNetwork(folder, folder.load())
+
+
+def _hosts_of_other_runs(folder: RunFolder) -> set[str]:
+    hosts: set[str] = set()
+    for run_id in all_run_ids(folder.state_root):
+        if run_id == folder.run_id:
+            continue
+        with contextlib.suppress(Exception):
+            other = RunFolder(folder.state_root, folder.report_dir.parent, run_id).load()
+            hosts.update(n.plan.host for n in other.nodes if n.plan.managed)
+    return hosts

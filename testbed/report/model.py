@@ -1,0 +1,148 @@
+"""The one results model every report format is written from.
+
+A run holds scenario results; a scenario result holds checks (one per step); every check
+names the requirement ids it verifies. Report writers only read this model, never raw data.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+RESULTS_SCHEMA_VERSION = "1.0"
+
+
+class Outcome(StrEnum):
+    """What happened to one check (shared/DESIGN.md, "Outcomes")."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # not applicable, or not run because an earlier step did not deliver
+    ERROR = "error"  # the harness or the environment failed, not the implementation
+
+
+class Level(StrEnum):
+    MUST = "MUST"
+    SHOULD = "SHOULD"
+    MAY = "MAY"
+
+
+class HttpRequestRecord(BaseModel):
+    method: str
+    url: str
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: str | None = None
+
+
+class HttpResponseRecord(BaseModel):
+    status: int
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: str | None = None
+    elapsed_ms: float
+
+
+class ExpectationResult(BaseModel):
+    """One expectation of a step: what was expected, what was seen, and whether they agree."""
+
+    what: str  # e.g. "status", "json $.active", "header content-type"
+    expected: Any
+    actual: Any
+    passed: bool
+
+
+class Evidence(BaseModel):
+    request: HttpRequestRecord | None = None
+    response: HttpResponseRecord | None = None
+    expectations: list[ExpectationResult] = Field(default_factory=list)
+    node: str | None = None  # the node the step talked to
+    node_log_tail: list[str] = Field(default_factory=list)  # filled for failed and error checks
+
+
+class CheckResult(BaseModel):
+    id: str  # the step id, unique within its scenario
+    title: str
+    requirements: list[str]
+    outcome: Outcome
+    message: str = ""  # why it failed, errored or was skipped
+    started: datetime
+    duration_ms: float
+    evidence: Evidence = Field(default_factory=Evidence)
+
+
+class ScenarioResult(BaseModel):
+    name: str
+    file: str
+    sha256: str
+    description: str = ""
+    checks: list[CheckResult] = Field(default_factory=list)
+
+
+class RequirementCoverage(BaseModel):
+    """A catalogue requirement and what this run learned about it."""
+
+    id: str
+    role: str
+    level: Level
+    statement: str
+    source: str
+    outcome: Outcome | None = None  # None: no check in this run verified it
+    checks: list[str] = Field(default_factory=list)  # "<scenario>/<check id>"
+
+
+class ImplementationInfo(BaseModel):
+    node: str
+    role: str
+    organisation: str
+    kind: str  # "reference" or "url"
+    public_url: str
+    internal_url: str
+    version: str | None = None  # as reported by the node's /status, when it says
+
+
+class InputFile(BaseModel):
+    path: str
+    sha256: str
+
+
+class MachineInfo(BaseModel):
+    platform: str
+    python: str
+    cpus: int
+
+
+class Summary(BaseModel):
+    total: int = 0
+    passed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    error: int = 0
+    must_failed: int = 0  # failed checks that verify at least one MUST requirement
+    requirements_total: int = 0
+    requirements_covered: int = 0
+
+
+class RunResults(BaseModel):
+    schema_version: str = RESULTS_SCHEMA_VERSION
+    kind: str = "conformance"
+    run_id: str
+    harness_version: str
+    git_revision: str | None = None
+    started: datetime
+    finished: datetime | None = None
+    runtime: str
+    seed: str
+    network: InputFile
+    scenario_files: list[InputFile] = Field(default_factory=list)
+    implementations: list[ImplementationInfo] = Field(default_factory=list)
+    machine: MachineInfo
+    scenarios: list[ScenarioResult] = Field(default_factory=list)
+    requirements: list[RequirementCoverage] = Field(default_factory=list)
+    summary: Summary = Field(default_factory=Summary)
+    exit_code: int = 0
+    error: str | None = None  # a harness or environment error that stopped the run
+
+    def all_checks(self) -> list[tuple[ScenarioResult, CheckResult]]:
+        return [(s, c) for s in self.scenarios for c in s.checks]

@@ -1,0 +1,114 @@
+"""Where every node of a network will live: its address, ports and URLs.
+
+Each reference node gets its own loopback address (127.0.B.n) with fixed ports, so URLs
+read the same in every run; the block B is the first one whose addresses are free."""
+
+from __future__ import annotations
+
+import socket
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel
+
+from testbed.errors import TestbedError
+from testbed.topology import LoadedNetwork, Role, UrlImplementation
+
+PUBLIC_PORT = 8443
+INTERNAL_PORT = 8081
+FIRST_BLOCK, LAST_BLOCK = 10, 250
+
+
+class NodePlan(BaseModel):
+    name: str
+    role: Role
+    organisation: str
+    managed: bool  # True: a reference node the runtime starts; False: already running (url:)
+    host: str
+    public_port: int
+    internal_port: int
+    public_url: str
+    internal_url: str
+    ca_bundle: str | None = None  # extra CA the harness trusts for an implementation under test
+
+    @property
+    def kind(self) -> str:
+        return "reference" if self.managed else "url"
+
+
+class NetworkPlan(BaseModel):
+    nodes: list[NodePlan]
+
+    def node(self, name: str) -> NodePlan:
+        return next(n for n in self.nodes if n.name == name)
+
+    def managed(self) -> list[NodePlan]:
+        return [n for n in self.nodes if n.managed]
+
+
+def plan_network(loaded: LoadedNetwork, taken_hosts: set[str] | None = None) -> NetworkPlan:
+    network = loaded.network
+    references = [node for _, node in network.nodes() if node.is_reference]
+    block = _free_block(len(references), taken_hosts or set())
+    plans: list[NodePlan] = []
+    index = 0
+    for org, node in network.nodes():
+        if isinstance(node.implementation, UrlImplementation):
+            plans.append(_external(org.id, node.name, node.role, node.implementation))
+            continue
+        index += 1
+        host = f"127.0.{block}.{index}"
+        plans.append(
+            NodePlan(
+                name=node.name,
+                role=node.role,
+                organisation=org.id,
+                managed=True,
+                host=host,
+                public_port=PUBLIC_PORT,
+                internal_port=INTERNAL_PORT,
+                public_url=f"https://{host}:{PUBLIC_PORT}",
+                internal_url=f"https://{host}:{INTERNAL_PORT}",
+            )
+        )
+    return NetworkPlan(nodes=plans)
+
+
+def _external(org: str, name: str, role: Role, impl: UrlImplementation) -> NodePlan:
+    public = impl.url.rstrip("/")
+    internal = (impl.internal_url or impl.url).rstrip("/")
+    parts = urlsplit(public)
+    return NodePlan(
+        name=name,
+        role=role,
+        organisation=org,
+        managed=False,
+        host=parts.hostname or "",
+        public_port=parts.port or 443,
+        internal_port=urlsplit(internal).port or 443,
+        public_url=public,
+        internal_url=internal,
+        ca_bundle=impl.ca_bundle,
+    )
+
+
+def _free_block(count: int, taken_hosts: set[str]) -> int:
+    for block in range(FIRST_BLOCK, LAST_BLOCK + 1):
+        hosts = [f"127.0.{block}.{i}" for i in range(1, count + 1)]
+        if not taken_hosts.intersection(hosts) and all(
+            _bindable(h, p) for h in hosts for p in (PUBLIC_PORT, INTERNAL_PORT)
+        ):
+            return block
+    raise TestbedError(
+        f"no free loopback block: ports {PUBLIC_PORT} and {INTERNAL_PORT} are taken on "
+        f"127.0.{FIRST_BLOCK}-{LAST_BLOCK}.x; stop earlier runs with `testbed down --all`"
+    )
+
+
+def _bindable(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True

@@ -1,0 +1,259 @@
+"""Replay a scenario against a running network: one check per step.
+
+For each step: fill placeholders, make the call (or run the action), compare the answer
+with the expectations, capture values for later steps, and keep the evidence."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from testbed.files import display_path
+from testbed.report.model import (
+    CheckResult,
+    Evidence,
+    ExpectationResult,
+    HttpRequestRecord,
+    HttpResponseRecord,
+    Outcome,
+    ScenarioResult,
+)
+from testbed.scenario.expectations import NO_JSON, evaluate
+from testbed.scenario.loader import LoadedScenario, resolve_node
+from testbed.scenario.models import Action, Request, Step
+from testbed.scenario.templating import UndefinedVariable, lookup, render
+from testbed.topology import Network
+
+BODY_LIMIT = 64 * 1024  # evidence keeps at most this much of a body
+SECRET_HEADERS = ("authorization", "dpop")
+
+
+class StepError(Exception):
+    """The step could not be carried out; `outcome` says whose fault that is."""
+
+    def __init__(self, outcome: Outcome, message: str):
+        super().__init__(message)
+        self.outcome = outcome
+
+
+@dataclass
+class Exchange:
+    request: HttpRequestRecord
+    response: httpx.Response | None
+
+
+class Engine:
+    def __init__(
+        self,
+        network: Network,
+        context: dict[str, Any],
+        client: httpx.Client,
+        log_tail: Callable[[str], list[str]],
+    ):
+        self.network = network
+        self.context = context
+        self.client = client
+        self.log_tail = log_tail
+
+    def run(self, loaded: LoadedScenario, on_check: Callable[[CheckResult], None] = lambda _: None) -> ScenarioResult:
+        scenario = loaded.scenario
+        variables: dict[str, Any] = {
+            **self.context,
+            "vars": scenario.variables,
+            "actors": {actor: self.context["orgs"][org] for actor, org in scenario.actors.items()},
+        }
+        failed_captures: dict[str, str] = {}  # variable -> step that should have captured it
+        result = ScenarioResult(
+            name=scenario.name, file=display_path(loaded.path), sha256=loaded.sha256, description=scenario.description
+        )
+        for step in scenario.steps:
+            check = self._run_step(step, scenario.actors, variables, failed_captures)
+            if check.outcome != Outcome.PASSED:
+                failed_captures.update(dict.fromkeys(step.capture, step.id))
+            result.checks.append(check)
+            on_check(check)
+        return result
+
+    def _run_step(
+        self, step: Step, actors: dict[str, str], variables: dict[str, Any], failed: dict[str, str]
+    ) -> CheckResult:
+        started = datetime.now(UTC)
+        clock = time.perf_counter()
+        evidence = Evidence()
+        try:
+            exchange = self._exchange(step, actors, variables, evidence)
+            outcome, message = self._judge(step, exchange, variables, evidence)
+        except UndefinedVariable as exc:
+            if exc.root in failed:
+                outcome, message = (
+                    Outcome.SKIPPED,
+                    f"not run: needs '{exc.root}', which step '{failed[exc.root]}' did not capture",
+                )
+            else:
+                outcome, message = Outcome.ERROR, f"undefined placeholder {exc}"
+        except StepError as exc:
+            outcome, message = exc.outcome, str(exc)
+        if outcome in (Outcome.FAILED, Outcome.ERROR) and evidence.node:
+            evidence.node_log_tail = self.log_tail(evidence.node)
+        return CheckResult(
+            id=step.id,
+            title=step.title,
+            requirements=step.requirements,
+            outcome=outcome,
+            message=message,
+            started=started,
+            duration_ms=round((time.perf_counter() - clock) * 1000, 2),
+            evidence=evidence,
+        )
+
+    def _exchange(self, step: Step, actors: dict[str, str], variables: dict[str, Any], evidence: Evidence) -> Exchange:
+        if step.action is not None:
+            request = self._action_request(step.action, actors, variables)
+            if request is None:
+                return Exchange(HttpRequestRecord(method="-", url=f"action {step.action.name}"), None)
+        else:
+            assert step.request is not None
+            request = step.request
+        node = resolve_node(request.node, actors, self.network)
+        evidence.node = node
+        return self._send(request, node, variables, evidence)
+
+    def _action_request(self, action: Action, actors: dict[str, str], variables: dict[str, Any]) -> Request | None:
+        """A named action is a shorthand for calls a person would otherwise spell out."""
+        if action.name == "wait":
+            time.sleep(action.seconds or 0)
+            return None
+        requester = variables["actors"][action.requester]
+        holder = variables["actors"][action.holder]
+        return Request(
+            node=f"{action.requester}.trust",
+            api="internal",
+            method="POST",
+            path=f"/internal/auth/v2/{requester['subject']}/request-service-access-token",
+            json={
+                "authorization_server": holder["authorization_server"],
+                "scope": action.scope,
+                "token_type": "Bearer",
+            },
+        )
+
+    def _send(self, request: Request, node: str, variables: dict[str, Any], evidence: Evidence) -> Exchange:
+        base = self.context["nodes"][node]["url" if request.api == "public" else "internal_url"]
+        url = base + render(request.path, variables)
+        headers = {k: str(v) for k, v in render(request.headers, variables).items()}
+        kwargs: dict[str, Any] = {"headers": headers, "params": render(request.query, variables) or None}
+        if request.json_body is not None:
+            kwargs["json"] = render(request.json_body, variables)
+        elif request.form is not None:
+            kwargs["data"] = render(request.form, variables)
+        elif request.body is not None:
+            kwargs["content"] = str(render(request.body, variables))
+        built = self.client.build_request(request.method, url, **kwargs)
+        record = HttpRequestRecord(
+            method=built.method,
+            url=str(built.url),
+            headers=_redacted(built.headers),
+            body=_text(built.content) if built.content else None,
+        )
+        evidence.request = record
+        try:
+            response = self.client.send(built)
+        except httpx.TimeoutException:
+            raise StepError(Outcome.ERROR, f"{node} did not answer {built.method} {built.url} in time") from None
+        except httpx.HTTPError as exc:
+            raise StepError(
+                Outcome.ERROR, f"{node} unreachable at {built.url}: {exc.__class__.__name__}: {exc}"
+            ) from None
+        evidence.response = HttpResponseRecord(
+            status=response.status_code,
+            headers=_redacted(response.headers),
+            body=_text(response.content),
+            elapsed_ms=round(response.elapsed.total_seconds() * 1000, 2),
+        )
+        return Exchange(record, response)
+
+    def _judge(
+        self, step: Step, exchange: Exchange, variables: dict[str, Any], evidence: Evidence
+    ) -> tuple[Outcome, str]:
+        response = exchange.response
+        expect = step.expect.model_copy(
+            update={
+                "json_checks": [
+                    c.model_copy(update={k: render(getattr(c, k), variables) for k in (c.test,)})
+                    for c in step.expect.json_checks
+                ]
+            }
+        )
+        if response is None:
+            status, headers, body = 0, {}, NO_JSON
+        else:
+            status, headers, body = response.status_code, dict(response.headers), _json_or_marker(response)
+        evidence.expectations = evaluate(expect, status, headers, body)
+        failures = [e for e in evidence.expectations if not e.passed]
+        if failures:
+            return Outcome.FAILED, "; ".join(_describe(e) for e in failures)
+        problems = self._capture(step, status, headers, body, variables)
+        if problems:
+            evidence.expectations.extend(problems)
+            return Outcome.FAILED, "; ".join(_describe(e) for e in problems)
+        return Outcome.PASSED, ""
+
+    def _capture(
+        self, step: Step, status: int, headers: dict[str, str], body: Any, variables: dict[str, Any]
+    ) -> list[ExpectationResult]:
+        problems = []
+        lowered = {k.lower(): v for k, v in headers.items()}
+        for name, source in step.capture.items():
+            if source == "status":
+                variables[name] = status
+            elif source.startswith("header:"):
+                value = lowered.get(source.removeprefix("header:").strip().lower())
+                if value is None:
+                    problems.append(
+                        ExpectationResult(
+                            what=f"capture {name} from {source}", expected="present", actual=None, passed=False
+                        )
+                    )
+                else:
+                    variables[name] = value
+            else:
+                try:
+                    variables[name] = lookup("body" + source.removeprefix("$"), {"body": body})
+                except UndefinedVariable as exc:
+                    problems.append(
+                        ExpectationResult(
+                            what=f"capture {name} from {source}", expected="present", actual=str(exc), passed=False
+                        )
+                    )
+        return problems
+
+
+def _describe(result: ExpectationResult) -> str:
+    return f"{result.what}: expected {result.expected!r}, got {result.actual!r}"
+
+
+def _json_or_marker(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return NO_JSON
+
+
+def _text(content: bytes) -> str:
+    text = content[:BODY_LIMIT].decode("utf-8", errors="replace")
+    return text + ("\n… (truncated)" if len(content) > BODY_LIMIT else "")
+
+
+def _redacted(headers: httpx.Headers) -> dict[str, str]:
+    """Tokens in evidence are cut short: reports get published, and a token is a secret."""
+    out = {}
+    for name, value in headers.items():
+        if name.lower() in SECRET_HEADERS and len(value) > 16:
+            value = f"{value[:14]}…(redacted)"
+        out[name] = value
+    return out

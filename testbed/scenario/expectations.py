@@ -1,0 +1,81 @@
+"""Compare a response with a step's expectations; every expectation yields a result with
+what was expected and what was seen, so a report can show the difference."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from nodes.common.jsonpath import PathNotFound, find
+from testbed.report.model import ExpectationResult
+from testbed.scenario.models import Expect, JsonExpectation
+
+NO_JSON = object()  # the response body was not JSON
+
+
+def evaluate(expect: Expect, status: int, headers: dict[str, str], body: Any) -> list[ExpectationResult]:
+    results = []
+    if expect.status is not None:
+        allowed = expect.status if isinstance(expect.status, list) else [expect.status]
+        results.append(
+            ExpectationResult(what="status", expected=expect.status, actual=status, passed=status in allowed)
+        )
+    lowered = {k.lower(): v for k, v in headers.items()}
+    for name, pattern in expect.headers.items():
+        actual = lowered.get(name.lower())
+        passed = actual is not None and re.search(pattern, actual) is not None
+        results.append(
+            ExpectationResult(what=f"header {name}", expected=f"matches {pattern!r}", actual=actual, passed=passed)
+        )
+    for check in expect.json_checks:
+        results.append(_json(check, body))
+    return results
+
+
+def _json(check: JsonExpectation, body: Any) -> ExpectationResult:
+    test = check.test
+    expected = getattr(check, test)
+    what = f"json {check.path} {test.replace('_', ' ')}"
+    if body is NO_JSON:
+        return ExpectationResult(what=what, expected=expected, actual="(body is not JSON)", passed=False)
+    try:
+        actual = find(body, check.path)
+    except PathNotFound as exc:
+        passed = test == "exists" and expected is False
+        return ExpectationResult(what=what, expected=expected, actual=f"(absent: {exc})", passed=passed)
+    return ExpectationResult(what=what, expected=expected, actual=_short(actual), passed=_holds(test, expected, actual))
+
+
+def _holds(test: str, expected: Any, actual: Any) -> bool:
+    match test:
+        case "equals":
+            return _same(actual, expected)
+        case "not_equals":
+            return not _same(actual, expected)
+        case "exists":
+            return expected is True
+        case "contains":
+            if isinstance(actual, str):
+                return isinstance(expected, str) and expected in actual
+            return isinstance(actual, list) and any(_same(item, expected) for item in actual)
+        case "matches":
+            return isinstance(actual, str) and re.search(expected, actual) is not None
+        case "length":
+            return isinstance(actual, list | str | dict) and len(actual) == expected
+        case "at_least":
+            return isinstance(actual, int | float) and not isinstance(actual, bool) and actual >= expected
+        case "one_of":
+            return any(_same(actual, option) for option in expected)
+    raise ValueError(f"unknown expectation {test}")
+
+
+def _same(actual: Any, expected: Any) -> bool:
+    """Equality that does not let True equal 1 (JSON booleans are not numbers)."""
+    if isinstance(actual, bool) or isinstance(expected, bool):
+        return type(actual) is type(expected) and actual == expected
+    return actual == expected
+
+
+def _short(value: Any, limit: int = 2000) -> Any:
+    text = repr(value)
+    return value if len(text) <= limit else text[:limit] + "…"

@@ -1,0 +1,100 @@
+"""Read a scenario file and check it against the network and the requirement catalogue
+before anything starts; every problem names the file and line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from testbed.conformance.catalogue import Catalogue
+from testbed.errors import ConfigError
+from testbed.files import sha256_of
+from testbed.scenario.models import Scenario, Step
+from testbed.scenario.templating import NAMESPACES, roots
+from testbed.topology import Network, Role
+from testbed.yamlsource import YamlDocument, read_yaml, validate
+
+
+@dataclass(frozen=True)
+class LoadedScenario:
+    path: Path
+    sha256: str
+    scenario: Scenario
+    document: YamlDocument
+
+    @property
+    def network_path(self) -> Path:
+        return (self.path.parent / self.scenario.network).resolve()
+
+
+def load_scenario(path: Path) -> LoadedScenario:
+    document = read_yaml(path)
+    scenario = validate(document, Scenario, "scenario")
+    return LoadedScenario(path, sha256_of(path), scenario, document)
+
+
+def check_scenario(loaded: LoadedScenario, network: Network, catalogue: Catalogue) -> None:
+    """Cross-checks: unique step ids, known requirements, actors and nodes that exist in
+    the network, and placeholders that refer to something defined earlier."""
+    doc, scenario = loaded.document, loaded.scenario
+    problems: list[str] = []
+    org_ids = {org.id for org in network.organisations}
+    for actor, org in scenario.actors.items():
+        if org not in org_ids:
+            problems.append(
+                f"{doc.where(('actors', actor))}: actor {actor!r} names organisation {org!r}, "
+                "which the network does not have"
+            )
+    defined = set(NAMESPACES) | set(scenario.variables)
+    seen_ids: set[str] = set()
+    for index, step in enumerate(scenario.steps):
+        where = doc.where(("steps", index))
+        if step.id in seen_ids:
+            problems.append(f"{doc.where(('steps', index, 'id'))}: duplicate step id {step.id!r}")
+        seen_ids.add(step.id)
+        for n, requirement in enumerate(step.requirements):
+            if requirement not in catalogue:
+                problems.append(
+                    f"{doc.where(('steps', index, 'requirements', n))}: unknown requirement id {requirement!r}"
+                )
+        problems.extend(f"{where}: step {step.id!r}: {p}" for p in _target_problems(step, scenario, network))
+        for root in sorted(set(roots(step.model_dump(by_alias=True, exclude={"capture"})))):
+            if root not in defined:
+                problems.append(f"{where}: step {step.id!r} uses {{{{ {root} }}}} before any step captures it")
+        defined.update(step.capture)
+    if problems:
+        raise ConfigError("\n".join([f"{loaded.path}: the scenario does not fit:", *problems]))
+
+
+def _target_problems(step: Step, scenario: Scenario, network: Network) -> list[str]:
+    if step.request is not None:
+        try:
+            resolve_node(step.request.node, scenario.actors, network)
+        except LookupError as exc:
+            return [str(exc)]
+        return []
+    action = step.action
+    assert action is not None
+    if action.name == "request-access-token":
+        missing = [n for n in ("requester", "holder", "scope") if getattr(action, n) is None]
+        if missing:
+            return [f"action request-access-token needs {', '.join(missing)}"]
+        unknown = [a for a in (action.requester, action.holder) if a not in scenario.actors]
+        return [f"unknown actor {a!r} (declare it under 'actors')" for a in unknown]
+    if action.name == "wait" and action.seconds is None:
+        return ["action wait needs 'seconds'"]
+    return []
+
+
+def resolve_node(reference: str, actors: dict[str, str], network: Network) -> str:
+    """'<actor>.<role>' or a node name -> the node name."""
+    names = {node.name for _, node in network.nodes()}
+    if reference in names:
+        return reference
+    actor, _, role = reference.partition(".")
+    if actor in actors and role in {r.value for r in Role}:
+        node = network.node_of(actors[actor], Role(role))
+        if node is None:
+            raise LookupError(f"organisation {actors[actor]!r} (actor {actor!r}) has no {role} node")
+        return node.name
+    raise LookupError(f"node {reference!r} is neither a node of the network nor '<actor>.<role>'")

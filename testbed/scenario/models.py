@@ -1,0 +1,117 @@
+"""The scenario language: a network, actors, and steps. Each step is one check.
+
+A step either makes an HTTP call to a node (`request`) or runs a named high-level action
+(`action`); it states what it expects, captures values for later steps, and names the
+requirement ids it verifies. The JSON Schema published for scenario files is generated
+from these models."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+STEP_ID = r"^[a-z0-9][a-z0-9-]{0,63}$"
+TESTS = ("equals", "not_equals", "exists", "contains", "matches", "length", "at_least", "one_of")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Request(Strict):
+    node: str = Field(description="A node name, or '<actor>.<role>' (e.g. 'requester.trust')")
+    api: Literal["public", "internal"] = Field(default="public", description="Which listener of the node")
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"] = "GET"
+    path: str = Field(
+        pattern=r"^(/|\{\{)", description="Path on the node, starting with / (or a placeholder); templated"
+    )
+    query: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, str] = Field(default_factory=dict)
+    json_body: Any = Field(default=None, alias="json", description="JSON body; templated")
+    form: dict[str, str] | None = Field(default=None, description="Form-encoded body; templated")
+    body: str | None = Field(default=None, description="Raw body; templated")
+
+    @model_validator(mode="after")
+    def _one_body(self) -> Request:
+        given = [name for name in ("json_body", "form", "body") if getattr(self, name) is not None]
+        if len(given) > 1:
+            raise ValueError("give at most one of json, form and body")
+        return self
+
+
+class Action(Strict):
+    name: Literal["request-access-token", "wait"] = Field(
+        description="request-access-token: the requester's trust node obtains a token from the holder's "
+        "authorization server; wait: pause"
+    )
+    requester: str | None = Field(default=None, description="Actor asking for the token")
+    holder: str | None = Field(default=None, description="Actor whose authorization server is asked")
+    scope: str | None = None
+    seconds: float | None = Field(default=None, ge=0, le=60)
+
+
+class JsonExpectation(Strict):
+    path: str = Field(pattern=r"^\$", description="JSON path into the response body, e.g. $.entry[0].resource.id")
+    equals: Any = None
+    not_equals: Any = None
+    exists: bool | None = None
+    contains: Any = Field(default=None, description="Substring of a string, or member of a list")
+    matches: str | None = Field(default=None, description="Regular expression a string value must match")
+    length: int | None = Field(default=None, ge=0)
+    at_least: float | None = Field(default=None, description="A number at least this large")
+    one_of: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _one_test(self) -> JsonExpectation:
+        tests = [n for n in TESTS if n in self.model_fields_set]
+        if len(tests) != 1:
+            raise ValueError("name exactly one of " + ", ".join(TESTS) + "")
+        return self
+
+    @property
+    def test(self) -> str:
+        return next(n for n in TESTS if n in self.model_fields_set)
+
+
+class Expect(Strict):
+    status: int | list[int] | None = Field(default=None, description="Expected HTTP status (or any of a list)")
+    json_checks: list[JsonExpectation] = Field(default_factory=list, alias="json")
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="Header name -> regular expression its value must match"
+    )
+
+
+class Step(Strict):
+    id: str = Field(pattern=STEP_ID, description="Unique within the scenario; the check's id in reports")
+    title: str = Field(min_length=1)
+    requirements: list[str] = Field(min_length=1, description="Requirement ids this step verifies")
+    request: Request | None = None
+    action: Action | None = None
+    expect: Expect = Field(default_factory=Expect)
+    capture: dict[str, str] = Field(
+        default_factory=dict,
+        description="Variable -> JSON path into the response body, 'status', or 'header:<name>'",
+    )
+
+    @model_validator(mode="after")
+    def _request_or_action(self) -> Step:
+        if (self.request is None) == (self.action is None):
+            raise ValueError("a step has exactly one of 'request' and 'action'")
+        return self
+
+
+class Scenario(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+        json_schema_extra={"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "Testbed scenario"},
+    )
+
+    name: str = Field(pattern=STEP_ID)
+    title: str = ""
+    description: str = ""
+    network: str = Field(description="Network file, relative to this scenario file")
+    actors: dict[str, str] = Field(default_factory=dict, description="Actor name -> organisation id in the network")
+    variables: dict[str, Any] = Field(default_factory=dict, description="Constants steps can template")
+    steps: list[Step] = Field(min_length=1)

@@ -1,0 +1,141 @@
+"""The network file: organisations, their nodes, each node's role and implementation.
+
+Validated into typed models before anything starts, so a wrong file never leaves a
+half-started network behind. Errors name the file and line.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from testbed.errors import ConfigError
+from testbed.files import sha256_of
+from testbed.yamlsource import YamlDocument, read_yaml, validate
+
+NAME_PATTERN = r"^[a-z][a-z0-9-]{0,39}$"
+
+
+class Role(StrEnum):
+    TRUST = "trust"  # Nuts-like trust node: DIDs, credentials, access tokens
+    CONSENT = "consent"  # Mitz-like consent service
+    STATION = "station"  # Health-RI data station
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class UrlImplementation(Strict):
+    """An implementation under test that is already running somewhere the harness can reach."""
+
+    url: str = Field(pattern=r"^https://", description="Public base URL (HTTPS)")
+    internal_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="Base URL of the internal (admin) API; defaults to `url`",
+    )
+    ca_bundle: str | None = Field(
+        default=None, description="PEM file the harness trusts for this node, besides the network CA"
+    )
+
+
+Implementation = Literal["reference"] | UrlImplementation
+
+
+class NodeSpec(Strict):
+    name: str = Field(pattern=NAME_PATTERN, description="Unique in the network")
+    role: Role
+    implementation: Implementation = "reference"
+    settings: dict[str, Any] = Field(default_factory=dict, description="Role-specific settings for a reference node")
+
+    @property
+    def is_reference(self) -> bool:
+        return self.implementation == "reference"
+
+
+class Organisation(Strict):
+    id: str = Field(pattern=NAME_PATTERN)
+    name: str = Field(min_length=1)
+    ura: str = Field(pattern=r"^\d{8}$", description="URA number (UZI register), 8 digits")
+    city: str = ""
+    category: str = Field(default="", description="Care provider category code, as the consent model uses it")
+    nodes: list[NodeSpec] = Field(min_length=1)
+
+
+class Network(Strict):
+    name: str = Field(pattern=NAME_PATTERN)
+    seed: str = Field(min_length=1, description="Keys, identifiers and synthetic data derive from it")
+    credential_issuer: str = Field(description="Organisation whose trust node issues the organisation credentials")
+    organisations: list[Organisation] = Field(min_length=1)
+
+    def nodes(self) -> list[tuple[Organisation, NodeSpec]]:
+        return [(org, node) for org in self.organisations for node in org.nodes]
+
+    def organisation(self, org_id: str) -> Organisation:
+        for org in self.organisations:
+            if org.id == org_id:
+                return org
+        raise KeyError(org_id)
+
+    def node_of(self, org_id: str, role: Role) -> NodeSpec | None:
+        return next((n for n in self.organisation(org_id).nodes if n.role == role), None)
+
+    def nodes_with_role(self, role: Role) -> list[tuple[Organisation, NodeSpec]]:
+        return [(org, node) for org, node in self.nodes() if node.role == role]
+
+
+class LoadedNetwork(BaseModel):
+    """A validated network together with the file it came from."""
+
+    path: Path
+    sha256: str
+    network: Network
+
+
+def load_network(path: Path) -> LoadedNetwork:
+    doc = read_yaml(path)
+    network = validate(doc, Network, "network")
+    _check_references(doc, network)
+    digest = sha256_of(path)
+    return LoadedNetwork(path=path, sha256=digest, network=network)
+
+
+def _check_references(doc: YamlDocument, network: Network) -> None:
+    """Rules that span several fields; each error points at the line that breaks it."""
+    problems: list[str] = []
+    seen_orgs: set[str] = set()
+    seen_nodes: set[str] = set()
+    for i, org in enumerate(network.organisations):
+        if org.id in seen_orgs:
+            problems.append(f"{doc.where(('organisations', i, 'id'))}: duplicate organisation id {org.id!r}")
+        seen_orgs.add(org.id)
+        roles = [n.role for n in org.nodes]
+        for j, node in enumerate(org.nodes):
+            where = doc.where(("organisations", i, "nodes", j, "name"))
+            if node.name in seen_nodes:
+                problems.append(f"{where}: duplicate node name {node.name!r}")
+            seen_nodes.add(node.name)
+            if roles.count(node.role) > 1:
+                problems.append(f"{where}: organisation {org.id!r} has more than one {node.role} node")
+            if node.role == Role.STATION and Role.TRUST not in roles:
+                problems.append(
+                    f"{where}: station {node.name!r} needs a trust node in organisation {org.id!r} "
+                    "to introspect access tokens"
+                )
+    issuer_where = doc.where(("credential_issuer",))
+    if network.credential_issuer not in seen_orgs:
+        problems.append(f"{issuer_where}: credential_issuer {network.credential_issuer!r} is not an organisation id")
+    elif network.node_of(network.credential_issuer, Role.TRUST) is None:
+        problems.append(f"{issuer_where}: credential_issuer {network.credential_issuer!r} has no trust node")
+    consent_nodes = network.nodes_with_role(Role.CONSENT)
+    if network.nodes_with_role(Role.STATION) and len(consent_nodes) != 1:
+        problems.append(
+            f"{doc.where(('organisations',))}: a network with data stations needs exactly one "
+            f"consent node (found {len(consent_nodes)})"
+        )
+    if problems:
+        raise ConfigError("\n".join([f"{doc.path}: the network file is inconsistent:", *problems]))

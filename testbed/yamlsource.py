@@ -1,0 +1,153 @@
+"""Read a YAML file into plain data while remembering where every value stood.
+
+Network and scenario files are validated into pydantic models; when validation fails the
+person needs the file and line of the offending value, which plain `yaml.safe_load` forgets.
+We compose the YAML node tree ourselves and keep a map from value path to line number.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from testbed.errors import ConfigError
+
+PathKey = tuple[str | int, ...]
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+@dataclass
+class YamlDocument:
+    """Parsed YAML data plus the 1-based line of every mapping key and sequence item."""
+
+    path: Path
+    data: Any
+    lines: dict[PathKey, int] = field(default_factory=dict)
+
+    def line_of(self, location: PathKey) -> int:
+        """The line of the longest prefix of `location` that the file contains."""
+        for end in range(len(location), -1, -1):
+            line = self.lines.get(tuple(location[:end]))
+            if line is not None:
+                return line
+        return 1
+
+    def where(self, location: PathKey) -> str:
+        return f"{self.path}:{self.line_of(location)}"
+
+
+def read_yaml(path: Path) -> YamlDocument:
+    """Parse a YAML file; any problem becomes a ConfigError naming file and line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read file: {exc}") from None
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 1
+        raise ConfigError(f"{path}:{line}: not valid YAML: {exc.problem or exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if root is None:
+        raise ConfigError(f"{path}:1: the file is empty")
+    doc = YamlDocument(path=path, data=None)
+    try:
+        doc.data = _construct(root, (), doc.lines)
+    except yaml.constructor.ConstructorError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else 1
+        raise ConfigError(f"{path}:{line}: {exc.problem}") from None
+    return doc
+
+
+def _construct(node: yaml.Node, location: PathKey, lines: dict[PathKey, int]) -> Any:
+    lines.setdefault(location, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        result: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = _scalar(key_node)
+            if key in result:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            child = (*location, key)
+            lines[child] = key_node.start_mark.line + 1
+            result[key] = _construct(value_node, child, lines)
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        return [_construct(item, (*location, i), lines) for i, item in enumerate(node.value)]
+    return _scalar(node)
+
+
+def _scalar(node: yaml.Node) -> Any:
+    if not isinstance(node, yaml.ScalarNode):
+        raise yaml.constructor.ConstructorError(None, None, "a mapping key must be a plain value", node.start_mark)
+    return yaml.SafeLoader("").construct_object(node, deep=True)
+
+
+def validate(doc: YamlDocument, model: type[ModelT], what: str) -> ModelT:
+    """Validate parsed YAML into `model`; errors name file, line, field and expectation."""
+    try:
+        return model.model_validate(doc.data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(doc, exc, what)) from None
+
+
+def format_validation_error(doc: YamlDocument, exc: ValidationError, what: str) -> str:
+    # A value that fits none of a union's members gives one error per member: group them.
+    grouped: dict[PathKey, list[str]] = {}
+    for error in exc.errors(include_url=False):
+        explanations = grouped.setdefault(_data_location(doc, error["loc"]), [])
+        if (text := _explain(error)) not in explanations:
+            explanations.append(text)
+    problems = [
+        f"  {doc.where(location)}: {_dotted(location) or '(top)'}: {' -- or -- '.join(texts)}"
+        for location, texts in grouped.items()
+    ]
+    count = len(problems)
+    head = f"{doc.path}: {count} problem{'s' if count != 1 else ''} in this {what} file:"
+    return "\n".join([head, *problems])
+
+
+def _data_location(doc: YamlDocument, loc: tuple[Any, ...]) -> PathKey:
+    """Keep the keys and indices that stand in the file; drop the labels pydantic adds for
+    unions and validators. The last part stays even when absent: it names a missing field."""
+    kept: PathKey = ()
+    for i, part in enumerate(loc):
+        candidate = (*kept, part)
+        if candidate in doc.lines or (i == len(loc) - 1 and isinstance(_value_at(doc.data, kept), dict)):
+            kept = candidate
+    return kept
+
+
+def _value_at(data: Any, location: PathKey) -> Any:
+    for part in location:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
+
+
+def _dotted(location: PathKey) -> str:
+    out = ""
+    for part in location:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _explain(error: dict[str, Any]) -> str:
+    message = str(error["msg"])
+    if error["type"] == "missing":
+        return "this field is required"
+    if error["type"] == "extra_forbidden":
+        return "unknown field (check the spelling)"
+    value = error.get("input")
+    if isinstance(value, str | int | float | bool) or value is None:
+        return f"{message} (got {value!r})"
+    return message

@@ -1,0 +1,549 @@
+"""The report writers: results.json, its schema, JUnit XML, the HTML report and the terminal.
+
+One run is built in code (two scenarios, every outcome, evidence on the failures, some
+requirements untested), and each format is checked for what a reader of it relies on.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from jsonschema import Draft202012Validator
+from rich.console import Console
+
+from testbed.report.html import render_html, write_html
+from testbed.report.json_report import (
+    results_json_schema,
+    write_results_json,
+    write_results_schema,
+)
+from testbed.report.junit import write_junit
+from testbed.report.model import (
+    CheckResult,
+    Evidence,
+    ExpectationResult,
+    HttpRequestRecord,
+    HttpResponseRecord,
+    ImplementationInfo,
+    InputFile,
+    Level,
+    MachineInfo,
+    Outcome,
+    RequirementCoverage,
+    RunResults,
+    ScenarioResult,
+    Summary,
+)
+from testbed.report.terminal import print_check, print_summary
+from testbed.report.writers import write_all
+
+COMMITTED_SCHEMA = Path(__file__).resolve().parents[2] / "testbed" / "schemas" / "results.schema.json"
+
+T0 = datetime(2025, 3, 4, 10, 0, 0, tzinfo=UTC)
+INTROSPECT_URL = "http://127.0.0.1:18081/internal/auth/v2/accesstoken/introspect"
+HOSTILE_BODY = '{"active": true, "note": "<script>alert(1)</script>"}'
+LOG_TAIL = [
+    "2025-03-04T10:00:01Z INFO introspection request received",
+    "2025-03-04T10:00:01Z WARN token exp in the past, still reported active",
+    "\x1b[31mERROR\x1b[0m terminal colour codes survive into the log",
+]
+ERROR_LOG = ["mitz-stub: listening on 127.0.0.1:18090", "mitz-stub: worker crashed"]
+
+
+def _check(
+    check_id: str,
+    outcome: Outcome,
+    requirements: list[str],
+    offset_s: int,
+    message: str = "",
+    evidence: Evidence | None = None,
+) -> CheckResult:
+    return CheckResult(
+        id=check_id,
+        title=f"Title of {check_id}",
+        requirements=requirements,
+        outcome=outcome,
+        message=message,
+        started=T0 + timedelta(seconds=offset_s),
+        duration_ms=125.0 + offset_s,
+        evidence=evidence or Evidence(),
+    )
+
+
+def _failed_evidence() -> Evidence:
+    return Evidence(
+        request=HttpRequestRecord(
+            method="POST",
+            url=INTROSPECT_URL,
+            headers={"content-type": "application/x-www-form-urlencoded"},
+            body="token=eyJhbGciOiJFUzI1NiJ9.expired",
+        ),
+        response=HttpResponseRecord(
+            status=200,
+            headers={"content-type": "application/json"},
+            body=HOSTILE_BODY,
+            elapsed_ms=12.5,
+        ),
+        expectations=[
+            ExpectationResult(what="status", expected=200, actual=200, passed=True),
+            ExpectationResult(what="json $.active", expected=False, actual=True, passed=False),
+        ],
+        node="nuts-a",
+        node_log_tail=LOG_TAIL,
+    )
+
+
+def _error_evidence() -> Evidence:
+    return Evidence(
+        request=HttpRequestRecord(method="GET", url="http://127.0.0.1:18090/subscriptions"),
+        node="mitz",
+        node_log_tail=ERROR_LOG,
+    )
+
+
+def _requirement(req_id: str, level: Level, outcome: Outcome | None, checks: list[str]):
+    return RequirementCoverage(
+        id=req_id,
+        role="authorization-server",
+        level=level,
+        statement=f"Statement of {req_id}",
+        source="Nuts RFC021 section 4",
+        outcome=outcome,
+        checks=checks,
+    )
+
+
+def make_results(error: str | None = None) -> RunResults:
+    token = ScenarioResult(
+        name="token-introspection",
+        file="scenarios/token-introspection.yaml",
+        sha256="a" * 64,
+        description="An expired access token must be reported inactive.",
+        checks=[
+            _check("issue-token", Outcome.PASSED, ["NUTS-AUTH-001"], 0),
+            _check(
+                "introspect-expired",
+                Outcome.FAILED,
+                ["NUTS-AUTH-002", "NUTS-AUTH-004"],
+                1,
+                message="json $.active: expected false, got true",
+                evidence=_failed_evidence(),
+            ),
+            _check(
+                "use-token",
+                Outcome.SKIPPED,
+                ["NUTS-AUTH-003"],
+                2,
+                message="an earlier step did not deliver a token",
+            ),
+        ],
+    )
+    consent = ScenarioResult(
+        name="consent-check",
+        file="scenarios/consent-check.yaml",
+        sha256="b" * 64,
+        checks=[
+            _check("lookup-consent", Outcome.PASSED, ["MITZ-001"], 3),
+            _check(
+                "subscribe",
+                Outcome.ERROR,
+                ["MITZ-002"],
+                4,
+                message="connection refused by mitz",
+                evidence=_error_evidence(),
+            ),
+        ],
+    )
+    requirements = [
+        _requirement("NUTS-AUTH-001", Level.MUST, Outcome.PASSED, ["token-introspection/issue-token"]),
+        _requirement("NUTS-AUTH-002", Level.MUST, Outcome.FAILED, ["token-introspection/introspect-expired"]),
+        _requirement("NUTS-AUTH-003", Level.SHOULD, None, []),
+        _requirement("NUTS-AUTH-004", Level.MAY, Outcome.FAILED, ["token-introspection/introspect-expired"]),
+        _requirement("MITZ-001", Level.MUST, Outcome.PASSED, ["consent-check/lookup-consent"]),
+        _requirement("MITZ-002", Level.MUST, Outcome.ERROR, ["consent-check/subscribe"]),
+        _requirement("MITZ-003", Level.SHOULD, None, []),
+    ]
+    return RunResults(
+        run_id="run-20250304-100000-abcd",
+        harness_version="0.1.0",
+        git_revision="0123456789abcdef",
+        started=T0,
+        finished=T0 + timedelta(seconds=9),
+        runtime="local-processes",
+        seed="42",
+        network=InputFile(path="networks/two-nodes.yaml", sha256="c" * 64),
+        scenario_files=[
+            InputFile(path=token.file, sha256=token.sha256),
+            InputFile(path=consent.file, sha256=consent.sha256),
+        ],
+        implementations=[
+            ImplementationInfo(
+                node="nuts-a",
+                role="authorization-server",
+                organisation="Hospital A",
+                kind="reference",
+                public_url="http://127.0.0.1:18080",
+                internal_url="http://127.0.0.1:18081",
+                version="6.0.1",
+            ),
+            ImplementationInfo(
+                node="mitz",
+                role="consent-registry",
+                organisation="Mitz stub",
+                kind="url",
+                public_url="https://mitz.test.example",
+                internal_url="https://mitz.test.example",
+            ),
+        ],
+        machine=MachineInfo(platform="Linux-6.1-x86_64", python="3.11.9", cpus=8),
+        scenarios=[token, consent],
+        requirements=requirements,
+        summary=Summary(
+            total=5,
+            passed=2,
+            failed=1,
+            skipped=1,
+            error=1,
+            must_failed=1,
+            requirements_total=7,
+            requirements_covered=5,
+        ),
+        exit_code=1,
+        error=error,
+    )
+
+
+@pytest.fixture
+def results() -> RunResults:
+    return make_results()
+
+
+# --- results.json and its schema -------------------------------------------------------
+
+
+def test_results_json_round_trips(results: RunResults, tmp_path: Path) -> None:
+    path = tmp_path / "results.json"
+    write_results_json(results, path)
+
+    text = path.read_text(encoding="utf-8")
+    assert RunResults.model_validate_json(text) == results
+    assert text.startswith("{\n  ")  # indented for people and diffs
+
+
+def test_results_json_validates_against_committed_schema(results: RunResults, tmp_path: Path) -> None:
+    schema = json.loads(COMMITTED_SCHEMA.read_text(encoding="utf-8"))
+    Draft202012Validator.check_schema(schema)
+    validator = Draft202012Validator(schema)
+
+    path = tmp_path / "results.json"
+    write_results_json(results, path)
+    document = json.loads(path.read_text(encoding="utf-8"))
+    assert list(validator.iter_errors(document)) == []
+
+    # The schema constrains something: a document without a run id or with an unknown
+    # outcome is rejected.
+    del document["run_id"]
+    document["scenarios"][0]["checks"][0]["outcome"] = "maybe"
+    messages = [error.message for error in validator.iter_errors(document)]
+    assert any("run_id" in message for message in messages)
+    assert any("maybe" in message for message in messages)
+
+
+def test_committed_schema_is_current(tmp_path: Path) -> None:
+    # If this fails, regenerate: python -m testbed.report.json_report
+    committed = json.loads(COMMITTED_SCHEMA.read_text(encoding="utf-8"))
+    assert committed == results_json_schema()
+
+    regenerated = tmp_path / "results.schema.json"
+    write_results_schema(regenerated)
+    assert regenerated.read_text(encoding="utf-8") == COMMITTED_SCHEMA.read_text(encoding="utf-8")
+
+
+def test_schema_identifies_itself() -> None:
+    schema = results_json_schema()
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert schema["$id"] == "https://health-network-testbed.example/schemas/results-1.0.json"
+    assert schema["title"]
+
+
+# --- junit.xml ---------------------------------------------------------------------------
+
+
+def _junit(results: RunResults, tmp_path: Path) -> ET.Element:
+    path = tmp_path / "junit.xml"
+    write_junit(results, path)
+    return ET.parse(path).getroot()
+
+
+def _child(root: ET.Element, check_id: str, tag: str) -> ET.Element | None:
+    return root.find(f".//testcase[@name='{check_id}: Title of {check_id}']/{tag}")
+
+
+def _marked(cases: list[ET.Element], tag: str) -> int:
+    return sum(1 for case in cases if case.find(tag) is not None)
+
+
+def test_junit_counts_match_children(results: RunResults, tmp_path: Path) -> None:
+    root = _junit(results, tmp_path)
+    assert root.tag == "testsuites"
+
+    suites = root.findall("testsuite")
+    assert [suite.get("name") for suite in suites] == ["token-introspection", "consent-check"]
+    for element, cases in [(root, root.findall("./testsuite/testcase"))] + [
+        (suite, suite.findall("testcase")) for suite in suites
+    ]:
+        assert int(element.get("tests")) == len(cases)
+        assert int(element.get("failures")) == _marked(cases, "failure")
+        assert int(element.get("errors")) == _marked(cases, "error")
+        assert int(element.get("skipped")) == _marked(cases, "skipped")
+
+    assert (root.get("tests"), root.get("failures"), root.get("errors"), root.get("skipped")) == (
+        "5",
+        "1",
+        "1",
+        "1",
+    )
+    assert float(root.get("time")) == pytest.approx(sum(125 + s for s in range(5)) / 1000)
+    assert suites[0].get("timestamp") == T0.isoformat()
+
+
+def test_junit_one_testcase_per_check_with_requirements(results: RunResults, tmp_path: Path) -> None:
+    root = _junit(results, tmp_path)
+    cases = root.findall("./testsuite/testcase")
+    expected = [(s.name, f"{c.id}: {c.title}", c.requirements) for s, c in results.all_checks()]
+    actual = [
+        (
+            case.get("classname"),
+            case.get("name"),
+            [p.get("value") for p in case.findall("./properties/property[@name='requirement']")],
+        )
+        for case in cases
+    ]
+    assert actual == expected
+
+
+def test_junit_failure_explains_expectations(results: RunResults, tmp_path: Path) -> None:
+    root = _junit(results, tmp_path)
+    failure = _child(root, "introspect-expired", "failure")
+    assert failure is not None
+    assert failure.get("type") == "AssertionError"
+    assert failure.get("message") == "json $.active: expected false, got true"
+    assert "json $.active: expected false, actual true" in failure.text
+    assert "response status: 200" in failure.text
+    assert "status: expected" not in failure.text  # passed expectations are not listed
+
+    error = _child(root, "subscribe", "error")
+    assert error.get("message") == "connection refused by mitz"
+    skipped = _child(root, "use-token", "skipped")
+    assert skipped.get("message") == "an earlier step did not deliver a token"
+
+
+def test_junit_suite_properties_and_unsafe_characters(results: RunResults, tmp_path: Path) -> None:
+    # The log tail holds ANSI escape characters, which XML 1.0 cannot carry; the file must
+    # still parse (checked by _junit) and keep the readable part of the line.
+    root = _junit(results, tmp_path)
+    for suite in root.findall("testsuite"):
+        props = {p.get("name"): p.get("value") for p in suite.findall("./properties/property")}
+        assert props["run_id"] == results.run_id
+        assert props["harness_version"] == results.harness_version
+    out = _child(root, "introspect-expired", "system-out")
+    assert "token exp in the past" in out.text
+    assert "terminal colour codes survive" in out.text
+    assert "\x1b" not in out.text
+
+
+# --- report.html ---------------------------------------------------------------------------
+
+
+class _Page(HTMLParser):
+    """Collects what a reader of the page sees: table rows, <pre> blocks and all tags."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.rows: list[tuple[str | None, list[str]]] = []  # (tr class, cell texts)
+        self.pres: list[str] = []
+        self._row: list[str] | None = None
+        self._row_class: str | None = None
+        self._cell: list[str] | None = None
+        self._pre: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+        if tag == "tr":
+            self._row, self._row_class = [], dict(attrs).get("class")
+        elif tag in ("td", "th") and self._row is not None:
+            self._cell = []
+        elif tag == "pre":
+            self._pre = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th") and self._cell is not None and self._row is not None:
+            self._row.append(" ".join("".join(self._cell).split()))
+            self._cell = None
+        elif tag == "tr" and self._row is not None:
+            self.rows.append((self._row_class, self._row))
+            self._row = None
+        elif tag == "pre" and self._pre is not None:
+            self.pres.append("".join(self._pre))
+            self._pre = None
+
+    def handle_data(self, data: str) -> None:
+        for sink in (self._cell, self._pre):
+            if sink is not None:
+                sink.append(data)
+
+    def row_starting(self, first_cell: str) -> tuple[str | None, list[str]]:
+        return next(row for row in self.rows if row[1] and row[1][0] == first_cell)
+
+
+def _page(html: str) -> _Page:
+    page = _Page()
+    page.feed(html)
+    page.close()
+    return page
+
+
+def test_html_is_self_contained(results: RunResults, tmp_path: Path) -> None:
+    path = tmp_path / "report.html"
+    write_html(results, path)
+    html = path.read_text(encoding="utf-8")
+    page = _page(html)
+
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", html, re.IGNORECASE)
+    assert "<link" not in html.lower()
+    assert "<script" not in html.lower()  # no scripts at all, and the hostile body is escaped
+    for _tag, attrs in page.tags:
+        for name in ("src", "href"):
+            value = attrs.get(name)
+            assert value is None or value.startswith("#"), (name, value)
+
+
+def test_html_shows_evidence_of_failed_check_escaped(results: RunResults) -> None:
+    html = render_html(results)
+    page = _page(html)
+
+    assert INTROSPECT_URL in html
+    assert HOSTILE_BODY in page.pres  # shown exactly, as text inside a <pre>
+    assert "<script>alert(1)</script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    log = next(pre for pre in page.pres if LOG_TAIL[0] in pre)
+    assert log.splitlines()[:2] == LOG_TAIL[:2]
+    assert "\n".join(ERROR_LOG) in page.pres  # the error check has evidence too
+
+    # Expectation rows are the 4-cell rows; only the failing one is highlighted.
+    expectations = [(cls, cells) for cls, cells in page.rows if len(cells) == 4]
+    assert ("row-failed", ["json $.active", "false", "true", "NO"]) in expectations
+    assert [cells[0] for cls, cells in expectations if cls == "row-failed"] == ["json $.active"]
+
+
+def test_html_evidence_only_for_failed_and_error(results: RunResults) -> None:
+    ids = {attrs.get("id") for _tag, attrs in _page(render_html(results)).tags}
+    assert "check-token-introspection--introspect-expired-evidence" in ids
+    assert "check-consent-check--subscribe-evidence" in ids
+    assert "check-token-introspection--use-token-evidence" not in ids
+    assert "check-token-introspection--issue-token-evidence" not in ids
+
+
+def test_html_requirements_and_scenarios(results: RunResults) -> None:
+    page = _page(render_html(results))
+
+    untested = page.row_starting("MITZ-003")
+    assert untested[0] == "row-untested"
+    assert "not tested" in untested[1]
+    assert "failed" in page.row_starting("NUTS-AUTH-002")[1]
+
+    skipped_cls, skipped = page.row_starting("skipped")
+    assert skipped_cls == "row-skipped"  # skipped checks are coloured apart from failures
+    assert skipped[1:3] == ["use-token", "Title of use-token"]
+    assert skipped[5] == "an earlier step did not deliver a token"
+    failed_cls, failed = page.row_starting("failed")
+    assert failed_cls == "row-failed"
+    assert failed[1:4] == [
+        "introspect-expired",
+        "Title of introspect-expired",
+        "NUTS-AUTH-002, NUTS-AUTH-004",
+    ]
+
+
+def test_html_header_summary_and_run_error(results: RunResults) -> None:
+    html = render_html(results)
+    for fragment in (
+        results.run_id,
+        "local-processes",
+        "0123456789abcdef",
+        "networks/two-nodes.yaml",
+        "c" * 64,
+        "scenarios/consent-check.yaml",
+        "MUST failed: 1",
+        "Hospital A",
+        "not reported",  # the mitz node reported no version
+    ):
+        assert fragment in html
+    assert 'role="img"' in html and "<rect" in html
+    assert "stopped with a harness or environment error" not in html
+
+    broken = render_html(make_results(error="network file: node <nuts-a> did not start"))
+    assert "stopped with a harness or environment error" in broken
+    assert "node &lt;nuts-a&gt; did not start" in broken
+    assert broken.index("did not start") < broken.index('id="summary"')
+
+
+# --- terminal ------------------------------------------------------------------------------
+
+
+def test_terminal_check_lines(results: RunResults) -> None:
+    console = Console(record=True, width=120, color_system=None)
+    for scenario, check in results.all_checks():
+        print_check(console, scenario.name, check)
+    lines = console.export_text().splitlines()
+
+    assert len(lines) == 5
+    assert lines[0].startswith("✓ token-introspection/issue-token [NUTS-AUTH-001] 125 ms")
+    assert "Title of" not in lines[0]
+    assert lines[1].startswith("✗ token-introspection/introspect-expired")
+    assert "NUTS-AUTH-002, NUTS-AUTH-004" in lines[1]
+    assert lines[1].endswith("json $.active: expected false, got true")
+    assert "an earlier step did not deliver a token" in lines[2]
+    assert lines[4].startswith("! consent-check/subscribe [MITZ-002] 129 ms")
+
+
+def test_terminal_summary(results: RunResults, tmp_path: Path) -> None:
+    console = Console(record=True, width=120, color_system=None)
+    print_summary(console, results, tmp_path)
+    text = console.export_text()
+
+    def counts(label: str) -> list[str]:
+        line = next(line for line in text.splitlines() if f" {label} " in line)
+        return re.findall(r"\b\d+\b", line)
+
+    # Columns: passed, failed, skipped, error.
+    assert counts("token-introspection") == ["1", "1", "1", "0"]
+    assert counts("consent-check") == ["1", "0", "0", "1"]
+    assert counts("total") == ["2", "1", "1", "1"]
+    assert "covered 5 of 7 requirements" in text
+    for name in ("results.json", "junit.xml", "report.html"):
+        assert str(tmp_path / name) in text
+
+
+# --- all writers ---------------------------------------------------------------------------
+
+
+def test_write_all_writes_three_reports(results: RunResults, tmp_path: Path) -> None:
+    report_dir = tmp_path / "reports" / results.run_id
+    paths = write_all(results, report_dir)
+
+    assert paths == {
+        "results.json": report_dir / "results.json",
+        "junit.xml": report_dir / "junit.xml",
+        "report.html": report_dir / "report.html",
+    }
+    assert RunResults.model_validate_json(paths["results.json"].read_text("utf-8")) == results
+    assert ET.parse(paths["junit.xml"]).getroot().get("tests") == "5"
+    assert results.run_id in paths["report.html"].read_text("utf-8")
