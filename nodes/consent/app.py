@@ -50,10 +50,17 @@ def build(config: NodeConfig) -> NodeApps:
             raise HttpError(400, "Bad Request", "query parameter 'bsn' is required")
         return JSONResponse(choices_of(_valid(bsn)))
 
-    async def withdraw(request: Request) -> Response:
+    def stored(request: Request) -> dict[str, Any]:
         choice = store.get(CONSENTS, request.path_params["id"])
         if choice is None:
             raise HttpError(404, "Not Found", f"no consent {request.path_params['id']}")
+        return choice
+
+    async def read(request: Request) -> Response:
+        return JSONResponse(stored(request))
+
+    async def withdraw(request: Request) -> Response:
+        choice = stored(request)
         if choice["status"] != "active":
             raise HttpError(409, "Conflict", "this consent was withdrawn before")
         choice.update(status="withdrawn", withdrawn=time.time())
@@ -70,6 +77,7 @@ def build(config: NodeConfig) -> NodeApps:
     internal = [
         Route("/internal/consent/v1/consents", register, methods=["POST"]),
         Route("/internal/consent/v1/consents", list_consents, methods=["GET"]),
+        Route("/internal/consent/v1/consents/{id}", read, methods=["GET"]),
         Route("/internal/consent/v1/consents/{id}", withdraw, methods=["DELETE"]),
     ]
     return build_apps(config, public, internal)

@@ -1,0 +1,152 @@
+"""The `testbed` command as a person runs it: exit codes, report files, and no process left
+behind after a passing, failing, broken or interrupted run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from testbed.schemas import all_schemas
+from tests.conftest import FIXTURES, REFERENCE_NETWORK, ROOT
+
+pytestmark = pytest.mark.integration
+TESTBED = [sys.executable, "-m", "testbed.cli"]
+
+
+def run(tmp_path: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*TESTBED, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+
+
+def roots(tmp_path: Path) -> list[str]:
+    return ["--state", str(tmp_path / "state"), "--reports", str(tmp_path / "reports")]
+
+
+def node_processes(tmp_path: Path) -> list[str]:
+    """Node processes whose command line points into this test's state folder."""
+    found = subprocess.run(["pgrep", "-af", f"nodes --config {tmp_path}"], capture_output=True, text=True)
+    return [line for line in found.stdout.splitlines() if line.strip()]
+
+
+def wait_until_gone(tmp_path: Path, seconds: float = 10) -> list[str]:
+    deadline = time.monotonic() + seconds
+    while (left := node_processes(tmp_path)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return left
+
+
+def only_run_folder(tmp_path: Path) -> Path:
+    [folder] = list((tmp_path / "reports").iterdir())
+    return folder
+
+
+def test_passing_run_writes_every_report_and_leaves_nothing(tmp_path):
+    done = run(tmp_path, "conformance", "scenarios", *roots(tmp_path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    folder = only_run_folder(tmp_path)
+    results = json.loads((folder / "results.json").read_text())
+    jsonschema.validate(results, all_schemas()["results.schema.json"])
+    assert results["summary"]["failed"] == 0 and results["summary"]["must_failed"] == 0
+    assert results["summary"]["passed"] == results["summary"]["total"] >= 8
+    suites = ET.parse(folder / "junit.xml").getroot()
+    cases = suites.findall(".//testcase")
+    assert len(cases) >= 8 and int(suites.get("tests")) == len(cases)
+    assert all(case.find("properties/property[@name='requirement']") is not None for case in cases)
+    assert "bgz-consent" in (folder / "report.html").read_text()
+    assert {p.name for p in (folder / "logs").iterdir()} >= {"hospital-trust.log", "consent.log"}
+    assert "passed" in done.stdout and "report.html" in done.stdout
+    assert node_processes(tmp_path) == []
+    assert list((tmp_path / "state" / "runs").iterdir()) == []  # state removed, reports kept
+
+
+def test_wrong_expectation_exits_one_with_evidence_in_html(tmp_path):
+    done = run(tmp_path, "conformance", str(FIXTURES / "wrong-expectation.yaml"), *roots(tmp_path))
+    assert done.returncode == 1, done.stdout + done.stderr
+    html = (only_run_folder(tmp_path) / "report.html").read_text()
+    assert "/fhir/Patient/does-not-matter" in html  # the failing request
+    assert "an access token is required" in html  # the response body
+    assert "GET /fhir/Patient/does-not-matter" in html  # the node's log tail
+    results = json.loads((only_run_folder(tmp_path) / "results.json").read_text())
+    outcomes = [c["outcome"] for c in results["scenarios"][0]["checks"]]
+    assert outcomes == ["passed", "failed", "skipped"]
+    assert node_processes(tmp_path) == []
+
+
+def test_malformed_scenario_exits_two_naming_file_and_line(tmp_path):
+    done = run(tmp_path, "conformance", str(FIXTURES / "malformed.yaml"), *roots(tmp_path))
+    assert done.returncode == 2
+    assert "malformed.yaml:11: steps[0].expect.status" in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    assert not (tmp_path / "reports").exists() and not (tmp_path / "state").exists()  # nothing half-done
+
+
+def test_node_that_cannot_start_is_reported_with_its_log(tmp_path):
+    network = ["--network", str(FIXTURES / "broken-station.yaml")]
+    done = run(tmp_path, "conformance", str(FIXTURES / "slow.yaml"), *network, *roots(tmp_path))
+    assert done.returncode == 2
+    assert "hospital-station exited during start-up" in done.stderr
+    assert "patients" in done.stderr  # the log tail carries the node's own complaint
+    assert "Traceback (most recent call last)" not in done.stdout
+    assert wait_until_gone(tmp_path) == []
+    results = json.loads((only_run_folder(tmp_path) / "results.json").read_text())
+    assert results["exit_code"] == 2 and "exited during start-up" in results["error"]
+
+
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
+def test_interrupted_run_leaves_no_process(tmp_path, how):
+    process = subprocess.Popen(
+        [*TESTBED, "conformance", str(FIXTURES / "slow.yaml"), *roots(tmp_path)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    seen = []
+    assert process.stdout is not None
+    for line in process.stdout:  # wait until the scenario runs: every node is up
+        seen.append(line)
+        if "slow/metadata" in line:
+            break
+    assert len(node_processes(tmp_path)) == 6, "".join(seen)
+    process.send_signal(how)
+    process.wait(timeout=30)
+    if how != signal.SIGKILL:
+        assert process.returncode == 130
+        assert list((tmp_path / "state" / "runs").iterdir()) == []
+    # Even a killed harness leaves nothing: its nodes notice and stop themselves.
+    assert wait_until_gone(tmp_path) == []
+
+
+def test_up_status_attach_down(tmp_path):
+    up = run(tmp_path, "up", "--network", str(REFERENCE_NETWORK), *roots(tmp_path))
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert len(node_processes(tmp_path)) == 6
+        status = run(tmp_path, "status", *roots(tmp_path))
+        assert status.returncode == 0 and status.stdout.count(" up ") >= 6, status.stdout
+        attached = run(tmp_path, "conformance", "scenarios", "--attach", *roots(tmp_path))
+        assert attached.returncode == 0, attached.stdout + attached.stderr
+        assert len(node_processes(tmp_path)) == 6  # attaching leaves the network running
+    finally:
+        down = run(tmp_path, "down", *roots(tmp_path))
+    assert down.returncode == 0 and "stopped run" in down.stdout
+    assert wait_until_gone(tmp_path) == []
+    after = run(tmp_path, "status", *roots(tmp_path))
+    assert after.returncode == 2 and "no network is up" in after.stderr
+
+
+def test_down_all_cleans_leftovers_of_a_killed_up(tmp_path):
+    up = run(tmp_path, "up", "--network", str(REFERENCE_NETWORK), *roots(tmp_path))
+    assert up.returncode == 0, up.stderr
+    down = run(tmp_path, "down", "--all", *roots(tmp_path))
+    assert down.returncode == 0
+    assert wait_until_gone(tmp_path) == []
+    assert list((tmp_path / "state" / "runs").iterdir()) == []

@@ -1,0 +1,71 @@
+import random
+
+import pytest
+
+from nodes.common.bsn import is_valid_bsn, random_bsn
+from nodes.consent.model import decide
+
+
+@pytest.mark.parametrize(
+    ("bsn", "valid"),
+    [
+        ("111222333", True),
+        ("123456782", True),
+        ("123456780", False),
+        ("12345678", False),
+        ("12345678a", False),
+        ("000000000", False),
+    ],
+)
+def test_eleven_test(bsn, valid):
+    assert is_valid_bsn(bsn) is valid
+
+
+def test_random_bsns_are_valid_and_reproducible():
+    first = [random_bsn(random.Random("seed")) for _ in range(3)]
+    assert first == [random_bsn(random.Random("seed")) for _ in range(3)]
+    rng = random.Random(7)
+    assert all(is_valid_bsn(random_bsn(rng)) for _ in range(500))
+
+
+QUESTION = {"data_holder": "H", "requester": "R", "data_category": "medical"}
+
+
+def choice(id_, decision, holder="*", requester="*", category="*", status="active"):
+    return {
+        "id": id_,
+        "decision": decision,
+        "data_holder": holder,
+        "requester": requester,
+        "data_category": category,
+        "status": status,
+    }
+
+
+def test_opt_in_without_choices_is_deny():
+    assert decide([], QUESTION).decision == "Deny"
+
+
+def test_matching_permit_permits_and_names_the_choice():
+    answer = decide([choice("p", "permit", holder="H", requester="R")], QUESTION)
+    assert (answer.decision, answer.consent_id) == ("Permit", "p")
+
+
+def test_non_matching_choice_does_not_count():
+    assert decide([choice("p", "permit", requester="OTHER")], QUESTION).decision == "Deny"
+
+
+def test_more_specific_choice_wins_either_way():
+    general_deny, specific_permit = choice("d", "deny"), choice("p", "permit", holder="H", requester="R")
+    assert decide([general_deny, specific_permit], QUESTION).decision == "Permit"
+    general_permit, specific_deny = choice("p", "permit"), choice("d", "deny", category="medical")
+    assert decide([general_permit, specific_deny], QUESTION).decision == "Deny"
+
+
+def test_objection_wins_a_tie():
+    answer = decide([choice("p", "permit", holder="H"), choice("d", "deny", requester="R")], QUESTION)
+    assert (answer.decision, answer.consent_id) == ("Deny", "d")
+
+
+def test_withdrawn_choices_do_not_count():
+    assert decide([choice("p", "permit", status="withdrawn")], QUESTION).decision == "Deny"

@@ -1,0 +1,108 @@
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from testbed.conformance.catalogue import Catalogue
+from testbed.conformance.runner import collect_scenario_files, finalise
+from testbed.errors import ConfigError
+from testbed.report.model import CheckResult, InputFile, MachineInfo, Outcome, RunResults, ScenarioResult
+from testbed.schemas import SCHEMA_DIR, all_schemas
+from testbed.yamlsource import read_yaml
+from tests.conftest import ROOT
+
+NOW = datetime.now(UTC)
+
+
+def results_with(*checks: tuple[Outcome, list[str]]) -> RunResults:
+    scenario = ScenarioResult(
+        name="s",
+        file="s.yaml",
+        sha256="0" * 64,
+        checks=[
+            CheckResult(id=f"c{i}", title="t", requirements=reqs, outcome=outcome, started=NOW, duration_ms=1)
+            for i, (outcome, reqs) in enumerate(checks)
+        ],
+    )
+    return RunResults(
+        run_id="r",
+        harness_version="0",
+        started=NOW,
+        runtime="process",
+        seed="s",
+        network=InputFile(path="n.yaml", sha256="0" * 64),
+        machine=MachineInfo(platform="p", python="3.11", cpus=2),
+        scenarios=[scenario],
+    )
+
+
+@pytest.fixture(scope="module")
+def catalogue():
+    return Catalogue.load()
+
+
+def test_all_passed_exits_zero_and_coverage_is_counted(catalogue):
+    results = results_with((Outcome.PASSED, ["TRUST-DID-01"]), (Outcome.PASSED, ["TRUST-DID-01", "TRUST-AS-01"]))
+    finalise(results, catalogue)
+    assert results.exit_code == 0
+    assert results.summary.requirements_covered == 2
+    did = next(r for r in results.requirements if r.id == "TRUST-DID-01")
+    assert did.outcome == Outcome.PASSED and did.checks == ["s/c0", "s/c1"]
+    untested = next(r for r in results.requirements if r.id == "TRUST-INTRO-02")
+    assert untested.outcome is None
+
+
+def test_a_failed_must_exits_one(catalogue):
+    results = results_with((Outcome.PASSED, ["TRUST-DID-01"]), (Outcome.FAILED, ["TRUST-DID-01"]))
+    finalise(results, catalogue)
+    assert results.exit_code == 1 and results.summary.must_failed == 1
+    assert next(r for r in results.requirements if r.id == "TRUST-DID-01").outcome == Outcome.FAILED
+
+
+def test_a_failed_should_only_check_does_not_fail_the_run(catalogue):
+    results = results_with((Outcome.FAILED, ["STATION-META-01"]))
+    finalise(results, catalogue)
+    assert results.exit_code == 0 and results.summary.failed == 1 and results.summary.must_failed == 0
+
+
+def test_errors_and_empty_runs_exit_two(catalogue):
+    errored = results_with((Outcome.ERROR, ["TRUST-DID-01"]))
+    finalise(errored, catalogue)
+    assert errored.exit_code == 2
+    empty = results_with()
+    empty.error = "node x did not start"
+    finalise(empty, catalogue)
+    assert empty.exit_code == 2
+
+
+def test_committed_schemas_match_the_models():
+    for name, schema in all_schemas().items():
+        committed = json.loads((SCHEMA_DIR / name).read_text())
+        assert committed == schema, f"{name} is stale: run `make schemas`"
+
+
+def test_shipped_files_validate_against_the_published_schemas():
+    schemas = all_schemas()
+    for path in sorted((ROOT / "scenarios").glob("*.yaml")):
+        jsonschema.validate(read_yaml(path).data, schemas["scenario.schema.json"])
+    for path in sorted((ROOT / "scenarios" / "networks").glob("*.yaml")):
+        jsonschema.validate(read_yaml(path).data, schemas["network.schema.json"])
+
+
+def test_every_requirement_has_a_source_and_a_unique_id(catalogue):
+    ids = [r.id for _, r in catalogue.all()]
+    assert len(ids) == len(set(ids))
+    assert {role for role, _ in catalogue.all()} >= {"trust", "consent", "station"}
+
+
+def test_collect_scenario_files(tmp_path: Path):
+    (tmp_path / "b.yaml").write_text("x")
+    (tmp_path / "a.yaml").write_text("x")
+    assert [p.name for p in collect_scenario_files([tmp_path])] == ["a.yaml", "b.yaml"]
+    with pytest.raises(ConfigError, match="no such scenario"):
+        collect_scenario_files([tmp_path / "absent.yaml"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="no scenario files"):
+        collect_scenario_files([tmp_path / "empty"])
