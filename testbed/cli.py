@@ -28,6 +28,10 @@ errors = Console(stderr=True, highlight=False)
 DEFAULT_NETWORK = Path("scenarios/networks/reference.yaml")
 StateOption = Annotated[Path, typer.Option("--state", help="Folder for run state (CA, node configs, data)")]
 ReportsOption = Annotated[Path, typer.Option("--reports", help="Folder the run's reports go into")]
+CaOption = Annotated[
+    Path | None,
+    typer.Option("--ca", help="Keep the network CA in this folder across runs (made there if missing)"),
+]
 RuntimeOption = Annotated[str, typer.Option("--runtime", envvar="RUNTIME", help="How nodes run: process")]
 
 
@@ -74,6 +78,7 @@ def conformance(
     state: StateOption = Path(".testbed"),
     reports: ReportsOption = Path("reports"),
     attach: Annotated[bool, typer.Option("--attach", help="Use the network `testbed up` started")] = False,
+    ca: CaOption = None,
 ) -> None:
     """Boot the network, replay the scenarios, and write the conformance reports."""
     from testbed.conformance.runner import ConformanceOptions, run_conformance
@@ -86,6 +91,7 @@ def conformance(
         runtime=runtime,
         folder=folder,
         attach=RunFolder(state, reports, run_id) if attach else None,
+        ca_dir=ca,
         on_progress=_progress,
         on_check=lambda scenario, check: print_check(console, scenario, check),
     )
@@ -103,6 +109,7 @@ def up(
     runtime: RuntimeOption = "process",
     state: StateOption = Path(".testbed"),
     reports: ReportsOption = Path("reports"),
+    ca: CaOption = None,
 ) -> None:
     """Start a network and leave it running (stop it with `testbed down`)."""
     from testbed.network import start_network
@@ -110,10 +117,11 @@ def up(
 
     loaded = load_network(network)
     folder = RunFolder(state, reports, new_run_id("up"))
-    running = start_network(loaded, runtime, folder, owner_pid=None, progress=_progress)
+    running = start_network(loaded, runtime, folder, owner_pid=None, progress=_progress, ca_dir=ca)
     folder.mark_current()
     _print_nodes(running.state.nodes, {n.plan.name: "up" for n in running.state.nodes})
-    console.print(f"run [bold]{folder.run_id}[/]: logs in {folder.logs_dir}; CA certificate {folder.ca_file}")
+    console.print(f"run [bold]{folder.run_id}[/]: logs in {folder.logs_dir}")
+    console.print(f"the harness and the nodes trust the CAs in {running.state.trust_bundle}")
 
 
 @app.command()
@@ -180,6 +188,20 @@ def validate(paths: Annotated[list[Path], typer.Argument(help="Scenario or netwo
         else:
             raise ConfigError(f"{path}:1: neither a scenario (has 'steps') nor a network file (has 'organisations')")
         console.print(f"[green]✓[/] {path}")
+
+
+@app.command()
+def cert(
+    ca: Annotated[Path, typer.Option("--ca", help="The CA folder (as given to `--ca` of up/conformance)")],
+    name: Annotated[str, typer.Option("--name", help="Common name, e.g. the node name")],
+    host: Annotated[list[str], typer.Option("--host", help="Address or DNS name the node serves on")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for cert.pem and key.pem")],
+) -> None:
+    """Issue a server and client certificate from the network CA, for an implementation under test."""
+    from testbed.pki import NetworkCA
+
+    files = NetworkCA.open(ca, "testbed").issue(out, name, host)
+    console.print(f"wrote {files.cert} and {files.key}; the CA certificate is {files.ca}")
 
 
 @app.command()

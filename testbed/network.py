@@ -7,10 +7,12 @@ import contextlib
 import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 
 from testbed.bootstrap import bootstrap
+from testbed.pki import NetworkCA, write_trust_bundle
 from testbed.runtime import get_runtime
 from testbed.runtime.plan import plan_network
 from testbed.runtime.process import log_tail, ssl_context_for
@@ -27,7 +29,7 @@ class RunningNetwork:
 
     def client(self, timeout: float = 15.0) -> httpx.Client:
         """An HTTP client that trusts the network CA (and extra CAs of implementations)."""
-        return httpx.Client(verify=ssl_context_for(self.folder.ca_file, self.state), timeout=timeout)
+        return httpx.Client(verify=ssl_context_for(self.state), timeout=timeout)
 
     def node(self, name: str) -> NodeState:
         return next(n for n in self.state.nodes if n.plan.name == name)
@@ -37,8 +39,14 @@ class RunningNetwork:
 
 
 def start_network(
-    loaded: LoadedNetwork, runtime_name: str, folder: RunFolder, owner_pid: int | None, progress: Progress
+    loaded: LoadedNetwork,
+    runtime_name: str,
+    folder: RunFolder,
+    owner_pid: int | None,
+    progress: Progress,
+    ca_dir: Path | None = None,
 ) -> RunningNetwork:
+    """`ca_dir`: keep the network CA there across runs (default: a fresh CA for this run)."""
     runtime = get_runtime(runtime_name)
     folder.create()
     state = RunState(
@@ -51,7 +59,10 @@ def start_network(
     folder.save(state)
     try:
         plan = plan_network(loaded, taken_hosts=_hosts_of_other_runs(folder))
-        runtime.start(loaded, plan, folder, state, owner_pid, progress)
+        ca = NetworkCA.open(ca_dir or folder.pki_dir, loaded.network.name)
+        extra = [Path(n.ca_bundle) for n in plan.nodes if n.ca_bundle]
+        state.trust_bundle = str(write_trust_bundle(folder.pki_dir / "trust-bundle.pem", ca, extra))
+        runtime.start(loaded, plan, folder, state, ca, owner_pid, progress)
         running = RunningNetwork(folder, state)
         with running.client() as client:
             state.context = bootstrap(loaded.network, plan, client, progress)
@@ -78,9 +89,14 @@ def stop_network(folder: RunFolder, state: RunState) -> list[str]:
 
 @contextlib.contextmanager
 def network_session(
-    loaded: LoadedNetwork, runtime_name: str, folder: RunFolder, owner_pid: int, progress: Progress
+    loaded: LoadedNetwork,
+    runtime_name: str,
+    folder: RunFolder,
+    owner_pid: int,
+    progress: Progress,
+    ca_dir: Path | None = None,
 ) -> Iterator[RunningNetwork]:
-    running = start_network(loaded, runtime_name, folder, owner_pid, progress)
+    running = start_network(loaded, runtime_name, folder, owner_pid, progress, ca_dir)
     try:
         yield running
     finally:

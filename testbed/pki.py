@@ -13,7 +13,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from testbed.errors import TestbedError
+
 VALIDITY = dt.timedelta(days=7)
+CA_VALIDITY = dt.timedelta(days=365)
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,26 @@ class NetworkCA:
         self._cert = cert
         self._key = key
         self.cert_path = cert_path
+
+    @classmethod
+    def open(cls, directory: Path, network_name: str) -> NetworkCA:
+        """The CA kept in `directory`, created there first if it has none. Keeping one CA
+        across runs lets an implementation under test trust it once."""
+        cert_path, key_path = directory / "ca.pem", directory / "ca-key.pem"
+        if not cert_path.exists():
+            return cls.create(directory, network_name)
+        try:
+            cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+            key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+        except (OSError, ValueError) as exc:
+            raise TestbedError(f"{directory}: not a usable CA (ca.pem and ca-key.pem): {exc}") from None
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise TestbedError(f"{key_path}: expected an EC private key")
+        if cert.not_valid_after_utc < dt.datetime.now(dt.UTC) + dt.timedelta(hours=1):
+            raise TestbedError(
+                f"{cert_path}: the CA certificate expires within the hour; remove {directory} to make a new one"
+            )
+        return cls(cert, key, cert_path)
 
     @classmethod
     def create(cls, directory: Path, network_name: str) -> NetworkCA:
@@ -49,7 +72,7 @@ class NetworkCA:
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + VALIDITY)
+            .not_valid_after(now + CA_VALIDITY)
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
             .add_extension(
                 x509.KeyUsage(
@@ -109,6 +132,20 @@ class NetworkCA:
         files.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         _write_private_key(files.key, key)
         return files
+
+
+def write_trust_bundle(path: Path, ca: NetworkCA, extra_bundles: list[Path]) -> Path:
+    """One PEM file with the network CA and the CAs of implementations under test: what
+    the harness and every reference node trust."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    parts = [ca.cert_path.read_text(encoding="ascii")]
+    for bundle in extra_bundles:
+        try:
+            parts.append(bundle.read_text(encoding="ascii"))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise TestbedError(f"ca_bundle {bundle}: cannot read it: {exc}") from None
+    path.write_text("\n".join(p.strip() + "\n" for p in parts), encoding="ascii")
+    return path
 
 
 def _alt_names(hosts: list[str]) -> list[x509.GeneralName]:

@@ -43,6 +43,7 @@ class ConformanceOptions:
     runtime: str
     folder: RunFolder
     attach: RunFolder | None = None  # replay against a network started by `testbed up`
+    ca_dir: Path | None = None  # keep the network CA here across runs
     on_progress: Callable[[str], None] = lambda _: None
     on_check: Callable[[str, CheckResult], None] = lambda _s, _c: None
     scenarios: list[LoadedScenario] = field(default_factory=list)
@@ -99,7 +100,10 @@ def run_conformance(options: ConformanceOptions) -> RunResults:
 
             _replay(options, loaded, attach(options.attach), results)
         else:
-            with network_session(loaded, options.runtime, options.folder, os.getpid(), options.on_progress) as running:
+            session = network_session(
+                loaded, options.runtime, options.folder, os.getpid(), options.on_progress, options.ca_dir
+            )
+            with session as running:
                 _replay(options, loaded, running, results)
     except TestbedError as exc:
         results.error = str(exc)

@@ -38,21 +38,21 @@ class ProcessRuntime:
         plan: NetworkPlan,
         folder: RunFolder,
         state: RunState,
+        ca: NetworkCA,
         owner_pid: int | None,
         progress: Progress,
     ) -> None:
         """Start every reference node and wait until all nodes answer their health check.
         State is saved after each spawn, so a failure half-way can still be torn down."""
-        ca = NetworkCA.create(folder.ca_file.parent, loaded.network.name)
         for node_plan in plan.nodes:
             node_state = NodeState(plan=node_plan)
             state.nodes.append(node_state)
             if node_plan.managed:
-                config = self._config(loaded, plan, node_plan, folder, ca, owner_pid)
+                config = self._config(loaded, plan, node_plan, folder, ca, Path(state.trust_bundle), owner_pid)
                 self._spawn(node_state, config, folder)
                 progress(f"started {node_plan.name} ({node_plan.role}) at {node_plan.public_url}")
             folder.save(state)
-        wait_healthy(state, folder.ca_file, progress)
+        wait_healthy(state, progress)
 
     def _config(
         self,
@@ -61,6 +61,7 @@ class ProcessRuntime:
         node: NodePlan,
         folder: RunFolder,
         ca: NetworkCA,
+        trust_bundle: Path,
         owner_pid: int | None,
     ) -> NodeConfig:
         network = loaded.network
@@ -77,7 +78,7 @@ class ProcessRuntime:
             internal_port=node.internal_port,
             public_url=node.public_url,
             internal_url=node.internal_url,
-            tls=TlsConfig(cert=tls.cert, key=tls.key, ca=tls.ca),
+            tls=TlsConfig(cert=tls.cert, key=tls.key, ca=trust_bundle),
             data_dir=node_dir / "data",
             parent_pid=owner_pid,
             peers=_peers(loaded, plan, node),
@@ -132,11 +133,11 @@ def _peers(loaded: LoadedNetwork, plan: NetworkPlan, node: NodePlan) -> dict[str
     return peers
 
 
-def wait_healthy(state: RunState, ca_file: Path, progress: Progress, timeout: float = HEALTH_TIMEOUT_SECONDS) -> None:
+def wait_healthy(state: RunState, progress: Progress, timeout: float = HEALTH_TIMEOUT_SECONDS) -> None:
     """Every node answers `GET {internal}/health` with 200 before the network counts as up."""
     pending = {n.plan.name: n for n in state.nodes}
     deadline = time.monotonic() + timeout
-    with httpx.Client(verify=ssl_context_for(ca_file, state), timeout=2.0) as client:
+    with httpx.Client(verify=ssl_context_for(state), timeout=2.0) as client:
         while pending:
             for name, node in list(pending.items()):
                 if node.pid and _exited(node.pid):
@@ -153,13 +154,9 @@ def wait_healthy(state: RunState, ca_file: Path, progress: Progress, timeout: fl
             time.sleep(0.1)
 
 
-def ssl_context_for(ca_file: Path, state: RunState):
-
-    context = ssl.create_default_context(cafile=str(ca_file))
-    for node in state.nodes:
-        if node.plan.ca_bundle:
-            context.load_verify_locations(cafile=node.plan.ca_bundle)
-    return context
+def ssl_context_for(state: RunState) -> ssl.SSLContext:
+    """Trust what the run trusts: the network CA and the CAs of implementations under test."""
+    return ssl.create_default_context(cafile=state.trust_bundle)
 
 
 def _healthy(client: httpx.Client, internal_url: str) -> bool:

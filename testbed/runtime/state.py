@@ -32,6 +32,7 @@ class RunState(BaseModel):
     network_sha256: str
     created: datetime = Field(default_factory=lambda: datetime.now(UTC))
     owner_pid: int | None = None  # the harness process that owns the nodes, if any
+    trust_bundle: str = ""  # PEM file with every CA the harness and the nodes trust
     status: Literal["starting", "up", "stopped"] = "starting"
     nodes: list[NodeState] = Field(default_factory=list)
     context: dict[str, Any] = Field(default_factory=dict)  # bootstrap output, for scenarios
@@ -53,8 +54,8 @@ class RunFolder:
         return self.state_dir / "state.json"
 
     @property
-    def ca_file(self) -> Path:
-        return self.state_dir / "pki" / "ca.pem"
+    def pki_dir(self) -> Path:
+        return self.state_dir / "pki"
 
     def create(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=False)

@@ -25,9 +25,7 @@ PATIENT_POOL = 60  # patients of the hospital station handed out, each to one te
 def reference_network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNetwork]:
     """The reference network, up for the whole session and stopped (all nodes) at its end."""
     loaded = load_network(REFERENCE_NETWORK)
-    folder = RunFolder(
-        tmp_path_factory.mktemp("state"), tmp_path_factory.mktemp("reports"), new_run_id("pytest")
-    )
+    folder = RunFolder(tmp_path_factory.mktemp("state"), tmp_path_factory.mktemp("reports"), new_run_id("pytest"))
     with network_session(loaded, "process", folder, os.getpid(), progress=lambda _: None) as running:
         yield running
 
@@ -75,13 +73,16 @@ class Net:
         return response.json()["access_token"]
 
     def introspect(self, token: str, node: str = "hospital-trust") -> dict[str, Any]:
-        response = self.client.post(f"{self.internal(node)}/internal/auth/v2/accesstoken/introspect", data={"token": token})
+        response = self.client.post(
+            f"{self.internal(node)}/internal/auth/v2/accesstoken/introspect", data={"token": token}
+        )
         assert response.status_code == 200, response.text
         return response.json()
 
     def register_consent(self, bsn: str, decision: str = "permit", **dimensions: str) -> dict[str, Any]:
         response = self.client.post(
-            f"{self.internal('consent')}/internal/consent/v1/consents", json={"bsn": bsn, "decision": decision, **dimensions}
+            f"{self.internal('consent')}/internal/consent/v1/consents",
+            json={"bsn": bsn, "decision": decision, **dimensions},
         )
         assert response.status_code == 201, response.text
         return response.json()

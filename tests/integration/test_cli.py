@@ -24,7 +24,11 @@ TESTBED = [sys.executable, "-m", "testbed.cli"]
 
 def run(tmp_path: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*TESTBED, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+        [*TESTBED, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
         env={**os.environ, "COLUMNS": "200"},
     )
 
@@ -35,7 +39,7 @@ def roots(tmp_path: Path) -> list[str]:
 
 def node_processes(tmp_path: Path) -> list[str]:
     """Node processes whose command line points into this test's state folder."""
-    found = subprocess.run(["pgrep", "-af", f"nodes --config {tmp_path}"], capture_output=True, text=True)
+    found = subprocess.run(["pgrep", "-af", f"nodes --config {tmp_path}/state/"], capture_output=True, text=True)
     return [line for line in found.stdout.splitlines() if line.strip()]
 
 
@@ -107,7 +111,10 @@ def test_node_that_cannot_start_is_reported_with_its_log(tmp_path):
 def test_interrupted_run_leaves_no_process(tmp_path, how):
     process = subprocess.Popen(
         [*TESTBED, "conformance", str(FIXTURES / "slow.yaml"), *roots(tmp_path)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     seen = []
     assert process.stdout is not None
@@ -150,3 +157,44 @@ def test_down_all_cleans_leftovers_of_a_killed_up(tmp_path):
     assert down.returncode == 0
     assert wait_until_gone(tmp_path) == []
     assert list((tmp_path / "state" / "runs").iterdir()) == []
+
+
+def test_trust_node_replaced_by_url_of_a_running_implementation(tmp_path):
+    """The vendor path: one organisation's trust node is something already running, named
+    by URL; the harness bootstraps and tests it through its APIs only."""
+    ca = ["--ca", str(tmp_path / "ca")]
+    other = tmp_path / "other"
+    up = run(
+        tmp_path,
+        "up",
+        "--network",
+        str(REFERENCE_NETWORK),
+        *ca,
+        "--state",
+        str(other / "state"),
+        "--reports",
+        str(other / "reports"),
+    )
+    assert up.returncode == 0, up.stderr
+    try:
+        [running] = list((other / "state" / "runs").iterdir())
+        state = json.loads((running / "state.json").read_text())
+        hospital_trust = next(n["plan"] for n in state["nodes"] if n["plan"]["name"] == "hospital-trust")
+        network = REFERENCE_NETWORK.read_text().replace(
+            "      - name: hospital-trust\n        role: trust\n",
+            "      - name: hospital-trust\n        role: trust\n        implementation:\n"
+            f"          url: {hospital_trust['public_url']}\n          internal_url: {hospital_trust['internal_url']}\n",
+        )
+        assert "implementation:" in network
+        network_file = tmp_path / "with-url-node.yaml"
+        network_file.write_text(network)
+        done = run(tmp_path, "conformance", "scenarios", "--network", str(network_file), *ca, *roots(tmp_path))
+        assert done.returncode == 0, done.stdout + done.stderr
+        results = json.loads((only_run_folder(tmp_path) / "results.json").read_text())
+        kinds = {i["node"]: i["kind"] for i in results["implementations"]}
+        assert kinds["hospital-trust"] == "url" and kinds["gp-trust"] == "reference"
+        assert len(node_processes(tmp_path)) == 0  # this run's own nodes are gone
+        assert len(node_processes(other)) == 6  # the implementation under test was left alone
+    finally:
+        run(tmp_path, "down", "--all", "--state", str(other / "state"), "--reports", str(other / "reports"))
+    assert wait_until_gone(other) == []
