@@ -6,6 +6,8 @@ RUNTIME ?= process
 SCENARIOS ?= scenarios
 NETWORK ?=
 NETWORK_FLAG := $(if $(NETWORK),--network $(NETWORK),)
+CA ?=
+CA_FLAG := $(if $(CA),--ca $(CA),)
 
 .PHONY: install conformance test lint up status down schemas clean
 
@@ -15,7 +17,7 @@ install:  ## create .venv and install the project with its test extras
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 
 conformance:  ## boot the reference network, replay the scenarios, write reports/<run-id>/
-	$(BIN)/testbed conformance $(SCENARIOS) $(NETWORK_FLAG) --runtime $(RUNTIME)
+	$(BIN)/testbed conformance $(SCENARIOS) $(NETWORK_FLAG) $(CA_FLAG) --runtime $(RUNTIME)
 
 test:  ## the test suite: unit tests and integration tests on real node processes
 	$(BIN)/python -m pytest -q
@@ -24,7 +26,7 @@ lint:  ## ruff
 	$(BIN)/ruff check .
 
 up:  ## start the reference network and leave it running
-	$(BIN)/testbed up $(NETWORK_FLAG) --runtime $(RUNTIME)
+	$(BIN)/testbed up $(NETWORK_FLAG) $(CA_FLAG) --runtime $(RUNTIME)
 
 status:
 	$(BIN)/testbed status

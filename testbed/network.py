@@ -14,7 +14,7 @@ import httpx
 from testbed.bootstrap import bootstrap
 from testbed.pki import NetworkCA, write_trust_bundle
 from testbed.runtime import get_runtime
-from testbed.runtime.plan import plan_network
+from testbed.runtime.plan import address_lock, plan_network
 from testbed.runtime.process import log_tail, ssl_context_for
 from testbed.runtime.state import NodeState, RunFolder, RunState, all_run_ids
 from testbed.topology import LoadedNetwork
@@ -58,11 +58,12 @@ def start_network(
     )
     folder.save(state)
     try:
-        plan = plan_network(loaded, taken_hosts=_hosts_of_other_runs(folder))
         ca = NetworkCA.open(ca_dir or folder.pki_dir, loaded.network.name)
-        extra = [Path(n.ca_bundle) for n in plan.nodes if n.ca_bundle]
-        state.trust_bundle = str(write_trust_bundle(folder.pki_dir / "trust-bundle.pem", ca, extra))
-        runtime.start(loaded, plan, folder, state, ca, owner_pid, progress)
+        with address_lock():
+            plan = plan_network(loaded, taken_hosts=_hosts_of_other_runs(folder))
+            extra = [Path(n.ca_bundle) for n in plan.nodes if n.ca_bundle]
+            state.trust_bundle = str(write_trust_bundle(folder.pki_dir / "trust-bundle.pem", ca, extra))
+            runtime.start(loaded, plan, folder, state, ca, owner_pid, progress)
         running = RunningNetwork(folder, state)
         with running.client() as client:
             state.context = bootstrap(loaded.network, plan, client, progress)

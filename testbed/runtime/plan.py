@@ -5,7 +5,12 @@ read the same in every run; the block B is the first one whose addresses are fre
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import socket
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel
@@ -89,6 +94,19 @@ def _external(org: str, name: str, role: Role, impl: UrlImplementation) -> NodeP
         internal_url=internal,
         ca_bundle=impl.ca_bundle,
     )
+
+
+@contextlib.contextmanager
+def address_lock() -> Iterator[None]:
+    """Held from choosing addresses until the nodes listen on them, so that two runs
+    starting at the same moment cannot both pick the same free block."""
+    path = Path(tempfile.gettempdir()) / "health-network-testbed-addresses.lock"
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _free_block(count: int, taken_hosts: set[str]) -> int:

@@ -39,8 +39,16 @@ def roots(tmp_path: Path) -> list[str]:
 
 def node_processes(tmp_path: Path) -> list[str]:
     """Node processes whose command line points into this test's state folder."""
-    found = subprocess.run(["pgrep", "-af", f"nodes --config {tmp_path}/state/"], capture_output=True, text=True)
-    return [line for line in found.stdout.splitlines() if line.strip()]
+    marker = f"nodes\0--config\0{tmp_path}/state/".encode()
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes()
+        except OSError:
+            continue  # the process ended while we looked
+        if marker in text:
+            found.append(text.replace(b"\0", b" ").decode(errors="replace"))
+    return found
 
 
 def wait_until_gone(tmp_path: Path, seconds: float = 10) -> list[str]:

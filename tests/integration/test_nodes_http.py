@@ -3,7 +3,7 @@ problems from the trust and consent nodes, FHIR OperationOutcomes from the data 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -21,6 +21,7 @@ MEDICAL = "medical"  # the data category the stations serve
 STATION = "hospital-station"
 SUBJECTS = "/internal/vdr/v2/subject"
 CONSENTS = "/internal/consent/v1/consents"
+FreshPatient = Callable[[], dict[str, Any]]  # the fresh_patient fixture
 DECISION_DIMENSIONS = {"data_holder": HOSPITAL_URA, "requester": GP_URA, "data_category": MEDICAL}
 
 
@@ -178,7 +179,7 @@ def test_registering_consent_with_an_invalid_bsn_is_422(net: Net, bsn: Any) -> N
     assert "bsn" in assert_problem(register(net, {"bsn": bsn, "decision": "permit"}), 422)["detail"].lower()
 
 
-def test_registering_consent_with_an_unknown_decision_is_422(net: Net, fresh_patient) -> None:
+def test_registering_consent_with_an_unknown_decision_is_422(net: Net, fresh_patient: FreshPatient) -> None:
     response = register(net, {"bsn": fresh_patient()["bsn"], "decision": "maybe"})
     assert "decision" in assert_problem(response, 422)["detail"]
 
@@ -187,7 +188,7 @@ def test_withdrawing_an_unknown_consent_is_404(net: Net) -> None:
     assert_problem(withdraw(net, "00000000-0000-0000-0000-000000000000"), 404)
 
 
-def test_withdrawing_twice_is_409_and_the_withdrawal_counts(net: Net, fresh_patient) -> None:
+def test_withdrawing_twice_is_409_and_the_withdrawal_counts(net: Net, fresh_patient: FreshPatient) -> None:
     bsn = fresh_patient()["bsn"]
     consent = net.register_consent(bsn, **DECISION_DIMENSIONS)
     assert decision_of(net, bsn) == "Permit"
@@ -203,18 +204,18 @@ def test_withdrawing_twice_is_409_and_the_withdrawal_counts(net: Net, fresh_pati
 
 
 @pytest.mark.parametrize("missing", ["bsn", "data_holder", "requester", "data_category"])
-def test_a_decision_question_with_a_missing_field_is_422(net: Net, fresh_patient, missing: str) -> None:
+def test_a_decision_question_with_a_missing_field_is_422(net: Net, fresh_patient: FreshPatient, missing: str) -> None:
     question = {"bsn": fresh_patient()["bsn"], **DECISION_DIMENSIONS}
     del question[missing]
     response = net.client.post(f"{net.url('consent')}/consent/v1/decision", json=question)
     assert missing in assert_problem(response, 422)["detail"]
 
 
-def test_without_consent_the_answer_is_deny(net: Net, fresh_patient) -> None:
+def test_without_consent_the_answer_is_deny(net: Net, fresh_patient: FreshPatient) -> None:
     assert decision_of(net, fresh_patient()["bsn"]) == "Deny"
 
 
-def test_a_more_specific_deny_beats_a_general_permit(net: Net, fresh_patient) -> None:
+def test_a_more_specific_deny_beats_a_general_permit(net: Net, fresh_patient: FreshPatient) -> None:
     bsn = fresh_patient()["bsn"]
     net.register_consent(bsn, "permit", data_holder="*", requester="*", data_category="*")
     deny = net.register_consent(bsn, "deny", **DECISION_DIMENSIONS)
@@ -224,7 +225,7 @@ def test_a_more_specific_deny_beats_a_general_permit(net: Net, fresh_patient) ->
     assert decision_of(net, bsn, requester="90000099") == "Permit"  # the general permit still holds elsewhere
 
 
-def test_a_permit_and_a_deny_equally_specific_give_deny(net: Net, fresh_patient) -> None:
+def test_a_permit_and_a_deny_equally_specific_give_deny(net: Net, fresh_patient: FreshPatient) -> None:
     bsn = fresh_patient()["bsn"]
     net.register_consent(bsn, "permit", data_holder=HOSPITAL_URA, requester="*", data_category="*")
     net.register_consent(bsn, "deny", data_holder="*", requester=GP_URA, data_category="*")
@@ -243,7 +244,7 @@ def by_bsn(bsn: str) -> dict[str, str]:
     return {"identifier": f"{BSN_SYSTEM}|{bsn}"}
 
 
-def consented_patient(net: Net, fresh_patient) -> dict[str, Any]:
+def consented_patient(net: Net, fresh_patient: FreshPatient) -> dict[str, Any]:
     """A hospital patient who permits the GP to see their medical data at the hospital."""
     patient = fresh_patient()
     net.register_consent(patient["bsn"], "permit", **DECISION_DIMENSIONS)
@@ -256,7 +257,7 @@ def test_the_capability_statement_is_open(net: Net) -> None:
     assert response.json()["resourceType"] == "CapabilityStatement"
 
 
-def test_a_search_with_consent_returns_the_patient(net: Net, fresh_patient) -> None:
+def test_a_search_with_consent_returns_the_patient(net: Net, fresh_patient: FreshPatient) -> None:
     patient = consented_patient(net, fresh_patient)
 
     response = fhir_get(net, "Patient", net.gp_token(), **by_bsn(patient["bsn"]))
@@ -269,7 +270,7 @@ def test_a_search_with_consent_returns_the_patient(net: Net, fresh_patient) -> N
     assert bundle["entry"][0]["resource"]["id"] == patient["id"]
 
 
-def test_a_read_with_consent_returns_the_patient_and_its_conditions(net: Net, fresh_patient) -> None:
+def test_a_read_with_consent_returns_the_patient_and_its_conditions(net: Net, fresh_patient: FreshPatient) -> None:
     patient = consented_patient(net, fresh_patient)
     token = net.gp_token()
 
@@ -283,11 +284,11 @@ def test_a_read_with_consent_returns_the_patient_and_its_conditions(net: Net, fr
     assert references <= {f"Patient/{patient['id']}"}
 
 
-def test_a_search_without_consent_is_403(net: Net, fresh_patient) -> None:
+def test_a_search_without_consent_is_403(net: Net, fresh_patient: FreshPatient) -> None:
     assert_outcome(fhir_get(net, "Patient", net.gp_token(), **by_bsn(fresh_patient()["bsn"])), 403, "no consent")
 
 
-def test_a_scope_the_station_does_not_accept_is_403(net: Net, fresh_patient) -> None:
+def test_a_scope_the_station_does_not_accept_is_403(net: Net, fresh_patient: FreshPatient) -> None:
     patient = consented_patient(net, fresh_patient)
     token = net.gp_token("eOverdracht-receiver")  # in the trust node's policy, not the station's scopes
     assert net.introspect(token)["active"] is True
@@ -302,7 +303,9 @@ def test_a_scope_the_station_does_not_accept_is_403(net: Net, fresh_patient) -> 
         pytest.param("made-up", "not active", id="unknown"),
     ],
 )
-def test_a_request_without_an_active_token_is_401(net: Net, fresh_patient, token: str | None, says: str) -> None:
+def test_a_request_without_an_active_token_is_401(
+    net: Net, fresh_patient: FreshPatient, token: str | None, says: str
+) -> None:
     response = fhir_get(net, "Patient", token, **by_bsn(fresh_patient()["bsn"]))
     assert_outcome(response, 401, says)
     assert response.headers["www-authenticate"].startswith("Bearer")
