@@ -191,7 +191,8 @@ def test_trust_node_replaced_by_url_of_a_running_implementation(tmp_path):
         network = REFERENCE_NETWORK.read_text().replace(
             "      - name: hospital-trust\n        role: trust\n",
             "      - name: hospital-trust\n        role: trust\n        implementation:\n"
-            f"          url: {hospital_trust['public_url']}\n          internal_url: {hospital_trust['internal_url']}\n",
+            f"          url: {hospital_trust['public_url']}\n"
+            f"          internal_url: {hospital_trust['internal_url']}\n",
         )
         assert "implementation:" in network
         network_file = tmp_path / "with-url-node.yaml"
