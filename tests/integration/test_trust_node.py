@@ -18,8 +18,8 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 import pytest
-from jwcrypto import jwk, jws
 from joserfc.jwk import ECKey
+from jwcrypto import jwk, jws
 from jwcrypto.common import JWException, base64url_encode
 
 from nodes.trust import credentials
