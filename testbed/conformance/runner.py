@@ -115,7 +115,10 @@ def run_conformance(options: ConformanceOptions) -> RunResults:
 def _replay(options: ConformanceOptions, loaded: LoadedNetwork, running: RunningNetwork, results: RunResults) -> None:
     results.implementations = _implementations(running)
     with running.client() as client:
-        engine = Engine(loaded.network, running.state.context, client, running.log_tail)
+        # `run.id` is this replay's own id, unique even when replaying against a network
+        # that `testbed up` started earlier (whose id is `network.run_id`).
+        context = {**running.state.context, "run": {"id": options.folder.run_id}}
+        engine = Engine(loaded.network, context, client, running.log_tail)
         for scenario in options.scenarios:
             options.on_progress(f"scenario {scenario.scenario.name} ({len(scenario.scenario.steps)} steps)")
             results.scenarios.append(engine.run(scenario, lambda c, s=scenario: options.on_check(s.scenario.name, c)))

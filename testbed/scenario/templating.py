@@ -1,5 +1,5 @@
 """`{{ name.path[0] }}` placeholders in scenario values, filled from the run's context:
-`orgs`, `nodes`, `actors`, `network`, `vars`, and every variable captured so far.
+`orgs`, `nodes`, `actors`, `network`, `vars`, `run`, and every variable captured so far.
 
 A value that is exactly one placeholder keeps its type (a captured number stays a number);
 placeholders inside a longer string are written into it as text."""
@@ -14,7 +14,7 @@ from typing import Any
 from nodes.common.jsonpath import JsonPathError, PathNotFound, find
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][\w\-]*(?:\.[\w\-]+|\[-?\d+\])*)\s*\}\}")
-NAMESPACES = ("orgs", "nodes", "actors", "network", "vars")
+NAMESPACES = ("orgs", "nodes", "actors", "network", "vars", "run")
 
 
 class UndefinedVariable(LookupError):
