@@ -51,13 +51,9 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except (typer.Abort, EOFError):
         sys.exit(130)
-    except Exception as exc:  # click usage errors and the like
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(ExitCode.HARNESS_ERROR)
-        raise
+    except typer.TyperException as exc:  # a usage error: unknown option, missing argument
+        exc.show()
+        sys.exit(ExitCode.HARNESS_ERROR)
 
 
 def _interrupt(_signum: int, _frame: Any) -> None:
