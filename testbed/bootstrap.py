@@ -19,7 +19,7 @@ import httpx
 from nodes.trust.did import document_url
 from testbed.errors import TestbedError
 from testbed.runtime.plan import NetworkPlan
-from testbed.topology import Network, Role
+from testbed.topology import Network, Role, organisation_subject
 
 ORGANISATION_CREDENTIAL = "NutsOrganizationCredential"
 
@@ -43,11 +43,12 @@ def bootstrap(
         }
         trust = trust_of.get(org.id)
         if trust is not None:
-            entry["subject"] = org.id
-            entry["did"] = _subject_did(client, trust.name, trust.internal_url, org.id)
+            subject = organisation_subject(org.id)
+            entry["subject"] = subject
+            entry["did"] = _subject_did(client, trust.name, trust.internal_url, subject)
             entry["did_document_path"] = urlsplit(document_url(entry["did"])).path
-            entry["authorization_server"] = f"{trust.public_url}/oauth2/{org.id}"
-            progress(f"{org.id}: subject {org.id} with DID {entry['did']}")
+            entry["authorization_server"] = f"{trust.public_url}/oauth2/{subject}"
+            progress(f"{org.id}: subject {subject} with DID {entry['did']}")
         orgs[org.id] = entry
 
     issuer_org = network.credential_issuer
@@ -84,7 +85,7 @@ def bootstrap(
             client,
             trust.name,
             "POST",
-            f"{trust.internal_url}/internal/vcr/v2/holder/{org_id}/vc",
+            f"{trust.internal_url}/internal/vcr/v2/holder/{org['subject']}/vc",
             json=credential,
             expect=(204,),
         )

@@ -88,6 +88,12 @@ class Network(Strict):
         return [(org, node) for org, node in self.nodes() if node.role == role]
 
 
+def organisation_subject(org_id: str) -> str:
+    """The subject an organisation has on its trust node: bootstrap creates it under the
+    organisation's id, and nodes that act for the organisation refer to it so."""
+    return org_id
+
+
 class LoadedNetwork(BaseModel):
     """A validated network together with the file it came from."""
 

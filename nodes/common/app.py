@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -26,12 +26,23 @@ class NodeApps:
     internal: Starlette
 
 
+ErrorRenderer = Callable[[Request, HttpError], Response]
+
+
+def render_problem(_: Request, error: HttpError) -> Response:
+    return problem_response(error)
+
+
 def build_apps(
     config: NodeConfig,
     public_routes: Sequence[BaseRoute],
     internal_routes: Sequence[BaseRoute],
     lifespan: Lifespan | None = None,
+    public_errors: ErrorRenderer = render_problem,
 ) -> NodeApps:
+    """`public_errors` renders refusals of the public API in the role's own error format
+    (a data station answers FHIR OperationOutcomes); the internal API uses problem+json."""
+
     async def health(_: Request) -> Response:
         return JSONResponse({"status": "UP"})
 
@@ -46,24 +57,25 @@ def build_apps(
             }
         )
 
-    handlers = {HttpError: _problem_handler, 404: _not_found, 405: _method_not_allowed}
     internal = [Route("/health", health), Route("/status", status), *internal_routes]
     return NodeApps(
-        public=Starlette(routes=list(public_routes), exception_handlers=handlers, lifespan=lifespan),
-        internal=Starlette(routes=internal, exception_handlers=handlers),
+        public=Starlette(routes=list(public_routes), exception_handlers=_handlers(public_errors), lifespan=lifespan),
+        internal=Starlette(routes=internal, exception_handlers=_handlers(render_problem)),
     )
 
 
-async def _problem_handler(_: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HttpError)
-    return problem_response(exc)
+def _handlers(render: ErrorRenderer) -> dict[Any, Callable[[Request, Exception], Awaitable[Response]]]:
+    async def refused(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HttpError)
+        return render(request, exc)
 
+    async def not_found(request: Request, _: Exception) -> Response:
+        return render(request, HttpError(404, "Not Found", f"no resource at {request.url.path}"))
 
-async def _not_found(request: Request, _: Exception) -> Response:
-    return problem_response(HttpError(404, "Not Found", f"no resource at {request.url.path}"))
+    async def method_not_allowed(request: Request, exc: Exception) -> Response:
+        # Starlette's exception carries the Allow header (RFC 9110, section 15.5.6).
+        headers = dict(getattr(exc, "headers", None) or {})
+        detail = f"{request.method} is not allowed on {request.url.path}"
+        return render(request, HttpError(405, "Method Not Allowed", detail, headers=headers))
 
-
-async def _method_not_allowed(request: Request, _: Exception) -> Response:
-    return problem_response(
-        HttpError(405, "Method Not Allowed", f"{request.method} is not allowed on {request.url.path}")
-    )
+    return {HttpError: refused, 404: not_found, 405: method_not_allowed}

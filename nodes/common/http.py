@@ -19,11 +19,12 @@ MAX_BODY_BYTES = 1024 * 1024  # bodies over 1 MB are refused, as the Nuts node d
 class HttpError(Exception):
     """Raised by a handler to answer with an RFC 7807 problem document."""
 
-    def __init__(self, status: int, title: str, detail: str = "", **extra: Any):
+    def __init__(self, status: int, title: str, detail: str = "", headers: dict[str, str] | None = None, **extra: Any):
         super().__init__(detail or title)
         self.status = status
         self.title = title
         self.detail = detail
+        self.headers = headers or {}
         self.extra = extra
 
 
@@ -32,7 +33,7 @@ def problem_response(error: HttpError) -> JSONResponse:
     if error.detail:
         body["detail"] = error.detail
     body.update(error.extra)
-    return JSONResponse(body, status_code=error.status, media_type="application/problem+json")
+    return JSONResponse(body, status_code=error.status, headers=error.headers, media_type="application/problem+json")
 
 
 async def read_body(request: Request) -> bytes:

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from nodes.common.app import NodeApps, build_apps
+from nodes.common.app import NodeApps, build_apps, render_problem
 from nodes.common.audit import AuditLog
 from nodes.common.config import NodeConfig
 from nodes.common.http import HttpError, outbound_client
@@ -22,6 +22,7 @@ from nodes.station import synthetic
 from nodes.station.fhir import bundle, capability_statement, operation_outcome
 
 FHIR_JSON = "application/fhir+json"
+CHALLENGE = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
 DEFAULT_SCOPES = ["bgz", "bgz-sender", "bgz-receiver"]
 DATA_CATEGORY = "medical"  # the consent data category this station's FHIR API serves
 
@@ -68,11 +69,19 @@ class Station:
         }
         try:
             response = await self.client.post(url, json=question)
+        except httpx.HTTPError as exc:
+            raise HttpError(
+                503, "Service Unavailable", f"the consent service did not answer: {exc.__class__.__name__}"
+            ) from None
+        if 400 <= response.status_code < 500:  # the question itself was wrong, e.g. a malformed BSN
+            detail = _detail_of(response)
+            raise HttpError(400, "Bad Request", f"the consent service refused the question: {detail}")
+        try:
             response.raise_for_status()
             return response.json()
         except (httpx.HTTPError, ValueError) as exc:
             raise HttpError(
-                503, "Service Unavailable", f"the consent service did not answer: {exc.__class__.__name__}"
+                503, "Service Unavailable", f"the consent service failed: {exc.__class__.__name__}"
             ) from None
 
     async def close(self) -> None:
@@ -111,13 +120,7 @@ def build(config: NodeConfig) -> NodeApps:
                         raise HttpError(403, "Forbidden", f"no consent: {answer.get('reason', answer.get('decision'))}")
             except HttpError as exc:
                 station.audit.append(**audit, outcome=exc.status, detail=exc.detail)
-                headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'} if exc.status == 401 else {}
-                return JSONResponse(
-                    operation_outcome(exc.status, exc.detail or exc.title),
-                    status_code=exc.status,
-                    headers=headers,
-                    media_type=FHIR_JSON,
-                )
+                return fhir_error(request, exc)
             station.audit.append(**audit, outcome=200)
             return JSONResponse(resource, media_type=FHIR_JSON)
 
@@ -173,19 +176,43 @@ def build(config: NodeConfig) -> NodeApps:
         Route("/internal/station/v1/audit", audit_entries),
         Route("/internal/station/v1/audit/verify", audit_verify),
     ]
-    return build_apps(config, public, internal, lifespan)
+    return build_apps(config, public, internal, lifespan, public_errors=fhir_error)
 
 
 async def _authorise(station: Station, request: Request) -> dict[str, Any]:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token:
-        raise HttpError(401, "Unauthorized", "an access token is required (Authorization: Bearer)")
+        raise HttpError(401, "Unauthorized", "an access token is required (Authorization: Bearer)", headers=CHALLENGE)
     answer = await station.introspect(token.strip())
     if not answer.get("active"):
-        raise HttpError(401, "Unauthorized", "the access token is not active")
+        raise HttpError(401, "Unauthorized", "the access token is not active", headers=CHALLENGE)
+    expected_issuer = station.config.peers.get("authorization_server")
+    if expected_issuer and answer.get("iss") != expected_issuer:
+        # The trust node may serve several subjects; only this organisation's tokens count.
+        raise HttpError(401, "Unauthorized", "the access token was issued for another organisation", headers=CHALLENGE)
     if answer.get("scope") not in station.scopes:
         raise HttpError(403, "Forbidden", f"scope {answer.get('scope')!r} does not give access to this station")
     return answer
+
+
+def fhir_error(request: Request, error: HttpError) -> Response:
+    """Refusals on the FHIR API are OperationOutcomes; elsewhere problem documents."""
+    if not request.url.path.startswith("/fhir"):
+        return render_problem(request, error)
+    return JSONResponse(
+        operation_outcome(error.status, error.detail or error.title),
+        status_code=error.status,
+        headers=error.headers,
+        media_type=FHIR_JSON,
+    )
+
+
+def _detail_of(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return f"HTTP {response.status_code}"
+    return str(body.get("detail") or body.get("title") or response.status_code) if isinstance(body, dict) else ""
 
 
 def _patient(station: Station, patient_id: str) -> dict[str, Any]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
-from urllib.parse import unquote
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -47,8 +46,13 @@ def build(config: NodeConfig) -> NodeApps:
         return JSONResponse(oauth.presentation_definition(node, request.query_params.get("scope", "")))
 
     async def token(request: Request) -> Response:
-        form = await read_form(request)
-        answer = await oauth.token(node, nonces, request.path_params["subject"], form)
+        try:
+            form = await read_form(request)
+            answer = await oauth.token(node, nonces, request.path_params["subject"], form)
+        except oauth.OAuthError:
+            raise
+        except HttpError as exc:  # RFC 6749, section 5.2: refusals carry an OAuth error code
+            raise oauth.OAuthError("invalid_request", exc.detail or exc.title, status=exc.status) from None
         return JSONResponse(answer, headers={"Cache-Control": "no-store"})
 
     # --- internal: subjects ----------------------------------------------------------------
@@ -72,7 +76,7 @@ def build(config: NodeConfig) -> NodeApps:
         return JSONResponse(node.add_service(request.path_params["subject"], body))
 
     async def resolve(request: Request) -> Response:
-        did = unquote(request.path_params["did"])
+        did = request.path_params["did"]  # already percent-decoded once by the router
         try:
             document = await node.resolver.resolve(did)
         except LookupError as exc:

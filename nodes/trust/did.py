@@ -12,8 +12,6 @@ from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 
-from nodes.common.http import HttpError
-
 DID_CONTEXT = ["https://www.w3.org/ns/did/v1", "https://w3id.org/security/suites/jws-2020/v1"]
 CACHE_SECONDS = 60.0
 
@@ -86,14 +84,19 @@ class Resolver:
         try:
             url = document_url(did)
         except ValueError as exc:
-            raise HttpError(400, "Bad Request", str(exc)) from None
+            raise LookupError(f"cannot resolve {did}: {exc}") from None
         try:
             response = await self._client.get(url)
         except httpx.HTTPError as exc:
             raise LookupError(f"cannot resolve {did}: {url} unreachable ({exc.__class__.__name__})") from None
         if response.status_code != 200:
             raise LookupError(f"cannot resolve {did}: {url} answered {response.status_code}")
-        document = response.json()
+        try:
+            document = response.json()
+        except ValueError:
+            raise LookupError(f"cannot resolve {did}: {url} did not answer JSON") from None
+        if not isinstance(document, dict):
+            raise LookupError(f"cannot resolve {did}: the document at {url} is not a JSON object")
         if document.get("id") != did:
             raise LookupError(f"cannot resolve {did}: the document at {url} is for {document.get('id')}")
         self._cache[did] = (time.monotonic() + CACHE_SECONDS, document)

@@ -62,16 +62,20 @@ def presentation_definition(node: TrustNode, scope: str) -> dict[str, Any]:
 
 
 class NonceMemory:
-    """Nonces seen recently; a presentation's nonce may be used once."""
+    """Nonces seen recently; a presentation's nonce may be used once.
+
+    A nonce is remembered for at least 10 s, and in any case until the presentation that
+    carried it can no longer be accepted (its `exp` plus clock skew): otherwise a captured
+    presentation could be replayed inside its own validity window."""
 
     def __init__(self) -> None:
         self._seen: dict[str, float] = {}
 
-    def first_use(self, nonce: str, now: float) -> bool:
+    def first_use(self, nonce: str, now: float, acceptable_until: float) -> bool:
         self._seen = {n: t for n, t in self._seen.items() if t > now}
         if nonce in self._seen:
             return False
-        self._seen[nonce] = now + NONCE_MEMORY_SECONDS
+        self._seen[nonce] = max(now + NONCE_MEMORY_SECONDS, acceptable_until)
         return True
 
 
@@ -95,8 +99,10 @@ async def token(node: TrustNode, nonces: NonceMemory, subject: str, form: dict[s
     _check_window(vp, now)
     # 2. One signer, who is the subject of every credential presented.
     signer = vp.signer_did
-    if not signer or vp.claims.get("iss") not in (None, signer):
-        raise OAuthError("invalid_request", "rule signer: the presentation's 'iss' and signing key disagree")
+    if not signer or vp.claims.get("iss") != signer or vp.claims.get("sub", signer) != signer:
+        raise OAuthError(
+            "invalid_request", "rule signer: the presentation's 'iss' (and 'sub') must be the signer's DID"
+        )
     for view in views:
         if view["credentialSubject"].get("id") != signer:
             raise OAuthError(
@@ -118,7 +124,7 @@ async def token(node: TrustNode, nonces: NonceMemory, subject: str, form: dict[s
     nonce = vp.claims.get("nonce")
     if not isinstance(nonce, str) or not nonce:
         raise OAuthError("invalid_request", "rule nonce: the presentation has no nonce")
-    if not nonces.first_use(f"{signer}|{nonce}", now):
+    if not nonces.first_use(f"{signer}|{nonce}", now, vp.claims["exp"] + vc.CLOCK_SKEW_SECONDS):
         raise OAuthError("invalid_request", "rule nonce: this nonce was used before")
     # 6. Signatures, validity and trust of everything presented.
     try:
@@ -251,7 +257,7 @@ async def _fetch_json(node: TrustNode, url: str, what: str, params: dict[str, st
     except httpx.HTTPError as exc:
         raise HttpError(502, "Bad Gateway", f"{what} at {url} unreachable: {exc.__class__.__name__}") from None
     if response.status_code != 200:
-        raise HttpError(502, "Bad Gateway", f"{what} at {url} answered {response.status_code}")
+        raise HttpError(502, "Bad Gateway", f"{what} at {url} answered {response.status_code}: {response.text[:300]}")
     try:
         value = response.json()
     except ValueError:

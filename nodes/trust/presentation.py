@@ -55,7 +55,10 @@ def check_submission(definition: dict[str, Any], submission: Any, presentation: 
         raise SubmissionError(
             f"presentation_submission answers definition {submission.get('definition_id')!r}, not {definition['id']!r}"
         )
-    mapping = {entry.get("id"): entry for entry in submission.get("descriptor_map", []) if isinstance(entry, dict)}
+    descriptor_map = submission.get("descriptor_map")
+    if not isinstance(descriptor_map, list):
+        raise SubmissionError("presentation_submission has no descriptor_map list")
+    mapping = {entry.get("id"): entry for entry in descriptor_map if isinstance(entry, dict)}
     claims: dict[str, Any] = {}
     for descriptor in definition.get("input_descriptors", []):
         entry = mapping.get(descriptor["id"])

@@ -20,7 +20,7 @@ from testbed.errors import NodeStartError
 from testbed.pki import NetworkCA
 from testbed.runtime.plan import NetworkPlan, NodePlan
 from testbed.runtime.state import NodeState, RunFolder, RunState
-from testbed.topology import LoadedNetwork, Role
+from testbed.topology import LoadedNetwork, Role, organisation_subject
 
 HEALTH_TIMEOUT_SECONDS = 30.0
 STOP_GRACE_SECONDS = 5.0
@@ -127,6 +127,8 @@ def _peers(loaded: LoadedNetwork, plan: NetworkPlan, node: NodePlan) -> dict[str
     trust = loaded.network.node_of(node.organisation, Role.TRUST)
     if trust is not None and trust.name != node.name:
         peers["trust_internal"] = plan.node(trust.name).internal_url
+        subject = organisation_subject(node.organisation)
+        peers["authorization_server"] = f"{plan.node(trust.name).public_url}/oauth2/{subject}"
     consent = loaded.network.nodes_with_role(Role.CONSENT)
     if consent and node.role != Role.CONSENT:
         peers["consent"] = plan.node(consent[0][1].name).public_url

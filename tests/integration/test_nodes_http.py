@@ -114,11 +114,6 @@ def test_a_wrong_method_is_a_405_problem(net: Net, method: str, node: str, inter
     assert method in assert_problem(response, 405)["detail"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: nodes/common/app.py's 405 handler drops Starlette's Allow header; "
-    "RFC 9110 section 15.5.6 says a 405 MUST carry Allow",
-)
 @pytest.mark.parametrize(("method", "node", "internal", "path"), WRONG_METHODS)
 def test_a_405_says_which_methods_are_allowed(net: Net, method: str, node: str, internal: bool, path: str) -> None:
     response = net.client.request(method, f"{url_of(net, node, internal)}{path}")
@@ -325,11 +320,6 @@ def test_an_unsupported_search_is_a_400_outcome(net: Net, path: str, params: dic
     assert_outcome(fhir_get(net, path, net.gp_token(), **params), 400)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: the station passes a malformed BSN on to the consent service, which answers 422, "
-    "and reports that as 503 'the consent service did not answer' instead of a 400 for the search",
-)
 def test_a_search_for_a_malformed_bsn_is_a_400_outcome(net: Net) -> None:
     assert_outcome(fhir_get(net, "Patient", net.gp_token(), **by_bsn("123")), 400)
 
@@ -345,11 +335,6 @@ def test_an_unknown_patient_is_a_404_outcome(net: Net, path: str, params: dict[s
     assert_outcome(fhir_get(net, path, net.gp_token(), **params), 404, "no-such-patient")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: requests the station's router refuses (unknown FHIR type, wrong method) are "
-    "answered with application/problem+json, not a FHIR OperationOutcome",
-)
 @pytest.mark.parametrize(("method", "path"), [("GET", "Observation"), ("POST", "Patient")])
 def test_a_request_the_fhir_router_refuses_is_an_outcome(net: Net, method: str, path: str) -> None:
     response = net.client.request(

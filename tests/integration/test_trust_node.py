@@ -279,11 +279,6 @@ def test_a_nonce_is_accepted_once(gp: Gp) -> None:
     assert_refused(second, "nonce", mentions="used before")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: nonces are remembered 10 s (NONCE_MEMORY_SECONDS) but a presentation is accepted "
-    "from nbf-5 s to exp+5 s (up to 15 s), so a captured presentation can be replayed once its nonce is forgotten",
-)
 def test_a_captured_presentation_cannot_be_replayed_while_it_is_still_accepted(gp: Gp) -> None:
     presentation = gp.presentation(nbf=int(time.time()) + 4)  # accepted from now on, thanks to the clock skew
     form = presentation.form()
@@ -349,11 +344,6 @@ def test_malformed_token_requests_get_an_oauth_error(gp: Gp, change: dict[str, s
     assert response.json()["error"] == error
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: presentation.check_submission iterates 'descriptor_map' without checking it is a list; "
-    "null or a number makes the token endpoint answer 500 (TypeError)",
-)
 @pytest.mark.parametrize("descriptor_map", [None, 5])
 def test_a_descriptor_map_that_is_not_a_list_is_refused(gp: Gp, descriptor_map: Any) -> None:
     presentation = gp.presentation()
@@ -371,20 +361,10 @@ def self_signed(gp: Gp, did: str) -> Presentation:
     return presentation
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: did.Resolver raises HttpError for a DID that is not did:web, which escapes the "
-    "verification rule: the token endpoint answers a 400 problem without an OAuth 'error'",
-)
 def test_a_signer_that_is_not_a_did_web_is_refused_for_verification(gp: Gp) -> None:
     assert_refused(gp.post_alone(self_signed(gp, "did:key:z6MkNotAWebDid").form()), "verification")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: did.Resolver assumes the fetched DID document is a JSON object; a JSON array "
-    "makes the token endpoint answer 500 (AttributeError)",
-)
 def test_a_did_document_that_is_not_an_object_is_refused_for_verification(net: Net, gp: Gp) -> None:
     # A subject named "did.json" makes GET .../internal/vdr/v2/subject/did.json answer a JSON array,
     # which is where did:web:<gp-trust internal host>:internal:vdr:v2:subject resolves to.
@@ -398,11 +378,6 @@ def test_a_did_document_that_is_not_an_object_is_refused_for_verification(net: N
 
 
 # --- DID resolution through the internal API -----------------------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: app.resolve unquotes the {did:path} parameter that Starlette already decoded, so the "
-    "'%3A' before the port of a did:web is decoded twice and no DID with a port can be resolved",
-)
 def test_the_internal_api_resolves_another_nodes_did(net: Net, gp: Gp) -> None:
     response = net.client.get(f"{net.internal('hospital-trust')}/internal/vdr/v2/did/{quote(gp.did, safe='')}")
     assert response.status_code == 200, response.text
