@@ -78,6 +78,7 @@ def bootstrap(
                     "organization": {"name": org["name"], "city": org["city"], "ura": org["ura"]},
                 },
                 "format": "jwt_vc",
+                "withStatusList2021Revocation": True,
             },
             expect=(200,),
         ).json()

@@ -87,6 +87,29 @@ def build(config: NodeConfig) -> NodeApps:
     async def issue(request: Request) -> Response:
         return JSONResponse(node.issue(await read_json_object(request)))
 
+    async def revoke(request: Request) -> Response:
+        node.revoke(request.path_params["id"])
+        return Response(status_code=204)
+
+    async def status_list(request: Request) -> Response:
+        if request.path_params["page"] != 1:
+            raise HttpError(404, "Not Found", "this node keeps one status list page per issuer")
+        token = node.status_list(request.path_params["did"])
+        return Response(token, media_type="application/vc+jwt")
+
+    async def create_presentation(request: Request) -> Response:
+        return JSONResponse(node.present(await read_json_object(request)))
+
+    async def verify_vp(request: Request) -> Response:
+        body = await read_json_object(request)
+        try:
+            views = await node.verify_presentation(
+                body.get("verifiablePresentation"), body.get("verifyCredentials", True) is not False
+            )
+        except CredentialError as exc:
+            return JSONResponse({"validity": False, "message": str(exc)})
+        return JSONResponse({"validity": True, "credentials": views})
+
     async def verify_vc(request: Request) -> Response:
         body = await read_json_object(request)
         try:
@@ -126,6 +149,7 @@ def build(config: NodeConfig) -> NodeApps:
         Route("/.well-known/oauth-authorization-server/oauth2/{subject}", as_metadata),
         Route("/oauth2/{subject}/presentation_definition", presentation_definition),
         Route("/oauth2/{subject}/token", token, methods=["POST"]),
+        Route("/statuslist/{did}/{page:int}", status_list),
     ]
     internal = [
         Route("/internal/vdr/v2/subject", create_subject, methods=["POST"]),
@@ -134,7 +158,10 @@ def build(config: NodeConfig) -> NodeApps:
         Route("/internal/vdr/v2/subject/{subject}/service", add_service, methods=["POST"]),
         Route("/internal/vdr/v2/did/{did:path}", resolve, methods=["GET"]),
         Route("/internal/vcr/v2/issuer/vc", issue, methods=["POST"]),
+        Route("/internal/vcr/v2/issuer/vc/{id:path}", revoke, methods=["DELETE"]),
         Route("/internal/vcr/v2/verifier/vc", verify_vc, methods=["POST"]),
+        Route("/internal/vcr/v2/verifier/vp", verify_vp, methods=["POST"]),
+        Route("/internal/vcr/v2/holder/vp", create_presentation, methods=["POST"]),
         Route("/internal/vcr/v2/verifier/trust", trust, methods=["POST", "DELETE"]),
         Route("/internal/vcr/v2/holder/{subject}/vc", wallet_add, methods=["POST"]),
         Route("/internal/vcr/v2/holder/{subject}/vc", wallet_list, methods=["GET"]),

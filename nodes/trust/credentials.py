@@ -85,8 +85,9 @@ def issue_credential(
     subject: dict[str, Any],
     expires_at: int | None,
     context: list[str] | None = None,
+    status: dict[str, Any] | None = None,
 ) -> tuple[str, str]:
-    """Returns (credential id, JWT)."""
+    """Returns (credential id, JWT). `status` is a credentialStatus entry (revocation)."""
     now = int(time.time())
     credential_id = f"{issuer_did}#{uuid.uuid4()}"
     vc = {
@@ -94,10 +95,34 @@ def issue_credential(
         "type": ["VerifiableCredential", *[t for t in types if t != "VerifiableCredential"]],
         "credentialSubject": subject,
     }
+    if status is not None:
+        vc["credentialStatus"] = status
     claims: dict[str, Any] = {"iss": issuer_did, "sub": subject["id"], "jti": credential_id, "nbf": now, "vc": vc}
     if expires_at is not None:
         claims["exp"] = expires_at
     return credential_id, sign(claims, issuer_did, key)
+
+
+def sign_presentation(
+    holder_did: str,
+    key: ECKey,
+    credentials: list[str],
+    audience: str | None,
+    nonce: str | None,
+    nbf: int,
+    exp: int | None,
+) -> str:
+    """A JWT presentation of `credentials`, signed by the holder."""
+    claims: dict[str, Any] = {
+        "iss": holder_did,
+        "sub": holder_did,
+        "jti": str(uuid.uuid4()),
+        "nbf": nbf,
+        "vp": {"@context": VC_CONTEXT, "type": ["VerifiablePresentation"], "verifiableCredential": credentials},
+    }
+    optional = {"aud": audience, "nonce": nonce, "exp": exp}
+    claims.update({name: value for name, value in optional.items() if value is not None})
+    return sign(claims, holder_did, key)
 
 
 def credential_view(token: Jwt) -> dict[str, Any]:
@@ -118,6 +143,8 @@ def credential_view(token: Jwt) -> dict[str, Any]:
     }
     if "exp" in claims:
         view["expirationDate"] = _iso(claims["exp"])
+    if isinstance(vc.get("credentialStatus"), dict):
+        view["credentialStatus"] = vc["credentialStatus"]
     return view
 
 

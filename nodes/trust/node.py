@@ -8,6 +8,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
+import httpx
 from joserfc.jwk import ECKey
 
 from nodes.common.config import NodeConfig
@@ -17,6 +18,7 @@ from nodes.trust import credentials as vc
 from nodes.trust.did import Resolver, build_document, did_for, path_id_for
 from nodes.trust.keys import derive_key, public_jwk
 from nodes.trust.policy import default_policy
+from nodes.trust.statuslist import StatusLists, is_set
 
 SUBJECTS = "subjects"
 ISSUED = "issued_credentials"
@@ -33,6 +35,7 @@ class TrustNode:
         self.policy: dict[str, dict[str, Any]] = config.settings.get("policy") or default_policy()
         self.token_lifetime = int(config.settings.get("token_lifetime_seconds", 900))
         self._key = lru_cache(maxsize=1024)(self._derive_key)
+        self.status_lists = StatusLists(self.store, config.public_url)
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -95,11 +98,76 @@ class TrustNode:
         if not isinstance(issuer, str):
             raise HttpError(400, "Bad Request", "'issuer' must be a DID of this node")
         expires_at = _epoch(request.get("expirationDate"))
-        credential_id, token = vc.issue_credential(
-            issuer, self.signing_key(issuer), types, subject, expires_at, request.get("@context")
-        )
-        self.store.put(ISSUED, credential_id, {"id": credential_id, "jwt": token, "revoked": False})
+        revocable = request.get("withStatusList2021Revocation", False) is True
+        if expires_at is None and not revocable:
+            # As the Nuts node: a credential that never expires must at least be revocable.
+            raise HttpError(
+                400, "Bad Request", "a credential without expirationDate needs withStatusList2021Revocation"
+            )
+        key = self.signing_key(issuer)
+        status = self.status_lists.new_entry(issuer) if revocable else None
+        context = request.get("@context")
+        context = [context] if isinstance(context, str) else context
+        credential_id, token = vc.issue_credential(issuer, key, types, subject, expires_at, context, status)
+        self.store.put(ISSUED, credential_id, {"id": credential_id, "issuer": issuer, "status": status})
         return token
+
+    def revoke(self, credential_id: str) -> None:
+        record = self.store.get(ISSUED, credential_id)
+        if record is None:
+            raise HttpError(404, "Not Found", f"no credential {credential_id} was issued by this node")
+        if record.get("status") is None:
+            raise HttpError(
+                400, "Bad Request", "this credential was issued without a status list and cannot be revoked"
+            )
+        if not self.status_lists.revoke(record["issuer"], int(record["status"]["statusListIndex"])):
+            raise HttpError(409, "Conflict", f"credential {credential_id} is already revoked")
+
+    def status_list(self, issuer: str) -> str:
+        if self.subject_of_did(issuer) is None:
+            raise HttpError(404, "Not Found", f"{issuer} is not a DID of this node")
+        return self.status_lists.credential(issuer, self.signing_key(issuer))
+
+    def present(self, request: dict[str, Any]) -> str:
+        """A JWT presentation as the Nuts API builds one: `domain` becomes the audience and
+        `challenge` the nonce; the signer is `signerDID` or the credentials' one subject."""
+        credentials = request.get("verifiableCredentials")
+        if not isinstance(credentials, list) or not credentials or not all(isinstance(c, str) for c in credentials):
+            raise HttpError(400, "Bad Request", "'verifiableCredentials' must be a non-empty list of JWT credentials")
+        if request.get("format", "jwt_vp") != "jwt_vp":
+            raise HttpError(400, "Bad Request", "only format 'jwt_vp' is offered by this node")
+        try:
+            subjects = {vc.credential_view(vc.Jwt.read(c))["credentialSubject"].get("id") for c in credentials}
+        except vc.CredentialError as exc:
+            raise HttpError(400, "Bad Request", f"a credential cannot be read: {exc}") from None
+        signer = request.get("signerDID") or (subjects.pop() if len(subjects) == 1 else None)
+        if not isinstance(signer, str):
+            raise HttpError(400, "Bad Request", "give 'signerDID': the credentials have more than one subject")
+        now = int(time.time())
+        return vc.sign_presentation(
+            signer,
+            self.signing_key(signer),
+            credentials,
+            audience=request.get("domain"),
+            nonce=request.get("challenge"),
+            nbf=now,
+            exp=_epoch(request.get("expires")),
+        )
+
+    async def verify_presentation(self, token: str, verify_credentials: bool = True) -> list[dict[str, Any]]:
+        """Signature and validity of a JWT presentation (and of its credentials)."""
+        now = time.time()
+        presentation = vc.Jwt.read(token)
+        if presentation.signer_did != presentation.claims.get("iss"):
+            raise vc.CredentialError("the presentation is not signed by its holder")
+        await vc.verify_signature(presentation, self.resolver)
+        vc.check_validity_period(presentation, now, "the presentation")
+        body = presentation.claims.get("vp")
+        inner = body.get("verifiableCredential", []) if isinstance(body, dict) else []
+        inner = inner if isinstance(inner, list) else [inner]
+        if verify_credentials:
+            return [await self.verify_credential(c, now) for c in inner]
+        return [vc.credential_view(vc.Jwt.read(c)) for c in inner]
 
     # --- wallet and trust ----------------------------------------------------------------
     async def verify_credential(self, token: str, now: float | None = None) -> dict[str, Any]:
@@ -113,7 +181,30 @@ class TrustNode:
         vc.check_validity_period(jwt, now, f"credential {view['id']}")
         if not any(self.is_trusted(t, view["issuer"]) for t in vc.types_of(view)):
             raise vc.CredentialError(f"issuer {view['issuer']} is not trusted for {', '.join(vc.types_of(view))}")
+        await self._check_not_revoked(view)
         return view
+
+    async def _check_not_revoked(self, view: dict[str, Any]) -> None:
+        """Fetch the issuer's status list (every time: a revocation must count at once)."""
+        status = view.get("credentialStatus")
+        if not isinstance(status, dict) or status.get("type") != "StatusList2021Entry":
+            return
+        url, index = status.get("statusListCredential"), str(status.get("statusListIndex", ""))
+        if not isinstance(url, str) or not index.isdigit():
+            raise vc.CredentialError("the credentialStatus lacks statusListCredential or statusListIndex")
+        try:
+            response = await self.client.get(url)
+        except httpx.HTTPError as exc:
+            raise vc.CredentialError(f"the status list {url} is unreachable: {exc.__class__.__name__}") from None
+        if response.status_code != 200:
+            raise vc.CredentialError(f"the status list {url} answered {response.status_code}")
+        status_list = vc.Jwt.read(response.text.strip().strip('"'))
+        if status_list.claims.get("iss") != view["issuer"] or status_list.signer_did != view["issuer"]:
+            raise vc.CredentialError("the status list is not signed by the credential's issuer")
+        await vc.verify_signature(status_list, self.resolver)
+        encoded = vc.credential_view(status_list)["credentialSubject"].get("encodedList", "")
+        if is_set(str(encoded), int(index)):
+            raise vc.CredentialError(f"credential {view['id']} has been revoked")
 
     def trust(self, credential_type: str, issuer: str, trusted: bool) -> None:
         key = f"{credential_type}|{issuer}"

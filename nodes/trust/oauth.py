@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import secrets
 import time
-import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -210,21 +209,15 @@ async def request_service_access_token(node: TrustNode, subject: str, body: dict
     picked = sorted({index for _, index in chosen})
     renumber = {old: new for new, old in enumerate(picked)}
     now = int(time.time())
-    claims = {
-        "iss": holder["did"],
-        "sub": holder["did"],
-        "aud": server,
-        "nonce": secrets.token_urlsafe(16),
-        "jti": str(uuid.uuid4()),
-        "nbf": now,
-        "exp": now + MAX_VP_WINDOW_SECONDS,
-        "vp": {
-            "@context": vc.VC_CONTEXT,
-            "type": ["VerifiablePresentation"],
-            "verifiableCredential": [wallet[i] for i in picked],
-        },
-    }
-    assertion = vc.sign(claims, holder["did"], node.signing_key(holder["did"]))
+    assertion = vc.sign_presentation(
+        holder["did"],
+        node.signing_key(holder["did"]),
+        [wallet[i] for i in picked],
+        audience=server,
+        nonce=secrets.token_urlsafe(16),
+        nbf=now,
+        exp=now + MAX_VP_WINDOW_SECONDS,
+    )
     submission = submission_for(definition, [(d, renumber[i]) for d, i in chosen])
     form = {
         "grant_type": GRANT_TYPE,

@@ -129,6 +129,8 @@ def issue(net: Net, node: str, issuer: str, subject_did: str, **extra: Any) -> s
                 "organization": {"name": "Huisartsenpraktijk Het Plein", "ura": GP_URA, "city": "Amersfoort"},
             },
             "format": "jwt_vc",
+            # A credential without an expiry must be revocable (the Nuts node's rule).
+            "withStatusList2021Revocation": "expirationDate" not in extra,
             **extra,
         },
     )

@@ -1,0 +1,101 @@
+"""Revocation with StatusList2021 (W3C VC Status List 2021): every revocable credential
+gets an index in its issuer's status list; revoking sets that bit; the list is a credential
+itself, signed by the issuer and served publicly at `/statuslist/{did}/{page}`."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import time
+from typing import Any
+from urllib.parse import quote
+
+from joserfc.jwk import ECKey
+
+from nodes.common.storage import DocumentStore
+from nodes.trust import credentials as vc
+
+LIST_BITS = 131072  # 16 KiB: the spec's minimum list size, so one index does not stand out
+PAGE = 1  # one page holds LIST_BITS credentials, more than a test network issues
+COUNTERS = "statuslist_counters"
+REVOKED = "statuslist_revoked"
+STATUS_CONTEXT = "https://w3id.org/vc/status-list/2021/v1"
+
+
+def list_url(public_url: str, issuer: str, page: int = PAGE) -> str:
+    return f"{public_url}/statuslist/{quote(issuer, safe='')}/{page}"
+
+
+class StatusLists:
+    def __init__(self, store: DocumentStore, public_url: str):
+        self._store = store
+        self._public_url = public_url
+
+    def new_entry(self, issuer: str) -> dict[str, Any]:
+        """Reserve the next index of the issuer's list: the credentialStatus to embed."""
+        counter = self._store.get(COUNTERS, issuer) or {"next": 0}
+        index = counter["next"]
+        if index >= LIST_BITS:
+            raise ValueError(f"the status list of {issuer} is full")
+        self._store.put(COUNTERS, issuer, {"next": index + 1})
+        url = list_url(self._public_url, issuer)
+        return {
+            "id": f"{url}#{index}",
+            "type": "StatusList2021Entry",
+            "statusPurpose": "revocation",
+            "statusListIndex": str(index),
+            "statusListCredential": url,
+        }
+
+    def revoke(self, issuer: str, index: int) -> bool:
+        """Set the bit; False when it was set already."""
+        revoked = set(self._revoked(issuer))
+        if index in revoked:
+            return False
+        self._store.put(REVOKED, issuer, {"indices": sorted(revoked | {index})})
+        return True
+
+    def credential(self, issuer: str, key: ECKey) -> str:
+        """The issuer's status list as a signed JWT credential."""
+        url = list_url(self._public_url, issuer)
+        subject = {
+            "id": f"{url}#list",
+            "type": "StatusList2021",
+            "statusPurpose": "revocation",
+            "encodedList": encode(self._revoked(issuer)),
+        }
+        now = int(time.time())
+        claims = {
+            "iss": issuer,
+            "sub": subject["id"],
+            "jti": url,
+            "nbf": now,
+            "vc": {
+                "@context": [*vc.VC_CONTEXT, STATUS_CONTEXT],
+                "type": ["VerifiableCredential", "StatusList2021Credential"],
+                "credentialSubject": subject,
+            },
+        }
+        return vc.sign(claims, issuer, key)
+
+    def _revoked(self, issuer: str) -> list[int]:
+        return (self._store.get(REVOKED, issuer) or {"indices": []})["indices"]
+
+
+def encode(indices: list[int]) -> str:
+    """GZIP-compressed bitstring, base64url without padding; index 0 is the first byte's
+    most significant bit."""
+    bits = bytearray(LIST_BITS // 8)
+    for index in indices:
+        bits[index // 8] |= 0x80 >> (index % 8)
+    return base64.urlsafe_b64encode(gzip.compress(bytes(bits), mtime=0)).rstrip(b"=").decode()
+
+
+def is_set(encoded: str, index: int) -> bool:
+    try:
+        bits = gzip.decompress(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
+    except (ValueError, OSError, EOFError) as exc:
+        raise vc.CredentialError(f"the status list cannot be decoded: {exc.__class__.__name__}") from None
+    if not 0 <= index < len(bits) * 8:
+        raise vc.CredentialError(f"status list index {index} is outside the list")
+    return bool(bits[index // 8] & (0x80 >> (index % 8)))
