@@ -26,6 +26,7 @@ console = Console(stderr=False, highlight=False)
 errors = Console(stderr=True, highlight=False)
 
 DEFAULT_NETWORK = Path("scenarios/networks/reference.yaml")
+PROFILES = Path("scenarios/profiles")
 StateOption = Annotated[Path, typer.Option("--state", help="Folder for run state (CA, node configs, data)")]
 ReportsOption = Annotated[Path, typer.Option("--reports", help="Folder the run's reports go into")]
 CaOption = Annotated[
@@ -75,6 +76,9 @@ def conformance(
     reports: ReportsOption = Path("reports"),
     attach: Annotated[bool, typer.Option("--attach", help="Use the network `testbed up` started")] = False,
     ca: CaOption = None,
+    profile: Annotated[
+        list[str] | None, typer.Option("--profile", help="A role's conformance profile (scenarios/profiles/NAME)")
+    ] = None,
 ) -> None:
     """Boot the network, replay the scenarios, and write the conformance reports."""
     from testbed.conformance.runner import ConformanceOptions, run_conformance
@@ -82,7 +86,7 @@ def conformance(
     run_id = current_run_id(state) if attach else new_run_id("conformance")
     folder = RunFolder(state, reports, run_id if not attach else new_run_id("attached"))
     options = ConformanceOptions(
-        scenario_paths=paths or [Path("scenarios")],
+        scenario_paths=_scenario_paths(paths or [], profile or []),
         network_path=network,
         runtime=runtime,
         folder=folder,
@@ -207,6 +211,17 @@ def schema(out: Annotated[Path | None, typer.Option("--out", help="Folder to wri
 
     for path in write_schemas(out or SCHEMA_DIR):
         console.print(f"wrote {path}")
+
+
+def _scenario_paths(paths: list[Path], profiles: list[str]) -> list[Path]:
+    """What to replay: the given files and folders plus the named profiles; by default the
+    use-case scenarios and every profile."""
+    available = sorted(p.name for p in PROFILES.iterdir() if p.is_dir()) if PROFILES.is_dir() else []
+    unknown = [name for name in profiles if name not in available]
+    if unknown:
+        raise ConfigError(f"unknown profile(s) {', '.join(unknown)}; available: {', '.join(available) or 'none'}")
+    chosen = [*paths, *(PROFILES / name for name in profiles)]
+    return chosen or [Path("scenarios"), *(PROFILES / name for name in available)]
 
 
 def _health(get: Callable[[str], httpx.Response], url: str) -> str:

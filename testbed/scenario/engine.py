@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -23,9 +23,9 @@ from testbed.report.model import (
     Outcome,
     ScenarioResult,
 )
-from testbed.scenario.expectations import NO_JSON, evaluate
+from testbed.scenario.expectations import NO_JSON, evaluate, jwt_claims, split_source
 from testbed.scenario.loader import LoadedScenario, resolve_node
-from testbed.scenario.models import Action, Request, Step
+from testbed.scenario.models import Action, Expect, Request, Step
 from testbed.scenario.templating import UndefinedVariable, lookup, render
 from testbed.topology import Network
 
@@ -85,9 +85,11 @@ class Engine:
         started = datetime.now(UTC)
         clock = time.perf_counter()
         evidence = Evidence()
+        variables["time"] = time_variables(started)
         try:
+            expect = _rendered(step.expect, variables)  # before sending: a missing input stops the step here
             exchange = self._exchange(step, actors, variables, evidence)
-            outcome, message = self._judge(step, exchange, variables, evidence)
+            outcome, message = self._judge(step, expect, exchange, variables, evidence)
         except UndefinedVariable as exc:
             if exc.root in failed:
                 outcome, message = (
@@ -178,33 +180,26 @@ class Engine:
         return Exchange(record, response)
 
     def _judge(
-        self, step: Step, exchange: Exchange, variables: dict[str, Any], evidence: Evidence
+        self, step: Step, expect: Expect, exchange: Exchange, variables: dict[str, Any], evidence: Evidence
     ) -> tuple[Outcome, str]:
         response = exchange.response
-        expect = step.expect.model_copy(
-            update={
-                "json_checks": [
-                    c.model_copy(update={k: render(getattr(c, k), variables) for k in (c.test,)})
-                    for c in step.expect.json_checks
-                ]
-            }
-        )
         if response is None:
-            status, headers, body = 0, {}, NO_JSON
+            status, headers, body, text = 0, {}, NO_JSON, ""
         else:
-            status, headers, body = response.status_code, dict(response.headers), _json_or_marker(response)
-        evidence.expectations = evaluate(expect, status, headers, body)
+            status, headers = response.status_code, dict(response.headers)
+            body, text = _json_or_marker(response), response.text
+        evidence.expectations = evaluate(expect, status, headers, body, text)
         failures = [e for e in evidence.expectations if not e.passed]
         if failures:
             return Outcome.FAILED, "; ".join(_describe(e) for e in failures)
-        problems = self._capture(step, status, headers, body, variables)
+        problems = self._capture(step, status, headers, body, text, variables)
         if problems:
             evidence.expectations.extend(problems)
             return Outcome.FAILED, "; ".join(_describe(e) for e in problems)
         return Outcome.PASSED, ""
 
     def _capture(
-        self, step: Step, status: int, headers: dict[str, str], body: Any, variables: dict[str, Any]
+        self, step: Step, status: int, headers: dict[str, str], body: Any, text: str, variables: dict[str, Any]
     ) -> list[ExpectationResult]:
         problems = []
         lowered = {k.lower(): v for k, v in headers.items()}
@@ -223,14 +218,28 @@ class Engine:
                     variables[name] = value
             else:
                 try:
-                    variables[name] = lookup("body" + source.removeprefix("$"), {"body": body})
-                except UndefinedVariable as exc:
+                    from_jwt, path = split_source(source)
+                    document = jwt_claims(body, text) if from_jwt else body
+                    variables[name] = lookup("body" + path.removeprefix("$"), {"body": document})
+                except (UndefinedVariable, ValueError) as exc:
                     problems.append(
                         ExpectationResult(
                             what=f"capture {name} from {source}", expected="present", actual=str(exc), passed=False
                         )
                     )
         return problems
+
+
+def time_variables(now: datetime) -> dict[str, str]:
+    """RFC 3339 moments around the step's start, e.g. for expiry dates: `time.in_1h`."""
+    offsets = {"now": 0, "in_3s": 3, "in_1m": 60, "in_1h": 3600, "ago_1h": -3600, "ago_1d": -86400}
+    return {name: (now + timedelta(seconds=s)).strftime("%Y-%m-%dT%H:%M:%SZ") for name, s in offsets.items()}
+
+
+def _rendered(expect: Expect, variables: dict[str, Any]) -> Expect:
+    """The expectations with their placeholders filled in."""
+    checks = [c.model_copy(update={c.test: render(getattr(c, c.test), variables)}) for c in expect.json_checks]
+    return expect.model_copy(update={"json_checks": checks, "headers": render(expect.headers, variables)})
 
 
 def _describe(result: ExpectationResult) -> str:

@@ -3,8 +3,12 @@ what was expected and what was seen, so a report can show the difference."""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
+
+from joserfc import jws
+from joserfc.errors import JoseError
 
 from nodes.common.jsonpath import PathNotFound, find
 from testbed.report.model import ExpectationResult
@@ -13,7 +17,27 @@ from testbed.scenario.models import Expect, JsonExpectation
 NO_JSON = object()  # the response body was not JSON
 
 
-def evaluate(expect: Expect, status: int, headers: dict[str, str], body: Any) -> list[ExpectationResult]:
+def jwt_claims(body: Any, text: str) -> dict[str, Any]:
+    """The claims of a JWT the response is, as a JSON string or as plain text (read, not
+    verified: a scenario looks into what a node issued; nodes verify signatures)."""
+    token = body if isinstance(body, str) else text.strip()
+    try:
+        claims = json.loads(jws.extract_compact(token.encode()).payload)
+    except (JoseError, ValueError) as exc:
+        raise ValueError(f"the response body is not a readable JWT ({exc.__class__.__name__})") from None
+    if not isinstance(claims, dict):
+        raise ValueError("the JWT's payload is not a JSON object")
+    return claims
+
+
+def split_source(source: str) -> tuple[bool, str]:
+    """`jwt:$.path` reads a JWT's claims; `$.path` the JSON body."""
+    return (True, source.removeprefix("jwt:")) if source.startswith("jwt:") else (False, source)
+
+
+def evaluate(
+    expect: Expect, status: int, headers: dict[str, str], body: Any, text: str = ""
+) -> list[ExpectationResult]:
     results = []
     if expect.status is not None:
         allowed = expect.status if isinstance(expect.status, list) else [expect.status]
@@ -28,18 +52,24 @@ def evaluate(expect: Expect, status: int, headers: dict[str, str], body: Any) ->
             ExpectationResult(what=f"header {name}", expected=f"matches {pattern!r}", actual=actual, passed=passed)
         )
     for check in expect.json_checks:
-        results.append(_json(check, body))
+        results.append(_json(check, body, text))
     return results
 
 
-def _json(check: JsonExpectation, body: Any) -> ExpectationResult:
+def _json(check: JsonExpectation, body: Any, text: str) -> ExpectationResult:
     test = check.test
     expected = getattr(check, test)
     what = f"json {check.path} {test.replace('_', ' ')}"
+    from_jwt, path = split_source(check.path)
+    if from_jwt:
+        try:
+            body = jwt_claims(body, text)
+        except ValueError as exc:
+            return ExpectationResult(what=what, expected=expected, actual=f"({exc})", passed=False)
     if body is NO_JSON:
         return ExpectationResult(what=what, expected=expected, actual="(body is not JSON)", passed=False)
     try:
-        actual = find(body, check.path)
+        actual = find(body, path)
     except PathNotFound as exc:
         passed = test == "exists" and expected is False
         return ExpectationResult(what=what, expected=expected, actual=f"(absent: {exc})", passed=passed)

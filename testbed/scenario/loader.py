@@ -10,7 +10,7 @@ from testbed.conformance.catalogue import Catalogue
 from testbed.errors import ConfigError
 from testbed.files import sha256_of
 from testbed.scenario.models import Scenario, Step
-from testbed.scenario.templating import NAMESPACES, roots
+from testbed.scenario.templating import NAMESPACES, roots, unknown_filters
 from testbed.topology import Network, Role
 from testbed.yamlsource import YamlDocument, read_yaml, validate
 
@@ -58,7 +58,10 @@ def check_scenario(loaded: LoadedScenario, network: Network, catalogue: Catalogu
                     f"{doc.where(('steps', index, 'requirements', n))}: unknown requirement id {requirement!r}"
                 )
         problems.extend(f"{where}: step {step.id!r}: {p}" for p in _target_problems(step, scenario, network))
-        for root in sorted(set(roots(step.model_dump(by_alias=True, exclude={"capture"})))):
+        values = step.model_dump(by_alias=True, exclude={"capture"})
+        for name in sorted(set(unknown_filters(values))):
+            problems.append(f"{where}: step {step.id!r} uses unknown filter {name!r}")
+        for root in sorted(set(roots(values))):
             if root not in defined:
                 problems.append(f"{where}: step {step.id!r} uses {{{{ {root} }}}} before any step captures it")
         defined.update(step.capture)

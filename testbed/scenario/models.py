@@ -52,7 +52,11 @@ class Action(Strict):
 
 
 class JsonExpectation(Strict):
-    path: str = Field(pattern=r"^\$", description="JSON path into the response body, e.g. $.entry[0].resource.id")
+    path: str = Field(
+        pattern=r"^(jwt:)?\$",
+        description="JSON path into the response body, e.g. $.entry[0].resource.id; "
+        "'jwt:$.aud' reads the claims of a JWT the body is",
+    )
     equals: Any = None
     not_equals: Any = None
     exists: bool | None = None
@@ -91,7 +95,8 @@ class Step(Strict):
     expect: Expect = Field(default_factory=Expect)
     capture: dict[str, str] = Field(
         default_factory=dict,
-        description="Variable -> JSON path into the response body, 'status', or 'header:<name>'",
+        description="Variable -> JSON path into the response body, 'jwt:<path>' into the claims of a JWT body, "
+        "'status', or 'header:<name>'",
     )
 
     @model_validator(mode="after")

@@ -1,5 +1,5 @@
 """`{{ name.path[0] }}` placeholders in scenario values, filled from the run's context:
-`orgs`, `nodes`, `actors`, `network`, `vars`, `run`, and every variable captured so far.
+`orgs`, `nodes`, `actors`, `network`, `vars`, `run`, `time`, and every variable captured so far.
 
 A value that is exactly one placeholder keeps its type (a captured number stays a number);
 placeholders inside a longer string are written into it as text."""
@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
+from urllib.parse import quote
 
 from nodes.common.jsonpath import JsonPathError, PathNotFound, find
 
-PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][\w\-]*(?:\.[\w\-]+|\[-?\d+\])*)\s*\}\}")
-NAMESPACES = ("orgs", "nodes", "actors", "network", "vars", "run")
+PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][\w\-]*(?:\.[\w\-]+|\[-?\d+\])*)\s*(?:\|\s*(\w+)\s*)?\}\}")
+NAMESPACES = ("orgs", "nodes", "actors", "network", "vars", "run", "time")
+# `{{ value | filter }}`: what a value may be passed through on its way into a request.
+FILTERS: dict[str, Callable[[Any], Any]] = {
+    "urlencode": lambda value: quote(_as_text(value), safe=""),  # e.g. a DID or credential id in a path
+    "json": lambda value: json.dumps(value, separators=(",", ":")),  # e.g. a submission inside a form field
+}
 
 
 class UndefinedVariable(LookupError):
@@ -37,8 +43,29 @@ def render(value: Any, context: Mapping[str, Any]) -> Any:
 def _render_string(text: str, context: Mapping[str, Any]) -> Any:
     whole = PLACEHOLDER.fullmatch(text.strip())
     if whole:
-        return lookup(whole.group(1), context)
-    return PLACEHOLDER.sub(lambda m: _as_text(lookup(m.group(1), context)), text)
+        return _filtered(whole, context)
+    return PLACEHOLDER.sub(lambda m: _as_text(_filtered(m, context)), text)
+
+
+def _filtered(match: re.Match[str], context: Mapping[str, Any]) -> Any:
+    value = lookup(match.group(1), context)
+    name = match.group(2)
+    if name is None:
+        return value
+    if name not in FILTERS:
+        raise UndefinedVariable(match.group(1), "", f"unknown filter '{name}' (known: {', '.join(FILTERS)})")
+    return FILTERS[name](value)
+
+
+def unknown_filters(value: Any) -> list[str]:
+    """Filter names in `value` that do not exist, for checks before a run."""
+    if isinstance(value, str):
+        return [m.group(2) for m in PLACEHOLDER.finditer(value) if m.group(2) and m.group(2) not in FILTERS]
+    if isinstance(value, list):
+        return [name for item in value for name in unknown_filters(item)]
+    if isinstance(value, dict):
+        return [name for key, item in value.items() for name in unknown_filters(key) + unknown_filters(item)]
+    return []
 
 
 def lookup(expression: str, context: Mapping[str, Any]) -> Any:
