@@ -65,7 +65,7 @@ def bootstrap(
         )
     for org_id, trust in trust_of.items():
         org = orgs[org_id]
-        credential = _call(
+        issued = _call(
             client,
             issuer_node.name,
             "POST",
@@ -81,7 +81,8 @@ def bootstrap(
                 "withStatusList2021Revocation": True,
             },
             expect=(200,),
-        ).json()
+        )
+        credential = _read(issued, issuer_node.name, lambda body: body, "a JWT credential (a JSON string)")
         _call(
             client,
             trust.name,
@@ -115,8 +116,23 @@ def _subject_did(client: httpx.Client, node: str, internal_url: str, subject: st
     url = f"{internal_url}/internal/vdr/v2/subject"
     response = _call(client, node, "POST", url, json={"subject": subject}, expect=(200, 409))
     if response.status_code == 200:
-        return response.json()["documents"][0]["id"]
-    return _call(client, node, "GET", f"{url}/{subject}", expect=(200,)).json()[0]
+        return _read(response, node, lambda body: body["documents"][0]["id"], "{documents: [{id}]}")
+    existing = _call(client, node, "GET", f"{url}/{subject}", expect=(200,))
+    return _read(existing, node, lambda body: body[0], "a list of DIDs")
+
+
+def _read(response: httpx.Response, node: str, pick: Callable[[Any], Any], shape: str) -> Any:
+    """A value out of a node's answer; an answer of another shape is a clear error."""
+    try:
+        value = pick(response.json())
+    except (ValueError, LookupError, TypeError):
+        raise BootstrapError(
+            f"bootstrap: {node} answered {response.request.method} {response.request.url} with "
+            f"something other than {shape}: {response.text[:300]}"
+        ) from None
+    if not isinstance(value, str) or not value:
+        raise BootstrapError(f"bootstrap: {node} answered {response.request.url} without the expected string")
+    return value
 
 
 def _call(

@@ -162,6 +162,9 @@ def down(
             errors.print(f"{run_id}: {exc}; removing its state folder")
             folder.remove_state()
             continue
+        if all_runs and run_state.owner_alive():
+            console.print(f"left run {run_id} alone: harness process {run_state.owner_pid} is still running it")
+            continue
         killed = stop_network(folder, run_state)
         note = f" (had to kill: {', '.join(killed)})" if killed else ""
         console.print(f"stopped run {run_id}{note}")

@@ -48,7 +48,6 @@ def start_network(
 ) -> RunningNetwork:
     """`ca_dir`: keep the network CA there across runs (default: a fresh CA for this run)."""
     runtime = get_runtime(runtime_name)
-    folder.create()
     state = RunState(
         run_id=folder.run_id,
         runtime=runtime_name,
@@ -56,8 +55,9 @@ def start_network(
         network_sha256=loaded.sha256,
         owner_pid=owner_pid,
     )
-    folder.save(state)
+    folder.create()  # a fresh, unique folder: outside the `try`, so a clash never removes another run's
     try:
+        folder.save(state)
         ca = NetworkCA.open(ca_dir or folder.pki_dir, loaded.network.name)
         with address_lock():
             plan = plan_network(loaded, taken_hosts=_hosts_of_other_runs(folder))
@@ -77,15 +77,17 @@ def start_network(
 
 
 def stop_network(folder: RunFolder, state: RunState) -> list[str]:
-    """Stop what the run started and remove its state; Ctrl-C cannot cut this short."""
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    """Stop what the run started and remove its state; neither Ctrl-C nor a termination
+    signal can cut this short."""
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         killed = get_runtime(state.runtime).stop(state)
         state.status = "stopped"
         folder.remove_state()
         return killed
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @contextlib.contextmanager

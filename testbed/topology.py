@@ -127,6 +127,15 @@ def _check_references(doc: YamlDocument, network: Network) -> None:
             seen_nodes.add(node.name)
             if roles.count(node.role) > 1:
                 problems.append(f"{where}: organisation {org.id!r} has more than one {node.role} node")
+            if isinstance(node.implementation, UrlImplementation) and node.implementation.ca_bundle:
+                # Relative to the network file, like every other path in it.
+                bundle = (doc.path.parent / node.implementation.ca_bundle).resolve()
+                if not bundle.is_file():
+                    line = doc.where(("organisations", i, "nodes", j, "implementation", "ca_bundle"))
+                    problems.append(
+                        f"{line}: ca_bundle {node.implementation.ca_bundle} does not exist (looked at {bundle})"
+                    )
+                node.implementation.ca_bundle = str(bundle)
             if node.role == Role.STATION and Role.TRUST not in roles:
                 problems.append(
                     f"{where}: station {node.name!r} needs a trust node in organisation {org.id!r} "

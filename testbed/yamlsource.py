@@ -64,6 +64,8 @@ def read_yaml(path: Path) -> YamlDocument:
     except yaml.constructor.ConstructorError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else 1
         raise ConfigError(f"{path}:{line}: {exc.problem}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: an alias refers to itself (or nests too deeply)") from None
     return doc
 
 
@@ -87,7 +89,10 @@ def _construct(node: yaml.Node, location: PathKey, lines: dict[PathKey, int]) ->
 def _scalar(node: yaml.Node) -> Any:
     if not isinstance(node, yaml.ScalarNode):
         raise yaml.constructor.ConstructorError(None, None, "a mapping key must be a plain value", node.start_mark)
-    return yaml.SafeLoader("").construct_object(node, deep=True)
+    try:
+        return yaml.SafeLoader("").construct_object(node, deep=True)
+    except ValueError as exc:  # e.g. a date that does not exist: 2026-13-45
+        raise yaml.constructor.ConstructorError(None, None, f"cannot read value: {exc}", node.start_mark) from None
 
 
 def validate(doc: YamlDocument, model: type[ModelT], what: str) -> ModelT:

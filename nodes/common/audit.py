@@ -28,8 +28,7 @@ class AuditLog:
         self._head = (last["seq"], last["hash"]) if last else (0, GENESIS)
 
     def _last(self) -> dict[str, Any] | None:
-        count = self._store.count(COLLECTION)
-        return self._store.get(COLLECTION, f"{count:012d}") if count else None
+        return self._store.last(COLLECTION)
 
     def append(self, **fields: Any) -> dict[str, Any]:
         with self._lock:

@@ -83,6 +83,14 @@ class DocumentStore:
         for (doc,) in rows:
             yield json.loads(doc)
 
+    def last(self, collection: str) -> Any | None:
+        """The most recently inserted document of the collection."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT doc FROM documents WHERE collection = ? ORDER BY seq DESC LIMIT 1", (collection,)
+            ).fetchone()
+        return json.loads(row[0]) if row else None
+
     def count(self, collection: str) -> int:
         with self._lock:
             return self._db.execute("SELECT COUNT(*) FROM documents WHERE collection = ?", (collection,)).fetchone()[0]

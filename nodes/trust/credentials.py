@@ -133,6 +133,8 @@ def credential_view(token: Jwt) -> dict[str, Any]:
         raise CredentialError("the JWT has no 'vc' claim with a credentialSubject")
     subject = dict(vc["credentialSubject"])
     subject.setdefault("id", claims.get("sub"))
+    if "sub" in claims and subject["id"] != claims["sub"]:
+        raise CredentialError("the JWT's 'sub' and credentialSubject.id disagree")
     view: dict[str, Any] = {
         "@context": vc.get("@context", VC_CONTEXT),
         "id": claims.get("jti"),

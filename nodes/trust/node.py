@@ -179,8 +179,13 @@ class TrustNode:
             raise vc.CredentialError("the credential is not signed by its issuer")
         await vc.verify_signature(jwt, self.resolver)
         vc.check_validity_period(jwt, now, f"credential {view['id']}")
-        if not any(self.is_trusted(t, view["issuer"]) for t in vc.types_of(view)):
-            raise vc.CredentialError(f"issuer {view['issuer']} is not trusted for {', '.join(vc.types_of(view))}")
+        # Every type must be trusted for this issuer: otherwise an issuer trusted for one type
+        # could add a type it is not trusted for and be believed on it.
+        types = vc.types_of(view)
+        untrusted = [t for t in types if not self.is_trusted(t, view["issuer"])]
+        if not types or untrusted:
+            named = ", ".join(untrusted) or "(no type besides VerifiableCredential)"
+            raise vc.CredentialError(f"issuer {view['issuer']} is not trusted for {named}")
         await self._check_not_revoked(view)
         return view
 

@@ -150,6 +150,8 @@ def _check_window(vp: vc.Jwt, now: float) -> None:
     nbf, exp = vp.claims.get("nbf"), vp.claims.get("exp")
     if not isinstance(nbf, int | float) or not isinstance(exp, int | float):
         raise OAuthError("invalid_request", "rule validity: the presentation needs 'nbf' and 'exp'")
+    if exp <= nbf:
+        raise OAuthError("invalid_request", "rule validity: the presentation's 'exp' is not after its 'nbf'")
     if exp - nbf > MAX_VP_WINDOW_SECONDS:
         raise OAuthError(
             "invalid_request",
@@ -193,12 +195,10 @@ async def request_service_access_token(node: TrustNode, subject: str, body: dict
         raise HttpError(400, "Bad Request", "'scope' is required")
     if body.get("token_type", "Bearer") != "Bearer":
         raise HttpError(400, "Bad Request", "this node offers token_type 'Bearer' only")
-    meta = await _fetch_json(node, _metadata_url(server), "authorization server metadata")
-    if GRANT_TYPE not in meta.get("grant_types_supported", []):
-        raise HttpError(502, "Bad Gateway", f"{server} does not support the {GRANT_TYPE} grant")
-    definition = await _fetch_json(
-        node, str(meta["presentation_definition_endpoint"]), "presentation definition", params={"scope": scope}
-    )
+    token_endpoint, definition_endpoint = await _server_metadata(node, server)
+    definition = await _call_json(node, "GET", definition_endpoint, "presentation definition", params={"scope": scope})
+    if not isinstance(definition.get("id"), str) or not isinstance(definition.get("input_descriptors"), list):
+        raise HttpError(502, "Bad Gateway", f"the presentation definition at {definition_endpoint} is malformed")
     wallet = node.wallet(subject)
     views = [vc.credential_view(vc.Jwt.read(t)) for t in wallet]
     chosen = select(definition, views)
@@ -225,17 +225,25 @@ async def request_service_access_token(node: TrustNode, subject: str, body: dict
         "presentation_submission": json.dumps(submission),
         "scope": scope,
     }
-    try:
-        response = await node.client.post(str(meta["token_endpoint"]), data=form)
-    except httpx.HTTPError as exc:
-        raise HttpError(
-            502, "Bad Gateway", f"token endpoint {meta['token_endpoint']} unreachable: {exc.__class__.__name__}"
-        ) from None
-    if response.status_code != 200:
-        raise HttpError(
-            502, "Bad Gateway", f"the authorization server refused: {response.status_code} {response.text[:500]}"
-        )
-    return response.json()
+    answer = await _call_json(node, "POST", token_endpoint, "the authorization server's token endpoint", data=form)
+    if not isinstance(answer.get("access_token"), str):
+        raise HttpError(502, "Bad Gateway", f"{token_endpoint} answered without an access_token")
+    return answer
+
+
+async def _server_metadata(node: TrustNode, server: str) -> tuple[str, str]:
+    """The token and presentation-definition endpoints of `server`, from metadata whose
+    issuer is `server` itself (RFC 8414, section 3.3): a node only follows endpoints that
+    the server it was asked to use vouches for."""
+    meta = await _call_json(node, "GET", _metadata_url(server), "authorization server metadata")
+    if meta.get("issuer") != server:
+        raise HttpError(502, "Bad Gateway", f"the metadata of {server} names another issuer: {meta.get('issuer')!r}")
+    if GRANT_TYPE not in meta.get("grant_types_supported", []):
+        raise HttpError(502, "Bad Gateway", f"{server} does not support the {GRANT_TYPE} grant")
+    endpoints = meta.get("token_endpoint"), meta.get("presentation_definition_endpoint")
+    if not all(isinstance(e, str) and e.startswith("https://") for e in endpoints):
+        raise HttpError(502, "Bad Gateway", f"the metadata of {server} lacks https token or definition endpoints")
+    return endpoints[0], endpoints[1]
 
 
 def _metadata_url(issuer: str) -> str:
@@ -244,9 +252,10 @@ def _metadata_url(issuer: str) -> str:
     return f"{parts.scheme}://{parts.netloc}/.well-known/oauth-authorization-server{parts.path}"
 
 
-async def _fetch_json(node: TrustNode, url: str, what: str, params: dict[str, str] | None = None) -> dict[str, Any]:
+async def _call_json(node: TrustNode, method: str, url: str, what: str, **kwargs: Any) -> dict[str, Any]:
+    """Call another node; anything but a JSON object with 200 is a 502 that says why."""
     try:
-        response = await node.client.get(url, params=params)
+        response = await node.client.request(method, url, **kwargs)
     except httpx.HTTPError as exc:
         raise HttpError(502, "Bad Gateway", f"{what} at {url} unreachable: {exc.__class__.__name__}") from None
     if response.status_code != 200:

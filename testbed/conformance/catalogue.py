@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from testbed.errors import ConfigError
 from testbed.report.model import Level
 from testbed.yamlsource import read_yaml, validate
 
@@ -37,8 +38,13 @@ class Catalogue:
     def load(cls, directory: Path | None = None) -> Catalogue:
         folder = directory or Path(str(resources.files("testbed.conformance") / "requirements"))
         by_role: dict[str, list[Requirement]] = {}
+        seen: dict[str, Path] = {}
         for path in sorted(folder.glob("*.yaml")):
             catalogue = validate(read_yaml(path), RoleCatalogue, "requirement catalogue")
+            for requirement in catalogue.requirements:
+                if requirement.id in seen:
+                    raise ConfigError(f"{path}: requirement {requirement.id} is defined in {seen[requirement.id]} too")
+                seen[requirement.id] = path
             by_role.setdefault(catalogue.role, []).extend(catalogue.requirements)
         return cls(by_role)
 

@@ -18,7 +18,7 @@ from testbed import __version__
 from testbed.conformance.catalogue import Catalogue
 from testbed.errors import ConfigError, ExitCode, TestbedError
 from testbed.files import display_path
-from testbed.network import RunningNetwork, network_session
+from testbed.network import RunningNetwork, attach, network_session
 from testbed.report.model import (
     CheckResult,
     ImplementationInfo,
@@ -96,9 +96,14 @@ def run_conformance(options: ConformanceOptions) -> RunResults:
     )
     try:
         if options.attach is not None:
-            from testbed.network import attach
-
-            _replay(options, loaded, attach(options.attach), results)
+            running = attach(options.attach)
+            if running.state.network_sha256 != loaded.sha256:
+                raise ConfigError(
+                    f"the running network was started from {running.state.network_file}, which is not "
+                    f"{display_path(loaded.path)} as it is now; pass --network {running.state.network_file} "
+                    "or start the network again"
+                )
+            _replay(options, loaded, running, results)
         else:
             session = network_session(
                 loaded, options.runtime, options.folder, os.getpid(), options.on_progress, options.ca_dir
@@ -166,10 +171,13 @@ def finalise(results: RunResults, catalogue: Catalogue) -> None:
     ]
     checks = [c for _, c in results.all_checks()]
     count = {o: sum(c.outcome == o for c in checks) for o in Outcome}
-    must_failed = sum(
-        c.outcome == Outcome.FAILED and any(catalogue.get(r)[1].level == Level.MUST for r in c.requirements)
-        for c in checks
-    )
+
+    def verifies_must(check: CheckResult) -> bool:
+        return any(catalogue.get(r)[1].level == Level.MUST for r in check.requirements)
+
+    must_failed = sum(c.outcome == Outcome.FAILED and verifies_must(c) for c in checks)
+    # A MUST check that could not run because an earlier step failed has not passed either.
+    must_blocked = sum(c.outcome == Outcome.SKIPPED and c.blocked_by is not None and verifies_must(c) for c in checks)
     results.summary = Summary(
         total=len(checks),
         passed=count[Outcome.PASSED],
@@ -177,12 +185,15 @@ def finalise(results: RunResults, catalogue: Catalogue) -> None:
         skipped=count[Outcome.SKIPPED],
         error=count[Outcome.ERROR],
         must_failed=must_failed,
+        must_blocked=must_blocked,
         requirements_total=len(results.requirements),
-        requirements_covered=sum(r.outcome is not None for r in results.requirements),
+        requirements_covered=sum(r.outcome not in (None, Outcome.SKIPPED) for r in results.requirements),
     )
-    if must_failed:
+    if results.error or not checks:
+        results.exit_code = ExitCode.HARNESS_ERROR  # the run itself did not complete
+    elif must_failed or must_blocked:
         results.exit_code = ExitCode.FAILED
-    elif results.error or count[Outcome.ERROR] or not checks:
+    elif count[Outcome.ERROR]:
         results.exit_code = ExitCode.HARNESS_ERROR
     else:
         results.exit_code = ExitCode.OK

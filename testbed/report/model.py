@@ -67,6 +67,7 @@ class CheckResult(BaseModel):
     requirements: list[str]
     outcome: Outcome
     message: str = ""  # why it failed, errored or was skipped
+    blocked_by: str | None = None  # skipped because this earlier step did not capture what it needs
     started: datetime
     duration_ms: float
     evidence: Evidence = Field(default_factory=Evidence)
@@ -120,6 +121,7 @@ class Summary(BaseModel):
     skipped: int = 0
     error: int = 0
     must_failed: int = 0  # failed checks that verify at least one MUST requirement
+    must_blocked: int = 0  # MUST checks skipped because an earlier step failed
     requirements_total: int = 0
     requirements_covered: int = 0
 

@@ -138,21 +138,23 @@ def _peers(loaded: LoadedNetwork, plan: NetworkPlan, node: NodePlan) -> dict[str
 def wait_healthy(state: RunState, progress: Progress, timeout: float = HEALTH_TIMEOUT_SECONDS) -> None:
     """Every node answers `GET {internal}/health` with 200 before the network counts as up."""
     pending = {n.plan.name: n for n in state.nodes}
+    last_answer: dict[str, str] = {}  # why each pending node is not healthy yet
     deadline = time.monotonic() + timeout
     with httpx.Client(verify=ssl_context_for(state), timeout=2.0) as client:
         while pending:
             for name, node in list(pending.items()):
                 if node.pid and _exited(node.pid):
                     raise NodeStartError(f"node {name} exited during start-up\n{log_tail_text(node)}")
-                if _healthy(client, node.plan.internal_url):
+                last_answer[name] = _health_problem(client, node.plan.internal_url)
+                if not last_answer[name]:
                     progress(f"{name} is healthy")
                     del pending[name]
             if not pending:
                 return
             if time.monotonic() > deadline:
-                names = ", ".join(sorted(pending))
-                tails = "\n".join(log_tail_text(n) for n in pending.values())
-                raise NodeStartError(f"not healthy after {timeout:.0f} s: {names}\n{tails}")
+                reasons = "\n".join(f"  {name}: {last_answer.get(name, 'not asked yet')}" for name in sorted(pending))
+                tails = "\n".join(log_tail_text(n) for n in pending.values() if n.pid)
+                raise NodeStartError(f"not healthy after {timeout:.0f} s:\n{reasons}\n{tails}".rstrip())
             time.sleep(0.1)
 
 
@@ -161,11 +163,14 @@ def ssl_context_for(state: RunState) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=state.trust_bundle)
 
 
-def _healthy(client: httpx.Client, internal_url: str) -> bool:
+def _health_problem(client: httpx.Client, internal_url: str) -> str:
+    """Empty when `GET {internal}/health` answers 200; otherwise what went wrong."""
+    url = f"{internal_url}/health"
     try:
-        return client.get(f"{internal_url}/health").status_code == 200
-    except httpx.HTTPError:
-        return False
+        status = client.get(url).status_code
+    except httpx.HTTPError as exc:
+        return f"GET {url} failed: {exc.__class__.__name__}: {exc}"
+    return "" if status == 200 else f"GET {url} answered {status}"
 
 
 def log_tail(node: NodeState, lines: int = LOG_TAIL_LINES) -> list[str]:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import shutil
 from datetime import UTC, datetime
@@ -36,6 +37,18 @@ class RunState(BaseModel):
     status: Literal["starting", "up", "stopped"] = "starting"
     nodes: list[NodeState] = Field(default_factory=list)
     context: dict[str, Any] = Field(default_factory=dict)  # bootstrap output, for scenarios
+
+    def owner_alive(self) -> bool:
+        """True while the harness process that owns this run's nodes still exists."""
+        if self.owner_pid is None:
+            return False
+        try:
+            os.kill(self.owner_pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
 
 
 class RunFolder:

@@ -5,6 +5,7 @@ with the expectations, capture values for later steps, and keep the evidence."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ from testbed.topology import Network
 
 BODY_LIMIT = 64 * 1024  # evidence keeps at most this much of a body
 SECRET_HEADERS = ("authorization", "dpop")
+# Access tokens in bodies: `"access_token": "..."` in JSON, `token=...` in forms.
+SECRET_IN_BODY = re.compile(r'("(?:access_token|refresh_token)"\s*:\s*"|(?:^|&)token=)([^"&]{8})[^"&]*')
 
 
 class StepError(Exception):
@@ -86,12 +89,14 @@ class Engine:
         clock = time.perf_counter()
         evidence = Evidence()
         variables["time"] = time_variables(started)
+        blocked_by: str | None = None
         try:
             expect = _rendered(step.expect, variables)  # before sending: a missing input stops the step here
             exchange = self._exchange(step, actors, variables, evidence)
             outcome, message = self._judge(step, expect, exchange, variables, evidence)
         except UndefinedVariable as exc:
             if exc.root in failed:
+                blocked_by = failed[exc.root]
                 outcome, message = (
                     Outcome.SKIPPED,
                     f"not run: needs '{exc.root}', which step '{failed[exc.root]}' did not capture",
@@ -100,6 +105,11 @@ class Engine:
                 outcome, message = Outcome.ERROR, f"undefined placeholder {exc}"
         except StepError as exc:
             outcome, message = exc.outcome, str(exc)
+        except Exception as exc:  # a harness fault ends this check, never the run
+            outcome, message = (
+                Outcome.ERROR,
+                f"the harness could not carry out this step: {exc.__class__.__name__}: {exc}",
+            )
         if outcome in (Outcome.FAILED, Outcome.ERROR) and evidence.node:
             evidence.node_log_tail = self.log_tail(evidence.node)
         return CheckResult(
@@ -108,6 +118,7 @@ class Engine:
             requirements=step.requirements,
             outcome=outcome,
             message=message,
+            blocked_by=blocked_by,
             started=started,
             duration_ms=round((time.perf_counter() - clock) * 1000, 2),
             evidence=evidence,
@@ -146,7 +157,7 @@ class Engine:
 
     def _send(self, request: Request, node: str, variables: dict[str, Any], evidence: Evidence) -> Exchange:
         base = self.context["nodes"][node]["url" if request.api == "public" else "internal_url"]
-        url = base + render(request.path, variables)
+        url = base + str(render(request.path, variables))
         headers = {k: str(v) for k, v in render(request.headers, variables).items()}
         kwargs: dict[str, Any] = {"headers": headers, "params": render(request.query, variables) or None}
         if request.json_body is not None:
@@ -254,7 +265,9 @@ def _json_or_marker(response: httpx.Response) -> Any:
 
 
 def _text(content: bytes) -> str:
+    """A body as evidence: cut at BODY_LIMIT, access tokens cut short (reports get published)."""
     text = content[:BODY_LIMIT].decode("utf-8", errors="replace")
+    text = SECRET_IN_BODY.sub(lambda m: f"{m.group(1)}{m.group(2)}…(redacted)", text)
     return text + ("\n… (truncated)" if len(content) > BODY_LIMIT else "")
 
 

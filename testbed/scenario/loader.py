@@ -3,12 +3,15 @@ before anything starts; every problem names the file and line."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from nodes.common import jsonpath
 from testbed.conformance.catalogue import Catalogue
 from testbed.errors import ConfigError
 from testbed.files import sha256_of
+from testbed.scenario.expectations import split_source
 from testbed.scenario.models import Scenario, Step
 from testbed.scenario.templating import NAMESPACES, roots, unknown_filters
 from testbed.topology import Network, Role
@@ -45,7 +48,7 @@ def check_scenario(loaded: LoadedScenario, network: Network, catalogue: Catalogu
                 f"{doc.where(('actors', actor))}: actor {actor!r} names organisation {org!r}, "
                 "which the network does not have"
             )
-    defined = set(NAMESPACES) | set(scenario.variables)
+    defined = set(NAMESPACES)  # constants are reached as `vars.<name>`
     seen_ids: set[str] = set()
     for index, step in enumerate(scenario.steps):
         where = doc.where(("steps", index))
@@ -58,6 +61,7 @@ def check_scenario(loaded: LoadedScenario, network: Network, catalogue: Catalogu
                     f"{doc.where(('steps', index, 'requirements', n))}: unknown requirement id {requirement!r}"
                 )
         problems.extend(f"{where}: step {step.id!r}: {p}" for p in _target_problems(step, scenario, network))
+        problems.extend(f"{where}: step {step.id!r}: {p}" for p in _expression_problems(step))
         values = step.model_dump(by_alias=True, exclude={"capture"})
         for name in sorted(set(unknown_filters(values))):
             problems.append(f"{where}: step {step.id!r} uses unknown filter {name!r}")
@@ -67,6 +71,27 @@ def check_scenario(loaded: LoadedScenario, network: Network, catalogue: Catalogu
         defined.update(step.capture)
     if problems:
         raise ConfigError("\n".join([f"{loaded.path}: the scenario does not fit:", *problems]))
+
+
+def _expression_problems(step: Step) -> list[str]:
+    """Regular expressions that do not compile and JSON paths outside the supported subset
+    would otherwise only surface half-way through a run."""
+    problems = []
+    patterns = [c.matches for c in step.expect.json_checks if c.matches is not None]
+    patterns += list(step.expect.headers.values())
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            problems.append(f"regular expression {pattern!r} does not compile: {exc}")
+    paths = [c.path for c in step.expect.json_checks]
+    paths += [source for source in step.capture.values() if source != "status" and not source.startswith("header:")]
+    for path in paths:
+        try:
+            jsonpath.parse(split_source(path)[1])
+        except jsonpath.JsonPathError as exc:
+            problems.append(str(exc))
+    return problems
 
 
 def _target_problems(step: Step, scenario: Scenario, network: Network) -> list[str]:
@@ -82,8 +107,15 @@ def _target_problems(step: Step, scenario: Scenario, network: Network) -> list[s
         missing = [n for n in ("requester", "holder", "scope") if getattr(action, n) is None]
         if missing:
             return [f"action request-access-token needs {', '.join(missing)}"]
-        unknown = [a for a in (action.requester, action.holder) if a not in scenario.actors]
-        return [f"unknown actor {a!r} (declare it under 'actors')" for a in unknown]
+        actors = (action.requester, action.holder)
+        unknown = [a for a in actors if a not in scenario.actors]
+        if unknown:
+            return [f"unknown actor {a!r} (declare it under 'actors')" for a in unknown]
+        return [
+            f"actor {a!r} is organisation {scenario.actors[a]!r}, which has no trust node"
+            for a in actors
+            if network.node_of(scenario.actors[a], Role.TRUST) is None
+        ]
     if action.name == "wait" and action.seconds is None:
         return ["action wait needs 'seconds'"]
     return []

@@ -91,10 +91,17 @@ def test_shipped_files_validate_against_the_published_schemas():
         jsonschema.validate(read_yaml(path).data, schemas["network.schema.json"])
 
 
-def test_every_requirement_has_a_source_and_a_unique_id(catalogue):
-    ids = [r.id for _, r in catalogue.all()]
-    assert len(ids) == len(set(ids))
+def test_the_catalogue_covers_every_role(catalogue):
     assert {role for role, _ in catalogue.all()} >= {"trust", "consent", "station"}
+    assert all(r.source and r.statement for _, r in catalogue.all())
+
+
+def test_a_requirement_id_defined_twice_is_refused(tmp_path: Path):
+    entry = "  - {id: X-ONE-01, level: MUST, statement: A statement of ten letters., source: spec 1}\n"
+    (tmp_path / "a.yaml").write_text("role: a\nrequirements:\n" + entry)
+    (tmp_path / "b.yaml").write_text("role: b\nrequirements:\n" + entry)
+    with pytest.raises(ConfigError, match=r"X-ONE-01 is defined in .*a\.yaml too"):
+        Catalogue.load(tmp_path)
 
 
 def test_collect_scenario_files(tmp_path: Path):
@@ -106,3 +113,19 @@ def test_collect_scenario_files(tmp_path: Path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConfigError, match="no scenario files"):
         collect_scenario_files([tmp_path / "empty"])
+
+
+def test_a_must_check_blocked_by_a_failed_should_check_fails_the_run(catalogue):
+    results = results_with((Outcome.FAILED, ["STATION-META-01"]), (Outcome.SKIPPED, ["TRUST-DID-01"]))
+    results.scenarios[0].checks[1].blocked_by = "c0"
+    finalise(results, catalogue)
+    assert results.summary.must_blocked == 1 and results.exit_code == 1
+    # Skipped checks do not count as coverage.
+    assert results.summary.requirements_covered == 1
+
+
+def test_a_run_level_error_wins_over_failures(catalogue):
+    results = results_with((Outcome.FAILED, ["TRUST-DID-01"]))
+    results.error = "node x went away"
+    finalise(results, catalogue)
+    assert results.exit_code == 2

@@ -119,3 +119,42 @@ def test_malformed_fixture_reports_file_and_line():
     with pytest.raises(ConfigError) as caught:
         load_scenario(ROOT / "tests" / "fixtures" / "malformed.yaml")
     assert "malformed.yaml:11: steps[0].expect.status:" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("expect", "message"),
+    [
+        (
+            '    expect:\n      json:\n        - {path: $.a, matches: "("}\n',
+            r"regular expression '\(' does not compile",
+        ),
+        ("    expect:\n      headers: {x: '['}\n", r"regular expression '\[' does not compile"),
+        ("    expect:\n      json:\n        - {path: '$.a[*]', exists: true}\n", r"cannot read JSON path"),
+    ],
+)
+def test_expressions_are_checked_before_the_run(write_yaml, catalogue, network, expect, message):
+    with pytest.raises(ConfigError, match=message):
+        load_and_check(write_yaml, GOOD_STEP + expect, catalogue, network)
+
+
+def test_constants_are_reached_through_vars_only(write_yaml, catalogue, network):
+    header = HEADER.replace("steps:\n", "variables: {scope: bgz}\nsteps:\n")
+    with pytest.raises(ConfigError, match=r"uses \{\{ scope \}\} before any step captures it"):
+        load_and_check(write_yaml, GOOD_STEP.replace("/fhir/metadata", "/{{ scope }}"), catalogue, network, header)
+    load_and_check(write_yaml, GOOD_STEP.replace("/fhir/metadata", "/{{ vars.scope }}"), catalogue, network, header)
+
+
+def test_unknown_filters_and_actors_without_trust_node(write_yaml, catalogue, network):
+    with pytest.raises(ConfigError, match="unknown filter 'shout'"):
+        load_and_check(
+            write_yaml, GOOD_STEP.replace("/fhir/metadata", "/{{ orgs.gp.did | shout }}"), catalogue, network
+        )
+    header = HEADER.replace("holder: hospital", "holder: mitz")
+    step = """\
+  - id: token
+    title: token
+    requirements: [TRUST-CLIENT-01]
+    action: {name: request-access-token, requester: requester, holder: holder, scope: bgz}
+"""
+    with pytest.raises(ConfigError, match="organisation 'mitz', which has no trust node"):
+        load_and_check(write_yaml, step, catalogue, network, header=header)
