@@ -63,6 +63,8 @@ def start_network(
             plan = plan_network(loaded, taken_hosts=_hosts_of_other_runs(folder))
             extra = [Path(n.ca_bundle) for n in plan.nodes if n.ca_bundle]
             state.trust_bundle = str(write_trust_bundle(folder.pki_dir / "trust-bundle.pem", ca, extra))
+            harness = ca.issue(folder.pki_dir / "harness", "testbed harness", ["localhost"])
+            state.client_cert, state.client_key = str(harness.cert), str(harness.key)
             runtime.start(loaded, plan, folder, state, ca, owner_pid, progress)
         running = RunningNetwork(folder, state)
         with running.client() as client:

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import signal
+import ssl
 from collections.abc import Iterator
 
 import uvicorn
@@ -40,13 +41,15 @@ class _QuietServer(uvicorn.Server):
 def serve(config: NodeConfig, apps: NodeApps) -> None:
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     servers = [
-        _QuietServer(_uvicorn_config(config, apps.public, config.public_port)),
-        _QuietServer(_uvicorn_config(config, apps.internal, config.internal_port)),
+        _QuietServer(_uvicorn_config(config, apps.public, config.public_port, ssl.CERT_NONE)),
+        # The internal API issues credentials and signs for subjects: only holders of a
+        # certificate from the network CA (the harness, the organisation's other nodes) may call it.
+        _QuietServer(_uvicorn_config(config, apps.internal, config.internal_port, ssl.CERT_REQUIRED)),
     ]
     asyncio.run(_serve_all(config, servers))
 
 
-def _uvicorn_config(config: NodeConfig, app: object, port: int) -> uvicorn.Config:
+def _uvicorn_config(config: NodeConfig, app: object, port: int, client_certificates: ssl.VerifyMode) -> uvicorn.Config:
     return uvicorn.Config(
         app,
         host=config.host,
@@ -54,6 +57,7 @@ def _uvicorn_config(config: NodeConfig, app: object, port: int) -> uvicorn.Confi
         ssl_certfile=str(config.tls.cert),
         ssl_keyfile=str(config.tls.key),
         ssl_ca_certs=str(config.tls.ca),
+        ssl_cert_reqs=client_certificates,
         log_level="info",
         log_config=LOG_CONFIG,
         access_log=True,

@@ -159,8 +159,12 @@ def wait_healthy(state: RunState, progress: Progress, timeout: float = HEALTH_TI
 
 
 def ssl_context_for(state: RunState) -> ssl.SSLContext:
-    """Trust what the run trusts: the network CA and the CAs of implementations under test."""
-    return ssl.create_default_context(cafile=state.trust_bundle)
+    """Trust what the run trusts (the network CA and the CAs of implementations under test),
+    and show the harness's own certificate to nodes that ask for one."""
+    context = ssl.create_default_context(cafile=state.trust_bundle)
+    if state.client_cert:
+        context.load_cert_chain(state.client_cert, state.client_key)
+    return context
 
 
 def _health_problem(client: httpx.Client, internal_url: str) -> str:

@@ -34,6 +34,8 @@ class RunState(BaseModel):
     created: datetime = Field(default_factory=lambda: datetime.now(UTC))
     owner_pid: int | None = None  # the harness process that owns the nodes, if any
     trust_bundle: str = ""  # PEM file with every CA the harness and the nodes trust
+    client_cert: str = ""  # the harness's own certificate: internal APIs ask for one (mutual TLS)
+    client_key: str = ""
     status: Literal["starting", "up", "stopped"] = "starting"
     nodes: list[NodeState] = Field(default_factory=list)
     context: dict[str, Any] = Field(default_factory=dict)  # bootstrap output, for scenarios
