@@ -27,6 +27,7 @@ errors = Console(stderr=True, highlight=False)
 
 DEFAULT_NETWORK = Path("scenarios/networks/reference.yaml")
 PROFILES = Path("scenarios/profiles")
+INTERRUPTED = 130  # the shell's convention for a process ended by SIGINT
 StateOption = Annotated[Path, typer.Option("--state", help="Folder for run state (CA, node configs, data)")]
 ReportsOption = Annotated[Path, typer.Option("--reports", help="Folder the run's reports go into")]
 CaOption = Annotated[
@@ -38,20 +39,22 @@ RuntimeOption = Annotated[str, typer.Option("--runtime", envvar="RUNTIME", help=
 
 def main() -> None:
     """Entry point: bad input and interrupts end with a message and an exit code, not a traceback."""
+    # Both end a run the same way, also when started from a script that ignores SIGINT.
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     try:
         code = app(standalone_mode=False)  # returns the exit code a command raised typer.Exit with
+        if code == INTERRUPTED:  # typer's answer to KeyboardInterrupt, after our teardown ran
+            errors.print("interrupted: every node this run started has been stopped")
         sys.exit(code if isinstance(code, int) else 0)
     except TestbedError as exc:
         errors.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
         sys.exit(ExitCode.HARNESS_ERROR)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, typer.Abort, EOFError):
         errors.print("interrupted: every node this run started has been stopped")
-        sys.exit(130)
+        sys.exit(INTERRUPTED)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except (typer.Abort, EOFError):
-        sys.exit(130)
     except typer.TyperException as exc:  # a usage error: unknown option, missing argument
         exc.show()
         sys.exit(ExitCode.HARNESS_ERROR)

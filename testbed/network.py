@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 
 from testbed.bootstrap import bootstrap
+from testbed.errors import TestbedError
 from testbed.pki import NetworkCA, write_trust_bundle
 from testbed.runtime import get_runtime
 from testbed.runtime.plan import address_lock, plan_network
@@ -48,6 +49,7 @@ def start_network(
 ) -> RunningNetwork:
     """`ca_dir`: keep the network CA there across runs (default: a fresh CA for this run)."""
     runtime = get_runtime(runtime_name)
+    sweep_abandoned_runs(folder, progress)
     state = RunState(
         run_id=folder.run_id,
         runtime=runtime_name,
@@ -110,6 +112,20 @@ def network_session(
 
 def attach(folder: RunFolder) -> RunningNetwork:
     return RunningNetwork(folder, folder.load())
+
+
+def sweep_abandoned_runs(folder: RunFolder, progress: Progress) -> None:
+    """Stop what earlier runs left behind when their harness was killed outright: their
+    nodes stop themselves, but their state (keys included) would stay on disk."""
+    for run_id in all_run_ids(folder.state_root):
+        other = RunFolder(folder.state_root, folder.report_dir.parent, run_id)
+        try:
+            state = other.load()
+        except TestbedError:
+            continue  # not ours to judge: `testbed down --all` reports it
+        if state.owner_pid is not None and not state.owner_alive():
+            stop_network(other, state)
+            progress(f"cleaned up run {run_id}, left by a harness process that is gone")
 
 
 def _hosts_of_other_runs(folder: RunFolder) -> set[str]:

@@ -133,11 +133,19 @@ def test_interrupted_run_leaves_no_process(tmp_path, how):
     assert len(node_processes(tmp_path)) == 6, "".join(seen)
     process.send_signal(how)
     process.wait(timeout=30)
+    rest = process.stdout.read()
     if how != signal.SIGKILL:
         assert process.returncode == 130
+        assert "interrupted: every node this run started has been stopped" in rest
         assert list((tmp_path / "state" / "runs").iterdir()) == []
-    # Even a killed harness leaves nothing: its nodes notice and stop themselves.
+    # Even a killed harness leaves no process: its nodes notice and stop themselves.
     assert wait_until_gone(tmp_path) == []
+    if how == signal.SIGKILL:
+        # Its state stays until the next run sweeps it away.
+        [abandoned] = list((tmp_path / "state" / "runs").iterdir())
+        next_run = run(tmp_path, "conformance", str(FIXTURES / "wrong-expectation.yaml"), *roots(tmp_path))
+        assert f"cleaned up run {abandoned.name}" in next_run.stdout
+        assert not abandoned.exists()
 
 
 def test_up_status_attach_down(tmp_path):
