@@ -23,6 +23,7 @@ from nodes.station.fhir import bundle, capability_statement, operation_outcome
 
 FHIR_JSON = "application/fhir+json"
 CHALLENGE = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+DPOP_CHALLENGE = {"WWW-Authenticate": 'DPoP error="invalid_dpop_proof", algs="ES256"'}
 DEFAULT_SCOPES = ["bgz", "bgz-sender", "bgz-receiver"]
 DATA_CATEGORY = "medical"  # the consent data category this station's FHIR API serves
 
@@ -49,15 +50,26 @@ class Station:
         self.store.put_many("conditions_of", list(by_patient.items()))
 
     async def introspect(self, token: str) -> dict[str, Any]:
-        url = f"{self.config.peers['trust_internal']}/internal/auth/v2/accesstoken/introspect"
+        return await self._ask_trust_node(
+            "/internal/auth/v2/accesstoken/introspect", "token introspection", data={"token": token}
+        )
+
+    async def validate_proof(self, proof: str, method: str, url: str, jkt: str, token: str) -> dict[str, Any]:
+        """Ask the organisation's trust node whether a DPoP proof holds (the Nuts way)."""
+        body = {"dpop_proof": proof, "method": method, "url": url, "thumbprint": jkt, "token": token}
+        return await self._ask_trust_node("/internal/auth/v2/dpop/validate", "DPoP validation", json=body)
+
+    async def _ask_trust_node(self, path: str, what: str, **kwargs: Any) -> dict[str, Any]:
+        """A call to the organisation's trust node; if it cannot answer, neither can we (503)."""
         try:
-            response = await self.client.post(url, data={"token": token})
+            response = await self.client.post(f"{self.config.peers['trust_internal']}{path}", **kwargs)
             response.raise_for_status()
-            return response.json()
+            answer = response.json()
         except (httpx.HTTPError, ValueError) as exc:
-            raise HttpError(
-                503, "Service Unavailable", f"token introspection failed: {exc.__class__.__name__}"
-            ) from None
+            raise HttpError(503, "Service Unavailable", f"{what} failed: {exc.__class__.__name__}") from None
+        if not isinstance(answer, dict):
+            raise HttpError(503, "Service Unavailable", f"{what} failed: the trust node's answer is not an object")
+        return answer
 
     async def consent(self, bsn: str, requester_ura: str) -> dict[str, Any]:
         url = f"{self.config.peers['consent']}/consent/v1/decision"
@@ -181,11 +193,14 @@ def build(config: NodeConfig) -> NodeApps:
 
 async def _authorise(station: Station, request: Request) -> dict[str, Any]:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise HttpError(401, "Unauthorized", "an access token is required (Authorization: Bearer)", headers=CHALLENGE)
-    answer = await station.introspect(token.strip())
+    scheme, token = scheme.lower(), token.strip()
+    if scheme not in ("bearer", "dpop") or not token:
+        detail = "an access token is required (Authorization: Bearer or DPoP)"
+        raise HttpError(401, "Unauthorized", detail, headers=CHALLENGE)
+    answer = await station.introspect(token)
     if not answer.get("active"):
         raise HttpError(401, "Unauthorized", "the access token is not active", headers=CHALLENGE)
+    await _check_binding(station, request, scheme, token, answer)
     expected_issuer = station.config.peers.get("authorization_server")
     if expected_issuer and answer.get("iss") != expected_issuer:
         # The trust node may serve several subjects; only this organisation's tokens count.
@@ -193,6 +208,26 @@ async def _authorise(station: Station, request: Request) -> dict[str, Any]:
     if answer.get("scope") not in station.scopes:
         raise HttpError(403, "Forbidden", f"scope {answer.get('scope')!r} does not give access to this station")
     return answer
+
+
+async def _check_binding(station: Station, request: Request, scheme: str, token: str, answer: dict[str, Any]) -> None:
+    """A DPoP-bound token (cnf.jkt) is usable only with the DPoP scheme and a fresh proof for
+    this very request, signed by the bound key (RFC 9449, section 7); a Bearer token only
+    with the Bearer scheme."""
+    jkt = (answer.get("cnf") or {}).get("jkt")
+    if jkt is None:
+        if scheme == "dpop":
+            raise HttpError(401, "Unauthorized", "this token is not DPoP-bound: use Bearer", headers=CHALLENGE)
+        return
+    if scheme != "dpop":
+        raise HttpError(401, "Unauthorized", "this token is DPoP-bound: use the DPoP scheme", headers=DPOP_CHALLENGE)
+    proof = request.headers.get("dpop")
+    if not proof:
+        raise HttpError(401, "Unauthorized", "a DPoP proof is required with this token", headers=DPOP_CHALLENGE)
+    verdict = await station.validate_proof(proof, request.method, str(request.url), jkt, token)
+    if not verdict.get("valid"):
+        detail = f"the DPoP proof is not valid: {verdict.get('reason', 'no reason given')}"
+        raise HttpError(401, "Unauthorized", detail, headers=DPOP_CHALLENGE)
 
 
 def fhir_error(request: Request, error: HttpError) -> Response:

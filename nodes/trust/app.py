@@ -16,14 +16,14 @@ from starlette.routing import Route
 from nodes.common.app import NodeApps, build_apps
 from nodes.common.config import NodeConfig
 from nodes.common.http import HttpError, read_form, read_json, read_json_object, require_fields
-from nodes.trust import oauth
+from nodes.trust import dpop, oauth
 from nodes.trust.credentials import CredentialError
+from nodes.trust.did import key_id
 from nodes.trust.node import TrustNode
 
 
 def build(config: NodeConfig) -> NodeApps:
     node = TrustNode(config)
-    nonces = oauth.NonceMemory()
 
     @asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[None]:
@@ -48,7 +48,7 @@ def build(config: NodeConfig) -> NodeApps:
     async def token(request: Request) -> Response:
         try:
             form = await read_form(request)
-            answer = await oauth.token(node, nonces, request.path_params["subject"], form)
+            answer = await oauth.token(node, request.path_params["subject"], form, request.headers.get("dpop"))
         except oauth.OAuthError:
             raise
         except HttpError as exc:  # RFC 6749, section 5.2: refusals carry an OAuth error code
@@ -140,6 +140,33 @@ def build(config: NodeConfig) -> NodeApps:
         body = await read_json_object(request)
         return JSONResponse(await oauth.request_service_access_token(node, request.path_params["subject"], body))
 
+    async def dpop_proof(request: Request) -> Response:
+        body = await read_json_object(request)
+        require_fields(body, "htm", "htu")
+        kid = request.path_params["kid"]
+        did = kid.split("#", 1)[0]
+        if kid != key_id(did):
+            raise HttpError(404, "Not Found", f"{kid} is not a key of a subject on this node")
+        token = body.get("token")
+        proof = dpop.make_proof(node.signing_key(did), str(body["htm"]), str(body["htu"]), token)
+        return JSONResponse({"dpop": proof})
+
+    async def dpop_validate(request: Request) -> Response:
+        body = await read_json_object(request)
+        require_fields(body, "dpop_proof", "method", "thumbprint", "token", "url")
+        try:
+            dpop.verify_proof(
+                str(body["dpop_proof"]),
+                str(body["method"]),
+                str(body["url"]),
+                node.one_use,
+                access_token=str(body["token"]),
+                thumbprint=str(body["thumbprint"]),
+            )
+        except dpop.DpopError as exc:
+            return JSONResponse({"valid": False, "reason": str(exc)})
+        return JSONResponse({"valid": True})
+
     async def introspect(request: Request) -> Response:
         form = await read_form(request)
         return JSONResponse(oauth.introspect(node, form.get("token", "")))
@@ -167,5 +194,7 @@ def build(config: NodeConfig) -> NodeApps:
         Route("/internal/vcr/v2/holder/{subject}/vc", wallet_list, methods=["GET"]),
         Route("/internal/auth/v2/{subject}/request-service-access-token", request_token, methods=["POST"]),
         Route("/internal/auth/v2/accesstoken/introspect", introspect, methods=["POST"]),
+        Route("/internal/auth/v2/dpop/validate", dpop_validate, methods=["POST"]),
+        Route("/internal/auth/v2/dpop/{kid:path}", dpop_proof, methods=["POST"]),
     ]
     return build_apps(config, public, internal, lifespan)

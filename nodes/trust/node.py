@@ -18,6 +18,7 @@ from nodes.trust import credentials as vc
 from nodes.trust.did import Resolver, build_document, did_for, path_id_for
 from nodes.trust.keys import derive_key, public_jwk
 from nodes.trust.policy import default_policy
+from nodes.trust.replay import OneUseMemory
 from nodes.trust.statuslist import StatusLists, is_set
 
 SUBJECTS = "subjects"
@@ -36,6 +37,7 @@ class TrustNode:
         self.token_lifetime = int(config.settings.get("token_lifetime_seconds", 900))
         self._key = lru_cache(maxsize=1024)(self._derive_key)
         self.status_lists = StatusLists(self.store, config.public_url)
+        self.one_use = OneUseMemory()  # presentation nonces and DPoP proof ids
 
     async def close(self) -> None:
         await self.client.aclose()

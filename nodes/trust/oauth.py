@@ -16,6 +16,8 @@ import httpx
 
 from nodes.common.http import HttpError
 from nodes.trust import credentials as vc
+from nodes.trust import dpop
+from nodes.trust.did import key_id
 from nodes.trust.node import TrustNode
 from nodes.trust.presentation import SubmissionError, check_submission, select, submission_for
 
@@ -45,7 +47,7 @@ def metadata(node: TrustNode, subject: str) -> dict[str, Any]:
         "presentation_definition_endpoint": f"{issuer}/presentation_definition",
         "grant_types_supported": [GRANT_TYPE],
         "token_endpoint_auth_methods_supported": ["none"],
-        "dpop_signing_alg_values_supported": [],
+        "dpop_signing_alg_values_supported": [dpop.ALGORITHM],
         "vp_formats_supported": {
             "jwt_vp": {"alg_values_supported": ["ES256"]},
             "jwt_vc": {"alg_values_supported": ["ES256"]},
@@ -60,26 +62,10 @@ def presentation_definition(node: TrustNode, scope: str) -> dict[str, Any]:
     return entry["organization"]
 
 
-class NonceMemory:
-    """Nonces seen recently; a presentation's nonce may be used once.
-
-    A nonce is remembered for at least 10 s, and in any case until the presentation that
-    carried it can no longer be accepted (its `exp` plus clock skew): otherwise a captured
-    presentation could be replayed inside its own validity window."""
-
-    def __init__(self) -> None:
-        self._seen: dict[str, float] = {}
-
-    def first_use(self, nonce: str, now: float, acceptable_until: float) -> bool:
-        self._seen = {n: t for n, t in self._seen.items() if t > now}
-        if nonce in self._seen:
-            return False
-        self._seen[nonce] = max(now + NONCE_MEMORY_SECONDS, acceptable_until)
-        return True
-
-
-async def token(node: TrustNode, nonces: NonceMemory, subject: str, form: dict[str, str]) -> dict[str, Any]:
+async def token(node: TrustNode, subject: str, form: dict[str, str], dpop_proof: str | None) -> dict[str, Any]:
     node.subject(subject)
+    # A DPoP proof is about the request as a whole, so it is checked before the presentation.
+    bound_to = _token_endpoint_proof(node, subject, dpop_proof) if dpop_proof is not None else None
     if form.get("grant_type") != GRANT_TYPE:
         raise OAuthError("unsupported_grant_type", f"grant_type must be {GRANT_TYPE!r}")
     for name in ("assertion", "presentation_submission", "scope"):
@@ -123,7 +109,9 @@ async def token(node: TrustNode, nonces: NonceMemory, subject: str, form: dict[s
     nonce = vp.claims.get("nonce")
     if not isinstance(nonce, str) or not nonce:
         raise OAuthError("invalid_request", "rule nonce: the presentation has no nonce")
-    if not nonces.first_use(f"{signer}|{nonce}", now, vp.claims["exp"] + vc.CLOCK_SKEW_SECONDS):
+    # Remembered while the presentation could still be accepted, and at least 10 s.
+    remember_until = max(now + NONCE_MEMORY_SECONDS, vp.claims["exp"] + vc.CLOCK_SKEW_SECONDS)
+    if not node.one_use.first_use(f"nonce|{signer}|{nonce}", now, remember_until):
         raise OAuthError("invalid_request", "rule nonce: this nonce was used before")
     # 6. Signatures, validity and trust of everything presented.
     try:
@@ -132,7 +120,7 @@ async def token(node: TrustNode, nonces: NonceMemory, subject: str, form: dict[s
             await node.verify_credential(credential.raw, now)
     except vc.CredentialError as exc:
         raise OAuthError("invalid_request", f"rule verification: {exc}") from None
-    return _issue_token(node, subject, signer, form["scope"], claims, int(now))
+    return _issue_token(node, subject, signer, form["scope"], claims, int(now), bound_to)
 
 
 def _presented(vp: vc.Jwt) -> list[str]:
@@ -162,9 +150,25 @@ def _check_window(vp: vc.Jwt, now: float) -> None:
         raise OAuthError("invalid_request", "rule validity: the presentation is not valid at this time")
 
 
+def _token_endpoint_proof(node: TrustNode, subject: str, proof: str) -> str:
+    """The thumbprint of the key a valid proof for this token endpoint was signed with."""
+    try:
+        verified = dpop.verify_proof(proof, "POST", f"{issuer_url(node, subject)}/token", node.one_use)
+    except dpop.DpopError as exc:
+        raise OAuthError("invalid_dpop_proof", str(exc)) from None
+    return verified.thumbprint
+
+
 def _issue_token(
-    node: TrustNode, subject: str, client: str, scope: str, claims: dict[str, Any], now: int
+    node: TrustNode,
+    subject: str,
+    client: str,
+    scope: str,
+    claims: dict[str, Any],
+    now: int,
+    bound_to: str | None,
 ) -> dict[str, Any]:
+    """An opaque token kept server side; DPoP-bound (cnf.jkt) when the request had a proof."""
     access_token = secrets.token_urlsafe(32)
     record = {
         "iss": issuer_url(node, subject),
@@ -174,8 +178,11 @@ def _issue_token(
         "exp": now + node.token_lifetime,
         **claims,
     }
+    if bound_to is not None:
+        record["cnf"] = {"jkt": bound_to}
     node.store.put(TOKENS, access_token, record)
-    return {"access_token": access_token, "token_type": "Bearer", "expires_in": node.token_lifetime, "scope": scope}
+    token_type = "DPoP" if bound_to is not None else "Bearer"
+    return {"access_token": access_token, "token_type": token_type, "expires_in": node.token_lifetime, "scope": scope}
 
 
 def introspect(node: TrustNode, access_token: str) -> dict[str, Any]:
@@ -193,8 +200,9 @@ async def request_service_access_token(node: TrustNode, subject: str, body: dict
         raise HttpError(400, "Bad Request", "'authorization_server' must be an https URL")
     if not isinstance(scope, str) or not scope:
         raise HttpError(400, "Bad Request", "'scope' is required")
-    if body.get("token_type", "Bearer") != "Bearer":
-        raise HttpError(400, "Bad Request", "this node offers token_type 'Bearer' only")
+    token_type = body.get("token_type", "DPoP")  # the Nuts node's default
+    if token_type not in ("DPoP", "Bearer"):
+        raise HttpError(400, "Bad Request", "'token_type' must be 'DPoP' or 'Bearer'")
     token_endpoint, definition_endpoint = await _server_metadata(node, server)
     definition = await _call_json(node, "GET", definition_endpoint, "presentation definition", params={"scope": scope})
     if not isinstance(definition.get("id"), str) or not isinstance(definition.get("input_descriptors"), list):
@@ -225,9 +233,17 @@ async def request_service_access_token(node: TrustNode, subject: str, body: dict
         "presentation_submission": json.dumps(submission),
         "scope": scope,
     }
-    answer = await _call_json(node, "POST", token_endpoint, "the authorization server's token endpoint", data=form)
+    key = node.signing_key(holder["did"])
+    headers = {"DPoP": dpop.make_proof(key, "POST", token_endpoint)} if token_type == "DPoP" else {}
+    answer = await _call_json(
+        node, "POST", token_endpoint, "the authorization server's token endpoint", data=form, headers=headers
+    )
     if not isinstance(answer.get("access_token"), str):
         raise HttpError(502, "Bad Gateway", f"{token_endpoint} answered without an access_token")
+    if answer.get("token_type") != token_type:
+        raise HttpError(502, "Bad Gateway", f"asked for a {token_type} token, got {answer.get('token_type')!r}")
+    if token_type == "DPoP":
+        answer["dpop_kid"] = key_id(holder["did"])  # the key to make resource-request proofs with
     return answer
 
 

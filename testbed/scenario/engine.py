@@ -151,7 +151,7 @@ class Engine:
             json={
                 "authorization_server": holder["authorization_server"],
                 "scope": action.scope,
-                "token_type": "Bearer",
+                "token_type": action.token_type,
             },
         )
 

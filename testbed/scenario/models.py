@@ -48,6 +48,7 @@ class Action(Strict):
     requester: str | None = Field(default=None, description="Actor asking for the token")
     holder: str | None = Field(default=None, description="Actor whose authorization server is asked")
     scope: str | None = None
+    token_type: Literal["Bearer", "DPoP"] = Field(default="Bearer", description="DPoP binds the token to a key")
     seconds: float | None = Field(default=None, ge=0, le=60)
 
 

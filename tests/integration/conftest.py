@@ -59,11 +59,14 @@ class Net:
         assert response.status_code == 200, response.text
         return response.json()
 
-    def request_token(self, scope: str, subject: str = "gp", server_org: str = "hospital") -> httpx.Response:
+    def request_token(
+        self, scope: str, subject: str = "gp", server_org: str = "hospital", token_type: str = "Bearer"
+    ) -> httpx.Response:
         """Ask `subject`'s trust node for an access token at `server_org`'s authorization server."""
+        body = {"authorization_server": self.org(server_org)["authorization_server"], "scope": scope}
         return self.client.post(
             f"{self.internal('gp-trust')}/internal/auth/v2/{subject}/request-service-access-token",
-            json={"authorization_server": self.org(server_org)["authorization_server"], "scope": scope},
+            json={**body, "token_type": token_type},
         )
 
     def gp_token(self, scope: str = "bgz") -> str:
