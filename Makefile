@@ -9,7 +9,7 @@ NETWORK_FLAG := $(if $(NETWORK),--network $(NETWORK),)
 CA ?=
 CA_FLAG := $(if $(CA),--ca $(CA),)
 
-.PHONY: install conformance test lint up status down schemas clean
+.PHONY: install conformance test lint bench up status down schemas clean
 
 install:  ## create .venv and install the project with its test extras
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,9 @@ conformance:  ## boot the reference network, replay the scenarios, write reports
 
 test:  ## the test suite: unit tests and integration tests on real node processes
 	$(BIN)/python -m pytest -q
+
+bench:  ## benchmarks (not part of `make test`): token endpoint next to a raw endpoint
+	$(BIN)/python -m testbed.bench
 
 lint:  ## ruff
 	$(BIN)/ruff check .

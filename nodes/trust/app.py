@@ -95,7 +95,9 @@ def build(config: NodeConfig) -> NodeApps:
         if request.path_params["page"] != 1:
             raise HttpError(404, "Not Found", "this node keeps one status list page per issuer")
         token = node.status_list(request.path_params["did"])
-        return Response(token, media_type="application/vc+jwt")
+        max_age = node.status_list_max_age
+        cache = f"max-age={max_age}" if max_age > 0 else "no-cache"
+        return Response(token, media_type="application/vc+jwt", headers={"Cache-Control": cache})
 
     async def create_presentation(request: Request) -> Response:
         return JSONResponse(node.present(await read_json_object(request)))

@@ -8,7 +8,6 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-import httpx
 from joserfc.jwk import ECKey
 
 from nodes.common.config import NodeConfig
@@ -18,8 +17,8 @@ from nodes.trust import credentials as vc
 from nodes.trust.did import Resolver, build_document, did_for, path_id_for
 from nodes.trust.keys import derive_key, public_jwk
 from nodes.trust.policy import default_policy
-from nodes.trust.replay import OneUseMemory
-from nodes.trust.statuslist import StatusLists, is_set
+from nodes.trust.replay import ExpiringStore, OneUseMemory
+from nodes.trust.statuslist import StatusListReader, StatusLists, is_set
 
 SUBJECTS = "subjects"
 ISSUED = "issued_credentials"
@@ -37,7 +36,14 @@ class TrustNode:
         self.token_lifetime = int(config.settings.get("token_lifetime_seconds", 900))
         self._key = lru_cache(maxsize=1024)(self._derive_key)
         self.status_lists = StatusLists(self.store, config.public_url)
+        self.status_reader = StatusListReader(self.client, self.resolver)
+        # How long verifiers may cache this node's status lists (Cache-Control: max-age);
+        # 0, the default, makes every verification see a revocation at once.
+        self.status_list_max_age = int(config.settings.get("status_list_max_age_seconds", 0))
         self.one_use = OneUseMemory()  # presentation nonces and DPoP proof ids
+        # Issued access tokens live in memory, as in the Nuts node: they last minutes, and a
+        # restart that forgets them only makes clients ask again.
+        self.access_tokens = ExpiringStore()
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -192,25 +198,14 @@ class TrustNode:
         return view
 
     async def _check_not_revoked(self, view: dict[str, Any]) -> None:
-        """Fetch the issuer's status list (every time: a revocation must count at once)."""
         status = view.get("credentialStatus")
         if not isinstance(status, dict) or status.get("type") != "StatusList2021Entry":
             return
         url, index = status.get("statusListCredential"), str(status.get("statusListIndex", ""))
         if not isinstance(url, str) or not index.isdigit():
             raise vc.CredentialError("the credentialStatus lacks statusListCredential or statusListIndex")
-        try:
-            response = await self.client.get(url)
-        except httpx.HTTPError as exc:
-            raise vc.CredentialError(f"the status list {url} is unreachable: {exc.__class__.__name__}") from None
-        if response.status_code != 200:
-            raise vc.CredentialError(f"the status list {url} answered {response.status_code}")
-        status_list = vc.Jwt.read(response.text.strip().strip('"'))
-        if status_list.claims.get("iss") != view["issuer"] or status_list.signer_did != view["issuer"]:
-            raise vc.CredentialError("the status list is not signed by the credential's issuer")
-        await vc.verify_signature(status_list, self.resolver)
-        encoded = vc.credential_view(status_list)["credentialSubject"].get("encodedList", "")
-        if is_set(str(encoded), int(index)):
+        encoded = await self.status_reader.encoded_list(url, view["issuer"])
+        if is_set(encoded, int(index)):
             raise vc.CredentialError(f"credential {view['id']} has been revoked")
 
     def trust(self, credential_type: str, issuer: str, trusted: bool) -> None:

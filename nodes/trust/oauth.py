@@ -24,7 +24,6 @@ from nodes.trust.presentation import SubmissionError, check_submission, select, 
 GRANT_TYPE = "vp_token-bearer"
 MAX_VP_WINDOW_SECONDS = 5
 NONCE_MEMORY_SECONDS = 10
-TOKENS = "access_tokens"
 
 
 class OAuthError(HttpError):
@@ -180,14 +179,14 @@ def _issue_token(
     }
     if bound_to is not None:
         record["cnf"] = {"jkt": bound_to}
-    node.store.put(TOKENS, access_token, record)
+    node.access_tokens.put(access_token, record)
     token_type = "DPoP" if bound_to is not None else "Bearer"
     return {"access_token": access_token, "token_type": token_type, "expires_in": node.token_lifetime, "scope": scope}
 
 
 def introspect(node: TrustNode, access_token: str) -> dict[str, Any]:
-    record = node.store.get(TOKENS, access_token) if access_token else None
-    if record is None or record["exp"] <= time.time():
+    record = node.access_tokens.get(access_token) if access_token else None
+    if record is None:  # unknown or expired
         return {"active": False}
     return {"active": True, **record}
 

@@ -4,6 +4,8 @@ that become access-token claims."""
 
 from __future__ import annotations
 
+import json
+from functools import lru_cache
 from typing import Any
 
 import jsonschema
@@ -107,4 +109,11 @@ def _passes(schema: dict[str, Any] | None, value: Any) -> bool:
         return True
     # A credential's `type` is a list; a filter on a single value matches any element of it.
     candidates = value if isinstance(value, list) and schema.get("type") != "array" else [value]
-    return any(jsonschema.Draft7Validator(schema).is_valid(candidate) for candidate in candidates)
+    validator = _validator(json.dumps(schema, sort_keys=True))
+    return any(validator.is_valid(candidate) for candidate in candidates)
+
+
+@lru_cache(maxsize=256)
+def _validator(schema: str) -> jsonschema.Draft7Validator:
+    """Filters repeat on every token request: build each validator once."""
+    return jsonschema.Draft7Validator(json.loads(schema))
