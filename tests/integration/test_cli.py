@@ -205,9 +205,11 @@ def test_trust_node_replaced_by_url_of_a_running_implementation(tmp_path):
         assert "implementation:" in network
         network_file = tmp_path / "with-url-node.yaml"
         network_file.write_text(network)
-        done = run(tmp_path, "conformance", "scenarios", "--network", str(network_file), *ca, *roots(tmp_path))
+        # Everything: the use-case scenarios and every profile, the trust profile included.
+        done = run(tmp_path, "conformance", "--network", str(network_file), *ca, *roots(tmp_path))
         assert done.returncode == 0, done.stdout + done.stderr
         results = json.loads((only_run_folder(tmp_path) / "results.json").read_text())
+        assert {s["name"] for s in results["scenarios"]} >= {"bgz-consent", "bgz-dpop", "trust-token-rules"}
         kinds = {i["node"]: i["kind"] for i in results["implementations"]}
         assert kinds["hospital-trust"] == "url" and kinds["gp-trust"] == "reference"
         assert len(node_processes(tmp_path)) == 0  # this run's own nodes are gone

@@ -55,3 +55,30 @@ def test_time_variables_are_rfc3339_around_the_step():
     moments = time_variables(datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC))
     assert moments["now"] == "2026-01-01T12:00:00Z"
     assert moments["in_1h"] == "2026-01-01T13:00:00Z" and moments["ago_1h"] == "2026-01-01T11:00:00Z"
+
+
+def test_cache_control_max_age():
+    from nodes.trust.statuslist import _max_age
+
+    assert _max_age("public, max-age=60") == 60
+    assert _max_age("no-cache") == 0
+    assert _max_age("max-age=abc") == 0
+
+
+def test_wrk_output_is_read():
+    from testbed.bench.__main__ import _parse_wrk
+
+    sample = """Running 4s test @ https://127.0.0.1:9555/token
+  Latency Distribution
+     50%  762.00us
+     99%    1.19ms
+  20934 requests in 4.07s, 1.86MB read
+  Non-2xx or 3xx responses: 12
+Requests/sec:   5141.16
+"""
+    result = _parse_wrk(sample)
+    assert result["per_second"] == 5141.16 and result["requests"] == 20934
+    assert result["statuses"] == {"2xx": 20922, "other": 12}
+    assert (result["p50_ms"], result["p99_ms"]) == (0.76, 1.19)
+    with pytest.raises(RuntimeError, match="measured nothing"):
+        _parse_wrk("unable to connect")
