@@ -112,6 +112,15 @@ def build(config: NodeConfig) -> NodeApps:
             return JSONResponse({"validity": False, "message": str(exc)})
         return JSONResponse({"validity": True, "credentials": views})
 
+    async def search(request: Request) -> Response:
+        body = await read_json_object(request)
+        query = body.get("query")
+        if not isinstance(query, dict):
+            raise HttpError(400, "Bad Request", "'query' must be an object: a partial credential")
+        allow = (body.get("searchOptions") or {}).get("allowUntrustedIssuer") is True
+        found = node.search(query, allow_untrusted=allow)
+        return JSONResponse({"verifiableCredentials": [{"verifiableCredential": token} for token in found]})
+
     async def verify_vc(request: Request) -> Response:
         body = await read_json_object(request)
         try:
@@ -188,6 +197,7 @@ def build(config: NodeConfig) -> NodeApps:
         Route("/internal/vdr/v2/did/{did:path}", resolve, methods=["GET"]),
         Route("/internal/vcr/v2/issuer/vc", issue, methods=["POST"]),
         Route("/internal/vcr/v2/issuer/vc/{id:path}", revoke, methods=["DELETE"]),
+        Route("/internal/vcr/v2/search", search, methods=["POST"]),
         Route("/internal/vcr/v2/verifier/vc", verify_vc, methods=["POST"]),
         Route("/internal/vcr/v2/verifier/vp", verify_vp, methods=["POST"]),
         Route("/internal/vcr/v2/holder/vp", create_presentation, methods=["POST"]),

@@ -44,6 +44,9 @@ class TrustNode:
         # Issued access tokens live in memory, as in the Nuts node: they last minutes, and a
         # restart that forgets them only makes clients ask again.
         self.access_tokens = ExpiringStore()
+        # Tokens this node obtained for its subjects, reused while they last:
+        # (subject, authorization server, scope, token type) -> (expires at, token response).
+        self.client_tokens: dict[tuple[str, str, str, str], tuple[float, dict[str, Any]]] = {}
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -117,7 +120,7 @@ class TrustNode:
         context = request.get("@context")
         context = [context] if isinstance(context, str) else context
         credential_id, token = vc.issue_credential(issuer, key, types, subject, expires_at, context, status)
-        self.store.put(ISSUED, credential_id, {"id": credential_id, "issuer": issuer, "status": status})
+        self.store.put(ISSUED, credential_id, {"id": credential_id, "issuer": issuer, "status": status, "jwt": token})
         return token
 
     def revoke(self, credential_id: str) -> None:
@@ -208,6 +211,18 @@ class TrustNode:
         if is_set(encoded, int(index)):
             raise vc.CredentialError(f"credential {view['id']} has been revoked")
 
+    def search(self, query: dict[str, Any], allow_untrusted: bool) -> list[str]:
+        """Credentials this node issued or holds whose W3C view contains `query` (every field
+        of the query present with that value; a list in the query names members)."""
+        known = {entry["jwt"] for entry in self.store.iterate(ISSUED)} | {e["jwt"] for e in self.store.iterate(WALLET)}
+        found = []
+        for token in sorted(known):
+            view = vc.credential_view(vc.Jwt.read(token))
+            trusted = all(self.is_trusted(t, view["issuer"]) for t in vc.types_of(view))
+            if _contains(view, query) and (trusted or allow_untrusted):
+                found.append(token)
+        return found
+
     def trust(self, credential_type: str, issuer: str, trusted: bool) -> None:
         key = f"{credential_type}|{issuer}"
         if trusted:
@@ -230,6 +245,17 @@ class TrustNode:
     def wallet(self, subject: str) -> list[str]:
         self.subject(subject)
         return [entry["jwt"] for entry in self.store.iterate(WALLET) if entry["subject"] == subject]
+
+
+def _contains(value: Any, query: Any) -> bool:
+    if isinstance(query, dict):
+        return isinstance(value, dict) and all(k in value and _contains(value[k], q) for k, q in query.items())
+    if isinstance(query, list):
+        members = value if isinstance(value, list) else [value]
+        return all(any(_contains(m, q) for m in members) for q in query)
+    if isinstance(value, list):  # a single value asked of a list, such as one `type`
+        return query in value
+    return value == query
 
 
 def _epoch(value: Any) -> int | None:

@@ -24,6 +24,7 @@ from nodes.trust.presentation import SubmissionError, check_submission, select, 
 GRANT_TYPE = "vp_token-bearer"
 MAX_VP_WINDOW_SECONDS = 5
 NONCE_MEMORY_SECONDS = 10
+TOKEN_REUSE_MARGIN_SECONDS = 30  # a cached token is handed out again while it has this much life left
 
 
 class OAuthError(HttpError):
@@ -202,6 +203,20 @@ async def request_service_access_token(node: TrustNode, subject: str, body: dict
     token_type = body.get("token_type", "DPoP")  # the Nuts node's default
     if token_type not in ("DPoP", "Bearer"):
         raise HttpError(400, "Bad Request", "'token_type' must be 'DPoP' or 'Bearer'")
+    cache_key = (subject, server, scope, token_type)
+    cached = node.client_tokens.get(cache_key)
+    if cached is not None and cached[0] - TOKEN_REUSE_MARGIN_SECONDS > time.time():
+        return {**cached[1], "expires_in": int(cached[0] - time.time())}
+    answer = await _obtain_token(node, holder, subject, server, scope, token_type)
+    expires_in = answer.get("expires_in")
+    if isinstance(expires_in, int) and expires_in > TOKEN_REUSE_MARGIN_SECONDS:
+        node.client_tokens[cache_key] = (time.time() + expires_in, answer)
+    return answer
+
+
+async def _obtain_token(
+    node: TrustNode, holder: dict[str, Any], subject: str, server: str, scope: str, token_type: str
+) -> dict[str, Any]:
     token_endpoint, definition_endpoint = await _server_metadata(node, server)
     definition = await _call_json(node, "GET", definition_endpoint, "presentation definition", params={"scope": scope})
     if not isinstance(definition.get("id"), str) or not isinstance(definition.get("input_descriptors"), list):
