@@ -221,10 +221,14 @@ async def _check_binding(station: Station, request: Request, scheme: str, token:
         return
     if scheme != "dpop":
         raise HttpError(401, "Unauthorized", "this token is DPoP-bound: use the DPoP scheme", headers=DPOP_CHALLENGE)
-    proof = request.headers.get("dpop")
-    if not proof:
-        raise HttpError(401, "Unauthorized", "a DPoP proof is required with this token", headers=DPOP_CHALLENGE)
-    verdict = await station.validate_proof(proof, request.method, str(request.url), jkt, token)
+    proofs = request.headers.getlist("dpop")
+    if len(proofs) != 1:
+        detail = "exactly one DPoP proof is required with this token"
+        raise HttpError(401, "Unauthorized", detail, headers=DPOP_CHALLENGE)
+    # The URL the proof must name is the one this station serves, not what the client's Host
+    # header claims.
+    url = station.config.public_url + request.url.path
+    verdict = await station.validate_proof(proofs[0], request.method, url, jkt, token)
     if not verdict.get("valid"):
         detail = f"the DPoP proof is not valid: {verdict.get('reason', 'no reason given')}"
         raise HttpError(401, "Unauthorized", detail, headers=DPOP_CHALLENGE)

@@ -48,7 +48,10 @@ def build(config: NodeConfig) -> NodeApps:
     async def token(request: Request) -> Response:
         try:
             form = await read_form(request)
-            answer = await oauth.token(node, request.path_params["subject"], form, request.headers.get("dpop"))
+            proofs = request.headers.getlist("dpop")
+            if len(proofs) > 1:
+                raise oauth.OAuthError("invalid_dpop_proof", "more than one DPoP header")
+            answer = await oauth.token(node, request.path_params["subject"], form, proofs[0] if proofs else None)
         except oauth.OAuthError:
             raise
         except HttpError as exc:  # RFC 6749, section 5.2: refusals carry an OAuth error code
@@ -149,7 +152,9 @@ def build(config: NodeConfig) -> NodeApps:
     # --- internal: access tokens -----------------------------------------------------------
     async def request_token(request: Request) -> Response:
         body = await read_json_object(request)
-        return JSONResponse(await oauth.request_service_access_token(node, request.path_params["subject"], body))
+        use_cache = "no-cache" not in request.headers.get("cache-control", "").lower()
+        answer = await oauth.request_service_access_token(node, request.path_params["subject"], body, use_cache)
+        return JSONResponse(answer)
 
     async def dpop_proof(request: Request) -> Response:
         body = await read_json_object(request)

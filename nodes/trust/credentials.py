@@ -11,6 +11,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from joserfc import jws
@@ -73,9 +74,15 @@ async def verify_signature(token: Jwt, resolver: Resolver) -> None:
     except LookupError as exc:
         raise CredentialError(str(exc)) from None
     try:
-        jws.deserialize_compact(token.raw, ECKey.import_key(jwk), algorithms=[ALGORITHM])
+        jws.deserialize_compact(token.raw, _public_key(json.dumps(jwk, sort_keys=True)), algorithms=[ALGORITHM])
     except (JoseError, ValueError) as exc:
         raise CredentialError(f"signature of {kid} does not verify: {exc.__class__.__name__}") from None
+
+
+@lru_cache(maxsize=1024)
+def _public_key(jwk: str) -> ECKey:
+    """The same few keys sign most of what a node verifies: import each once."""
+    return ECKey.import_key(json.loads(jwk))
 
 
 def issue_credential(
@@ -145,7 +152,7 @@ def credential_view(token: Jwt) -> dict[str, Any]:
     }
     if "exp" in claims:
         view["expirationDate"] = _iso(claims["exp"])
-    if isinstance(vc.get("credentialStatus"), dict):
+    if isinstance(vc.get("credentialStatus"), dict | list):
         view["credentialStatus"] = vc["credentialStatus"]
     return view
 

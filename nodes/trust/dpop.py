@@ -25,6 +25,7 @@ from nodes.trust.replay import OneUseMemory
 PROOF_TYPE = "dpop+jwt"
 IAT_WINDOW_SECONDS = 60  # how far a proof's iat may lie from now
 JTI_MEMORY_SECONDS = 2 * IAT_WINDOW_SECONDS  # a jti is remembered as long as its proof is acceptable
+MAX_JTI_LENGTH = 256  # remembered ids cost memory: a client may not choose them arbitrarily long
 
 
 class DpopError(ValueError):
@@ -51,9 +52,13 @@ def make_proof(key: ECKey, method: str, url: str, access_token: str | None = Non
 
 
 def target_uri(url: str) -> str:
-    """`htu` is the request URL without query and fragment (RFC 9449, section 4.2)."""
+    """`htu` compared as RFC 9449 (section 4.3) asks: without query and fragment, scheme and
+    host in lower case, and the default port left out (RFC 3986, section 6.2.3)."""
     parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    default = {"https": 443, "http": 80}.get(scheme)
+    netloc = host if parts.port in (None, default) else f"{host}:{parts.port}"
+    return urlunsplit((scheme, netloc, parts.path or "/", "", ""))
 
 
 @dataclass(frozen=True)
@@ -70,7 +75,8 @@ def verify_proof(
     access_token: str | None = None,
     thumbprint: str | None = None,
 ) -> VerifiedProof:
-    """RFC 9449, section 4.3: every check a server makes on a proof, in one place."""
+    """The checks of RFC 9449, section 4.3, that concern the proof itself (the caller checks
+    that the request carried exactly one DPoP header)."""
     try:
         compact = jws.extract_compact(proof.encode())
         header = dict(compact.headers())
@@ -93,7 +99,8 @@ def verify_proof(
         raise DpopError("the DPoP proof's payload is not a JSON object")
     if claims.get("htm") != method.upper():
         raise DpopError(f"the DPoP proof is for method {claims.get('htm')!r}, not {method.upper()}")
-    if claims.get("htu") != target_uri(url):
+    htu = claims.get("htu")
+    if not isinstance(htu, str) or target_uri(htu) != target_uri(url):
         raise DpopError(f"the DPoP proof is for {claims.get('htu')!r}, not {target_uri(url)}")
     now = time.time()
     iat = claims.get("iat")
@@ -105,8 +112,8 @@ def verify_proof(
     if thumbprint is not None and key_thumbprint != thumbprint:
         raise DpopError("the DPoP proof is signed with another key than the token is bound to")
     jti = claims.get("jti")
-    if not isinstance(jti, str) or not jti:
-        raise DpopError("the DPoP proof has no jti")
+    if not isinstance(jti, str) or not jti or len(jti) > MAX_JTI_LENGTH:
+        raise DpopError(f"the DPoP proof's jti is missing or longer than {MAX_JTI_LENGTH} characters")
     if not seen.first_use(f"dpop|{jti}", now, now + JTI_MEMORY_SECONDS):
         raise DpopError("the DPoP proof was used before")
     return VerifiedProof(jti=jti, thumbprint=key_thumbprint)

@@ -41,8 +41,9 @@ class TrustNode:
         # 0, the default, makes every verification see a revocation at once.
         self.status_list_max_age = int(config.settings.get("status_list_max_age_seconds", 0))
         self.one_use = OneUseMemory()  # presentation nonces and DPoP proof ids
-        # Issued access tokens live in memory, as in the Nuts node: they last minutes, and a
-        # restart that forgets them only makes clients ask again.
+        # Issued access tokens live in memory, as in the Nuts node: they last minutes. A restart
+        # forgets them; a client that cached one finds it inactive and asks for a new one,
+        # bypassing its cache with Cache-Control: no-cache.
         self.access_tokens = ExpiringStore()
         # Tokens this node obtained for its subjects, reused while they last:
         # (subject, authorization server, scope, token type) -> (expires at, token response).
@@ -108,7 +109,7 @@ class TrustNode:
             raise HttpError(400, "Bad Request", "only format 'jwt_vc' is offered by this node")
         if not isinstance(issuer, str):
             raise HttpError(400, "Bad Request", "'issuer' must be a DID of this node")
-        expires_at = _epoch(request.get("expirationDate"))
+        expires_at = _epoch(request.get("expirationDate"), "expirationDate")
         revocable = request.get("withStatusList2021Revocation", False) is True
         if expires_at is None and not revocable:
             # As the Nuts node: a credential that never expires must at least be revocable.
@@ -162,7 +163,7 @@ class TrustNode:
             audience=request.get("domain"),
             nonce=request.get("challenge"),
             nbf=now,
-            exp=_epoch(request.get("expires")),
+            exp=_epoch(request.get("expires"), "expires"),
         )
 
     async def verify_presentation(self, token: str, verify_credentials: bool = True) -> list[dict[str, Any]]:
@@ -201,15 +202,19 @@ class TrustNode:
         return view
 
     async def _check_not_revoked(self, view: dict[str, Any]) -> None:
-        status = view.get("credentialStatus")
-        if not isinstance(status, dict) or status.get("type") != "StatusList2021Entry":
-            return
-        url, index = status.get("statusListCredential"), str(status.get("statusListIndex", ""))
-        if not isinstance(url, str) or not index.isdigit():
-            raise vc.CredentialError("the credentialStatus lacks statusListCredential or statusListIndex")
-        encoded = await self.status_reader.encoded_list(url, view["issuer"])
-        if is_set(encoded, int(index)):
-            raise vc.CredentialError(f"credential {view['id']} has been revoked")
+        """Every revocation entry of the credential (one, or a list of them) is checked."""
+        entries = view.get("credentialStatus") or []
+        for status in entries if isinstance(entries, list) else [entries]:
+            if not isinstance(status, dict) or status.get("type") != "StatusList2021Entry":
+                continue
+            if status.get("statusPurpose", "revocation") != "revocation":
+                continue  # suspension lists are not offered here
+            url, index = status.get("statusListCredential"), str(status.get("statusListIndex", ""))
+            if not isinstance(url, str) or not (index.isascii() and index.isdigit()):
+                raise vc.CredentialError("the credentialStatus lacks statusListCredential or statusListIndex")
+            encoded = await self.status_reader.encoded_list(url, view["issuer"])
+            if is_set(encoded, int(index)):
+                raise vc.CredentialError(f"credential {view['id']} has been revoked")
 
     def search(self, query: dict[str, Any], allow_untrusted: bool) -> list[str]:
         """Credentials this node issued or holds whose W3C view contains `query` (every field
@@ -258,13 +263,13 @@ def _contains(value: Any, query: Any) -> bool:
     return value == query
 
 
-def _epoch(value: Any) -> int | None:
+def _epoch(value: Any, field: str) -> int | None:
+    """An RFC 3339 date-time from a request as epoch seconds; `field` names it in errors."""
     if value is None:
         return None
     if not isinstance(value, str):
-        raise HttpError(400, "Bad Request", "'expirationDate' must be an RFC 3339 date-time string")
-
+        raise HttpError(400, "Bad Request", f"'{field}' must be an RFC 3339 date-time string")
     try:
         return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp())
     except ValueError:
-        raise HttpError(400, "Bad Request", f"'expirationDate' is not a date-time: {value!r}") from None
+        raise HttpError(400, "Bad Request", f"'{field}' is not a date-time: {value!r}") from None

@@ -171,12 +171,12 @@ def _issue_token(
     """An opaque token kept server side; DPoP-bound (cnf.jkt) when the request had a proof."""
     access_token = secrets.token_urlsafe(32)
     record = {
+        **claims,  # first: a policy field id may not overwrite what the node itself vouches for
         "iss": issuer_url(node, subject),
         "client_id": client,
         "scope": scope,
         "iat": now,
         "exp": now + node.token_lifetime,
-        **claims,
     }
     if bound_to is not None:
         record["cnf"] = {"jkt": bound_to}
@@ -189,11 +189,14 @@ def introspect(node: TrustNode, access_token: str) -> dict[str, Any]:
     record = node.access_tokens.get(access_token) if access_token else None
     if record is None:  # unknown or expired
         return {"active": False}
-    return {"active": True, **record}
+    return {**record, "active": True}
 
 
-async def request_service_access_token(node: TrustNode, subject: str, body: dict[str, Any]) -> dict[str, Any]:
-    """Client side: find the authorization server, present the wallet, and get a token."""
+async def request_service_access_token(
+    node: TrustNode, subject: str, body: dict[str, Any], use_cache: bool = True
+) -> dict[str, Any]:
+    """Client side: find the authorization server, present the wallet, and get a token;
+    a token obtained before is handed out again while it lasts, unless `use_cache` is off."""
     holder = node.subject(subject)
     server, scope = body.get("authorization_server"), body.get("scope")
     if not isinstance(server, str) or not server.startswith("https://"):
@@ -204,7 +207,7 @@ async def request_service_access_token(node: TrustNode, subject: str, body: dict
     if token_type not in ("DPoP", "Bearer"):
         raise HttpError(400, "Bad Request", "'token_type' must be 'DPoP' or 'Bearer'")
     cache_key = (subject, server, scope, token_type)
-    cached = node.client_tokens.get(cache_key)
+    cached = node.client_tokens.get(cache_key) if use_cache else None
     if cached is not None and cached[0] - TOKEN_REUSE_MARGIN_SECONDS > time.time():
         return {**cached[1], "expires_in": int(cached[0] - time.time())}
     answer = await _obtain_token(node, holder, subject, server, scope, token_type)
@@ -231,9 +234,10 @@ async def _obtain_token(
     picked = sorted({index for _, index in chosen})
     renumber = {old: new for new, old in enumerate(picked)}
     now = int(time.time())
+    key = node.signing_key(holder["did"])
     assertion = vc.sign_presentation(
         holder["did"],
-        node.signing_key(holder["did"]),
+        key,
         [wallet[i] for i in picked],
         audience=server,
         nonce=secrets.token_urlsafe(16),
@@ -247,7 +251,6 @@ async def _obtain_token(
         "presentation_submission": json.dumps(submission),
         "scope": scope,
     }
-    key = node.signing_key(holder["did"])
     headers = {"DPoP": dpop.make_proof(key, "POST", token_endpoint)} if token_type == "DPoP" else {}
     answer = await _call_json(
         node, "POST", token_endpoint, "the authorization server's token endpoint", data=form, headers=headers

@@ -69,7 +69,7 @@ class StatusLists:
     def _sign(self, issuer: str, key: ECKey) -> str:
         url = list_url(self._public_url, issuer)
         subject = {
-            "id": f"{url}#list",
+            "id": url,  # the list's own URL: the Nuts node refuses any other (the W3C example adds #list)
             "type": "StatusList2021",
             "statusPurpose": "revocation",
             "encodedList": encode(self._revoked(issuer)),
@@ -115,7 +115,13 @@ class StatusListReader:
         if status_list.claims.get("iss") != issuer or status_list.signer_did != issuer:
             raise vc.CredentialError("the status list is not signed by the credential's issuer")
         await vc.verify_signature(status_list, self._resolver)
-        encoded = str(vc.credential_view(status_list)["credentialSubject"].get("encodedList", ""))
+        view = vc.credential_view(status_list)
+        subject = view["credentialSubject"]
+        if "StatusList2021Credential" not in vc.types_of(view) or subject.get("id") != url:
+            raise vc.CredentialError(f"{url} is not a StatusList2021Credential for that URL")
+        if subject.get("statusPurpose") != "revocation":
+            raise vc.CredentialError(f"the status list at {url} is not a revocation list")
+        encoded = str(subject.get("encodedList", ""))
         max_age = _max_age(response.headers.get("cache-control", ""))
         if max_age > 0:
             self._cache[url] = (time.monotonic() + max_age, issuer, encoded)

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ from testbed.topology import load_network
 
 REFERENCE = Path("scenarios/networks/reference.yaml")
 TARGET_TOKENS_PER_SECOND = 1000
+MAX_SECONDS = 8  # presentations are made before a measurement and stay acceptable for about 14 s
 SERVER_CORE, DRIVER_CORE = 0, 1
 console = Console()
 
@@ -51,6 +53,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--out", type=Path, default=Path("reports/bench"))
     args = parser.parse_args()
+    if not 1 <= args.seconds <= MAX_SECONDS:
+        parser.error(f"--seconds must be between 1 and {MAX_SECONDS}: prepared presentations expire after that")
     if len(os.sched_getaffinity(0)) < 2:
         console.print("[yellow]fewer than 2 cores: server and driver share one; ratios still hold, absolutes do not")
     results: dict[str, Any] = {"started": datetime.now(UTC).isoformat(), "machine": _machine(), "measurements": {}}
@@ -78,6 +82,8 @@ def _network(scratch: Path, status_list_max_age: int):
         "      - name: authority-trust\n        role: trust\n"
         f"        settings: {{status_list_max_age_seconds: {status_list_max_age}}}\n",
     )
+    if "status_list_max_age_seconds" not in text:
+        raise RuntimeError(f"{REFERENCE} no longer has an authority-trust node to configure")
     network_file = scratch / f"network-{status_list_max_age}.yaml"
     network_file.write_text(text, encoding="utf-8")
     folder = RunFolder(scratch / "state", scratch / "reports", new_run_id("bench"))
@@ -86,7 +92,10 @@ def _network(scratch: Path, status_list_max_age: int):
 
 def _measure_tokens(running: RunningNetwork, scratch: Path, args: argparse.Namespace) -> dict[str, Any]:
     node = running.node("hospital-trust")
-    os.sched_setaffinity(node.pid, {SERVER_CORE})
+    # The verifier and the issuer whose status list it fetches share the server core: the
+    # whole verification runs on one core, the driver on the other.
+    for name in ("hospital-trust", "authority-trust"):
+        _pin_process_tree(running.node(name).pid, SERVER_CORE)
     url = f"{node.plan.public_url}/oauth2/hospital/token"
     bodies = _token_requests(running, count=int(args.seconds * 3000))
     return _drive(url, bodies, running.state.trust_bundle, scratch, args)
@@ -109,9 +118,10 @@ def _measure_raw(running: RunningNetwork, scratch: Path, args: argparse.Namespac
         "--key",
         str(tls.key),
     ]
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_on_core(SERVER_CORE)
+    )
     try:
-        os.sched_setaffinity(server.pid, {SERVER_CORE})
         url = f"https://127.0.0.1:{port}/token"
         _wait_listening("127.0.0.1", port)
         bodies = _token_requests(running, count=int(args.seconds * 6000))
@@ -172,8 +182,7 @@ def _drive(url: str, bodies: list[dict[str, str]], ca: str, scratch: Path, args:
         "--seconds",
         str(args.seconds),
     ]
-    driver = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    os.sched_setaffinity(driver.pid, {DRIVER_CORE})
+    driver = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, preexec_fn=_on_core(DRIVER_CORE))
     output, _ = driver.communicate(timeout=args.seconds + 120)
     return json.loads(output)
 
@@ -199,8 +208,9 @@ def _drive_wrk(url: str, bodies: list[dict[str, str]], scratch: Path, args: argp
         str(bodies_file),
         str(threads),
     ]
-    driver = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    os.sched_setaffinity(driver.pid, {DRIVER_CORE})
+    driver = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=_on_core(DRIVER_CORE)
+    )
     output, _ = driver.communicate(timeout=args.seconds + 120)
     return _parse_wrk(output)
 
@@ -217,14 +227,18 @@ def _parse_wrk(output: str) -> dict[str, Any]:
         return round(float(match.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[match.group(2)], 2)
 
     requests = int(number(r"(\d+) requests in"))
-    if not requests:
+    seconds = number(r"requests in ([\d.]+)s")
+    if not requests or not seconds:
         raise RuntimeError(f"wrk measured nothing:\n{output}")
-    failed = int(number(r"Non-2xx or 3xx responses: (\d+)")) + int(number(r"Socket errors:.*?timeout (\d+)"))
+    refused = int(number(r"Non-2xx or 3xx responses: (\d+)"))
+    errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", output))
+    succeeded = requests - refused
     return {
         "driver": "wrk",
         "requests": requests,
-        "per_second": number(r"Requests/sec:\s+([\d.]+)"),
-        "statuses": {"2xx": requests - failed, "other": failed},
+        # Only answered requests count: a refusal is cheap and would flatter the figure.
+        "per_second": round(succeeded / seconds, 1),
+        "statuses": {"2xx": succeeded, "other": refused, "socket errors": errors},
         "p50_ms": milliseconds("50"),
         "p99_ms": milliseconds("99"),
     }
@@ -244,11 +258,28 @@ def _summarise(results: dict[str, Any]) -> None:
             f"{m['per_second'] / raw:.2f}" if raw else "-",
         )
     console.print(table)
-    best = max(m["per_second"] for label, m in measured.items() if label.startswith("token"))
+    failures = {
+        label: m["statuses"] for label, m in measured.items() if any(k != "2xx" and v for k, v in m["statuses"].items())
+    }
+    if failures:
+        console.print(f"[red]some requests were not answered 2xx; these figures are not valid: {failures}")
+    valid = [m["per_second"] for label, m in measured.items() if label.startswith("token") and label not in failures]
+    best = max(valid, default=0.0)
     results["target_tokens_per_second"] = TARGET_TOKENS_PER_SECOND
     results["target_met"] = best >= TARGET_TOKENS_PER_SECOND
     verdict = "met" if results["target_met"] else "NOT met"
     console.print(f"target of {TARGET_TOKENS_PER_SECOND} tokens/s: {verdict} (best {best:.0f}/s)")
+
+
+def _on_core(core: int) -> Callable[[], None]:
+    """Pin a child before it starts, so that every thread it makes stays on `core`."""
+    return lambda: os.sched_setaffinity(0, {core})
+
+
+def _pin_process_tree(pid: int | None, core: int) -> None:
+    """Pin a running node and all of its threads (a node's threads are its tasks in /proc)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        os.sched_setaffinity(int(task.name), {core})
 
 
 def _machine() -> dict[str, Any]:

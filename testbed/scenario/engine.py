@@ -125,10 +125,11 @@ class Engine:
         )
 
     def _exchange(self, step: Step, actors: dict[str, str], variables: dict[str, Any], evidence: Evidence) -> Exchange:
+        if step.action is not None and step.action.name == "wait":
+            time.sleep(step.action.seconds or 0)
+            return Exchange(HttpRequestRecord(method="-", url="action wait"), None)
         if step.action is not None:
-            request = self._action_request(step.action, actors, variables)
-            if request is None:
-                return Exchange(HttpRequestRecord(method="-", url=f"action {step.action.name}"), None)
+            request = self._token_request(step.action, variables)
         else:
             assert step.request is not None
             request = step.request
@@ -136,11 +137,9 @@ class Engine:
         evidence.node = node
         return self._send(request, node, variables, evidence)
 
-    def _action_request(self, action: Action, actors: dict[str, str], variables: dict[str, Any]) -> Request | None:
-        """A named action is a shorthand for calls a person would otherwise spell out."""
-        if action.name == "wait":
-            time.sleep(action.seconds or 0)
-            return None
+    def _token_request(self, action: Action, variables: dict[str, Any]) -> Request:
+        """`request-access-token` is a shorthand for the call a person would otherwise spell
+        out: the requester's trust node asks the holder's authorization server."""
         requester = variables["actors"][action.requester]
         holder = variables["actors"][action.holder]
         return Request(
@@ -153,6 +152,7 @@ class Engine:
                 "scope": action.scope,
                 "token_type": action.token_type,
             },
+            headers={"Cache-Control": "no-cache"} if action.fresh else {},
         )
 
     def _send(self, request: Request, node: str, variables: dict[str, Any], evidence: Evidence) -> Exchange:

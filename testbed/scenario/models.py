@@ -49,6 +49,7 @@ class Action(Strict):
     holder: str | None = Field(default=None, description="Actor whose authorization server is asked")
     scope: str | None = None
     token_type: Literal["Bearer", "DPoP"] = Field(default="Bearer", description="DPoP binds the token to a key")
+    fresh: bool = Field(default=False, description="Ask for a new token, not one the node cached")
     seconds: float | None = Field(default=None, ge=0, le=60)
 
 

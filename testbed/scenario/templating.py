@@ -19,7 +19,6 @@ NAMESPACES = ("orgs", "nodes", "actors", "network", "vars", "run", "time")
 # `{{ value | filter }}`: what a value may be passed through on its way into a request.
 FILTERS: dict[str, Callable[[Any], Any]] = {
     "urlencode": lambda value: quote(_as_text(value), safe=""),  # e.g. a DID or credential id in a path
-    "json": lambda value: json.dumps(value, separators=(",", ":")),  # e.g. a submission inside a form field
 }
 
 

@@ -47,7 +47,8 @@ def test_a_proof_for_something_else_is_refused(kwargs, message):
     ("token", "message"),
     [
         (lambda: proof(iat=1), "iat"),
-        (lambda: proof(jti=""), "no jti"),
+        (lambda: proof(jti=""), "jti is missing"),
+        (lambda: proof(jti="x" * 300), "longer than 256"),
         (lambda: jws.serialize_compact({"typ": "JWT", "alg": "ES256", "jwk": public_jwk(KEY)}, "{}", KEY), "typ"),
         (
             lambda: jws.serialize_compact(
@@ -73,3 +74,10 @@ def test_a_refused_proof_does_not_use_up_its_jti():
     with pytest.raises(dpop.DpopError):
         dpop.verify_proof(made, "POST", URL, seen, access_token="tok")
     dpop.verify_proof(made, "GET", URL, seen, access_token="tok")
+
+
+def test_target_uri_normalisation():
+    assert dpop.target_uri("HTTPS://Station.Example:443/fhir?x=1#f") == "https://station.example/fhir"
+    assert dpop.target_uri("https://127.0.10.3:8443/fhir/") == "https://127.0.10.3:8443/fhir/"
+    proof_ = dpop.make_proof(KEY, "GET", "https://STATION.example:443/a", "tok")
+    dpop.verify_proof(proof_, "GET", "https://station.example/a", OneUseMemory(), access_token="tok")
