@@ -5,6 +5,9 @@ Internal: subjects (VDR v2), credentials (VCR v2), access tokens (auth v2)."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -15,11 +18,21 @@ from starlette.routing import Route
 
 from nodes.common.app import NodeApps, build_apps
 from nodes.common.config import NodeConfig
-from nodes.common.http import HttpError, read_form, read_json, read_json_object, require_fields
-from nodes.trust import dpop, oauth
+from nodes.common.http import HttpError, read_body, read_form, read_json, read_json_object, require_fields
+from nodes.trust import discovery, dpop, oauth
 from nodes.trust.credentials import CredentialError
 from nodes.trust.did import key_id
 from nodes.trust.node import TrustNode
+
+
+async def _keep_registrations_fresh(node: TrustNode) -> None:
+    """Re-register discovery activations before they expire, for as long as the node runs."""
+    while True:
+        await asyncio.sleep(discovery.REFRESH_CHECK_SECONDS)
+        try:
+            await discovery.refresh_due(node)
+        except HttpError as exc:  # the server may be down for a while; try again next round
+            logging.getLogger("discovery").warning("refreshing registrations failed: %s", exc.detail)
 
 
 def build(config: NodeConfig) -> NodeApps:
@@ -27,7 +40,9 @@ def build(config: NodeConfig) -> NodeApps:
 
     @asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[None]:
+        refresher = asyncio.create_task(_keep_registrations_fresh(node))
         yield
+        refresher.cancel()
         await node.close()
 
     # --- public ------------------------------------------------------------------------
@@ -183,6 +198,44 @@ def build(config: NodeConfig) -> NodeApps:
             return JSONResponse({"valid": False, "reason": str(exc)})
         return JSONResponse({"valid": True})
 
+    # --- discovery (Nuts RFC022) ------------------------------------------------------------
+    async def discovery_list(request: Request) -> Response:
+        after = request.query_params.get("timestamp", "0")
+        if not after.isdigit():
+            raise HttpError(400, "Bad Request", "'timestamp' must be a whole number")
+        return JSONResponse(discovery.list_entries(node, request.path_params["service"], int(after)))
+
+    async def discovery_register(request: Request) -> Response:
+        token = (await read_body(request)).decode("utf-8", errors="replace").strip().strip('"')
+        await discovery.register(node, request.path_params["service"], token)
+        return Response(status_code=201)
+
+    async def discovery_search(request: Request) -> Response:
+        query = dict(request.query_params)
+        return JSONResponse(await discovery.search(node, request.path_params["service"], query))
+
+    async def discovery_activation(request: Request) -> Response:
+        service_id, subject = request.path_params["service"], request.path_params["subject"]
+        if request.method == "GET":
+            return JSONResponse(discovery.activation_of(node, service_id, subject))
+        if request.method == "DELETE":
+            await discovery.deactivate(node, service_id, subject)
+            return Response(status_code=204)
+        body = await read_body(request)
+        try:
+            request_body = json.loads(body) if body else {}
+        except ValueError:
+            raise HttpError(400, "Bad Request", "the request body is not valid JSON") from None
+        parameters = request_body.get("registrationParameters") or {} if isinstance(request_body, dict) else None
+        if not isinstance(parameters, dict):
+            raise HttpError(400, "Bad Request", "'registrationParameters' must be an object")
+        await discovery.activate(node, service_id, subject, parameters)
+        return JSONResponse({})
+
+    async def discovery_reset(request: Request) -> Response:
+        discovery.reset(node, request.path_params["service"])
+        return Response(status_code=204)
+
     async def introspect(request: Request) -> Response:
         form = await read_form(request)
         return JSONResponse(oauth.introspect(node, form.get("token", "")))
@@ -193,6 +246,8 @@ def build(config: NodeConfig) -> NodeApps:
         Route("/oauth2/{subject}/presentation_definition", presentation_definition),
         Route("/oauth2/{subject}/token", token, methods=["POST"]),
         Route("/statuslist/{did}/{page:int}", status_list),
+        Route("/discovery/{service}", discovery_list, methods=["GET"]),
+        Route("/discovery/{service}", discovery_register, methods=["POST"]),
     ]
     internal = [
         Route("/internal/vdr/v2/subject", create_subject, methods=["POST"]),
@@ -211,6 +266,10 @@ def build(config: NodeConfig) -> NodeApps:
         Route("/internal/vcr/v2/holder/{subject}/vc", wallet_list, methods=["GET"]),
         Route("/internal/auth/v2/{subject}/request-service-access-token", request_token, methods=["POST"]),
         Route("/internal/auth/v2/accesstoken/introspect", introspect, methods=["POST"]),
+        Route("/internal/discovery/v1/{service}", discovery_search, methods=["GET"]),
+        Route("/internal/discovery/v1/{service}/{subject}", discovery_activation, methods=["GET", "POST", "DELETE"]),
+        # Not a Nuts API: lets a test make the server start its list over under a new seed.
+        Route("/internal/testbed/v1/discovery/{service}/reset", discovery_reset, methods=["POST"]),
         Route("/internal/auth/v2/dpop/validate", dpop_validate, methods=["POST"]),
         Route("/internal/auth/v2/dpop/{kid:path}", dpop_proof, methods=["POST"]),
     ]

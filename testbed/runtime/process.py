@@ -129,6 +129,11 @@ def _peers(loaded: LoadedNetwork, plan: NetworkPlan, node: NodePlan) -> dict[str
         peers["trust_internal"] = plan.node(trust.name).internal_url
         subject = organisation_subject(node.organisation)
         peers["authorization_server"] = f"{plan.node(trust.name).public_url}/oauth2/{subject}"
+    if node.role == Role.TRUST:
+        # The discovery server of the network: the credential issuer's trust node.
+        server = loaded.network.node_of(loaded.network.credential_issuer, Role.TRUST)
+        if server is not None:
+            peers["discovery_server"] = plan.node(server.name).public_url
     consent = loaded.network.nodes_with_role(Role.CONSENT)
     if consent and node.role != Role.CONSENT:
         peers["consent"] = plan.node(consent[0][1].name).public_url

@@ -82,3 +82,20 @@ Requests/sec:   5141.16
     assert (result["p50_ms"], result["p99_ms"]) == (0.76, 1.19)
     with pytest.raises(RuntimeError, match="measured nothing"):
         _parse_wrk("unable to connect")
+
+
+@pytest.mark.parametrize(
+    ("value", "pattern", "matches"),
+    [
+        ("Huisartsenpraktijk Het Plein", "huisarts*", True),
+        ("Huisartsenpraktijk Het Plein", "*plein", True),
+        ("Huisartsenpraktijk Het Plein", "*het*", True),
+        ("Huisartsenpraktijk Het Plein", "het*", False),
+        ("Huisartsenpraktijk Het Plein", "huisartsenpraktijk het plein", True),
+        (None, "*", False),
+    ],
+)
+def test_discovery_search_wildcards(value, pattern, matches):
+    from nodes.trust.discovery import _matches
+
+    assert _matches(value, pattern) is matches

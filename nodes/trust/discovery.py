@@ -1,0 +1,313 @@
+"""Discovery service (Nuts RFC022): organisations register a presentation at a discovery
+server; every node keeps a copy of the list and searches it.
+
+Server: registrations are JWT presentations whose audience names the service, valid no longer
+than the service allows, with credentials that satisfy its presentation definition. Each
+accepted entry gets the next Lamport timestamp; clients ask for entries after the timestamp
+they have. The server's `seed` changes when its list starts over, telling clients to copy the
+whole list again. A RetractedVerifiablePresentation (claim `retract_jti`) removes a
+registration. Client: activation per subject (re-registered before it expires), retraction,
+and search with `*` wildcards."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from nodes.common.http import HttpError
+from nodes.trust import credentials as vc
+from nodes.trust.node import TrustNode
+from nodes.trust.policy import organisation_definition
+from nodes.trust.presentation import select
+
+RETRACTED = "RetractedVerifiablePresentation"
+REGISTRATION_CREDENTIAL = "DiscoveryRegistrationCredential"
+DEFAULT_SERVICE = "testbed-care"
+DEFAULT_MAX_VALIDITY = 600  # seconds a registration may be valid
+REFRESH_CHECK_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class Service:
+    id: str
+    endpoint: str
+    presentation_max_validity: int
+    presentation_definition: dict[str, Any]
+
+
+def services(node: TrustNode) -> dict[str, Service]:
+    """The service definitions every node of the network shares; the server is the node
+    the harness names as `discovery_server` (by default the credential issuer's)."""
+    server = node.config.peers.get("discovery_server", node.config.public_url)
+    ids = node.config.settings.get("discovery_services", [DEFAULT_SERVICE])
+    return {
+        sid: Service(
+            sid, f"{server}/discovery/{sid}", DEFAULT_MAX_VALIDITY, organisation_definition(f"discovery-{sid}")
+        )
+        for sid in ids
+    }
+
+
+def service(node: TrustNode, service_id: str) -> Service:
+    known = services(node)
+    if service_id not in known:
+        raise HttpError(404, "Not Found", f"no discovery service {service_id!r}")
+    return known[service_id]
+
+
+# --- server ---------------------------------------------------------------------------------
+
+
+def _server_state(node: TrustNode, service_id: str) -> dict[str, Any]:
+    state = node.store.get("discovery_server", service_id)
+    if state is None:
+        # `log`: every accepted presentation (registrations and retractions) in timestamp order;
+        # `current`: holder -> jti of the registration that counts now.
+        state = {"seed": secrets.token_hex(8), "timestamp": 0, "log": [], "current": {}}
+        node.store.put("discovery_server", service_id, state)
+    return state
+
+
+def list_entries(node: TrustNode, service_id: str, after: int) -> dict[str, Any]:
+    service(node, service_id)
+    state = _server_state(node, service_id)
+    entries = {str(e["timestamp"]): e["vp"] for e in state["log"] if e["timestamp"] > after}
+    return {"seed": state["seed"], "timestamp": state["timestamp"], "entries": entries}
+
+
+async def register(node: TrustNode, service_id: str, token: str) -> None:
+    definition = service(node, service_id)
+    try:
+        presentation = vc.Jwt.read(token)
+    except vc.CredentialError as exc:
+        raise HttpError(400, "Bad Request", f"not a presentation: {exc}") from None
+    claims = presentation.claims
+    audience = claims.get("aud")
+    if service_id not in (audience if isinstance(audience, list) else [audience]):
+        raise HttpError(400, "Bad Request", f"the presentation's audience must contain {service_id!r}")
+    nbf, exp = claims.get("nbf"), claims.get("exp")
+    if not isinstance(nbf, int | float) or not isinstance(exp, int | float) or exp <= nbf:
+        raise HttpError(400, "Bad Request", "the presentation needs nbf and a later exp")
+    if exp - nbf > definition.presentation_max_validity:
+        raise HttpError(
+            400, "Bad Request", f"the presentation is valid longer than {definition.presentation_max_validity} s"
+        )
+    holder = presentation.signer_did
+    try:
+        views = await node.verify_presentation(token, verify_credentials=False)
+        if RETRACTED in ((claims.get("vp") or {}).get("type") or []):
+            _retract(node, service_id, holder, token, views)
+            return
+        for credential in (claims.get("vp") or {}).get("verifiableCredential", []):
+            await _verify_registered_credential(node, holder, credential)
+    except vc.CredentialError as exc:
+        raise HttpError(400, "Bad Request", f"the presentation does not verify: {exc}") from None
+    if any(v["credentialSubject"].get("id") != holder for v in views):
+        raise HttpError(400, "Bad Request", "every credential must be about the presentation's signer")
+    if select(definition.presentation_definition, views) is None:
+        raise HttpError(400, "Bad Request", "the credentials do not satisfy the service's presentation definition")
+    _append(node, service_id, holder, token, claims.get("jti"))
+
+
+async def _verify_registered_credential(node: TrustNode, holder: str, token: str) -> None:
+    """Credentials from trusted issuers, fully verified; the holder's own registration
+    credential (its registration parameters) only needs the holder's signature."""
+    view = vc.credential_view(vc.Jwt.read(token))
+    if REGISTRATION_CREDENTIAL in view["type"] and view["issuer"] == holder:
+        await vc.verify_signature(vc.Jwt.read(token), node.resolver)
+    else:
+        await node.verify_credential(token)
+
+
+def _retract(node: TrustNode, service_id: str, holder: str, token: str, views: list[Any]) -> None:
+    """RFC022 and the Nuts node name the claim `retract_jti` (the server OpenAPI file says
+    `retracted_jti`): this node follows the RFC and the code."""
+    claims = vc.Jwt.read(token).claims
+    state = _server_state(node, service_id)
+    if views:
+        raise HttpError(400, "Bad Request", "a retraction carries no credentials")
+    if holder not in state["current"] or claims.get("retract_jti") != state["current"][holder]:
+        raise HttpError(400, "Bad Request", "retract_jti does not name the signer's current registration")
+    _append(node, service_id, holder, token, None)
+
+
+def _append(node: TrustNode, service_id: str, holder: str, token: str, registration: str | None) -> None:
+    """Log an accepted presentation under the next Lamport timestamp; `registration` is its
+    jti, or None for a retraction."""
+    state = _server_state(node, service_id)
+    state["timestamp"] += 1
+    state["log"].append({"timestamp": state["timestamp"], "vp": token})
+    if registration is None:
+        state["current"].pop(holder, None)
+    else:
+        state["current"][holder] = registration
+    node.store.put("discovery_server", service_id, state)
+
+
+def reset(node: TrustNode, service_id: str) -> None:
+    """Start the list over under a new seed (a server that lost its data does this)."""
+    service(node, service_id)
+    node.store.delete("discovery_server", service_id)
+    _server_state(node, service_id)
+
+
+# --- client ---------------------------------------------------------------------------------
+
+
+async def activate(node: TrustNode, service_id: str, subject: str, parameters: dict[str, Any]) -> dict[str, Any]:
+    definition = service(node, service_id)
+    holder = node.subject(subject)
+    wallet = node.wallet(subject)
+    views = [vc.credential_view(vc.Jwt.read(t)) for t in wallet]
+    chosen = select(definition.presentation_definition, views)
+    if chosen is None:
+        raise HttpError(412, "Precondition Failed", f"the wallet of {subject!r} lacks what {service_id!r} asks for")
+    credentials = [wallet[i] for i in sorted({i for _, i in chosen})]
+    key = node.signing_key(holder["did"])
+    if parameters:
+        _, registration = vc.issue_credential(
+            holder["did"], key, [REGISTRATION_CREDENTIAL], {"id": holder["did"], **parameters}, None
+        )
+        credentials.append(registration)
+    now = int(time.time())
+    token = vc.sign_presentation(
+        holder["did"], key, credentials, service_id, None, now, now + definition.presentation_max_validity
+    )
+    await _post(node, definition, token)
+    activation = {
+        "service": service_id,
+        "subject": subject,
+        "parameters": parameters,
+        "vp": token,
+        "exp": now + definition.presentation_max_validity,
+    }
+    node.store.put("discovery_activations", f"{service_id}|{subject}", activation)
+    return activation
+
+
+async def deactivate(node: TrustNode, service_id: str, subject: str) -> None:
+    definition = service(node, service_id)
+    activation = node.store.get("discovery_activations", f"{service_id}|{subject}")
+    if activation is None:
+        raise HttpError(404, "Not Found", f"{subject!r} is not registered for {service_id!r}")
+    holder = node.subject(subject)
+    now = int(time.time())
+    claims = {
+        "iss": holder["did"],
+        "sub": holder["did"],
+        "aud": service_id,
+        "nbf": now,
+        "exp": now + 60,
+        "jti": secrets.token_hex(16),
+        "retract_jti": vc.Jwt.read(activation["vp"]).claims["jti"],
+        "vp": {"@context": vc.VC_CONTEXT, "type": ["VerifiablePresentation", RETRACTED]},
+    }
+    await _post(node, definition, vc.sign(claims, holder["did"], node.signing_key(holder["did"])))
+    node.store.delete("discovery_activations", f"{service_id}|{subject}")
+
+
+def activation_of(node: TrustNode, service_id: str, subject: str) -> dict[str, Any]:
+    service(node, service_id)
+    node.subject(subject)
+    activation = node.store.get("discovery_activations", f"{service_id}|{subject}")
+    return {"activated": activation is not None, "vp": activation["vp"] if activation else None}
+
+
+async def refresh_due(node: TrustNode) -> None:
+    """Register again what would expire within half its validity: activations last."""
+    now = time.time()
+    for activation in node.store.list("discovery_activations"):
+        if activation["exp"] - now < DEFAULT_MAX_VALIDITY / 2:
+            await activate(node, activation["service"], activation["subject"], activation["parameters"])
+
+
+async def search(node: TrustNode, service_id: str, query: dict[str, str]) -> list[dict[str, Any]]:
+    definition = service(node, service_id)
+    copy = await _synchronise(node, definition)
+    results = []
+    for entry in copy["entries"].values():
+        presentation = vc.Jwt.read(entry["vp"])
+        views = [vc.credential_view(vc.Jwt.read(c)) for c in presentation.claims["vp"].get("verifiableCredential", [])]
+        if all(any(_matches(_lookup(v, path), pattern) for v in views) for path, pattern in query.items()):
+            registration = next((v for v in views if REGISTRATION_CREDENTIAL in v["type"]), None)
+            parameters = {k: v for k, v in (registration or {}).get("credentialSubject", {}).items() if k != "id"}
+            results.append(
+                {
+                    "id": presentation.claims.get("jti"),
+                    "credential_subject_id": presentation.signer_did,
+                    "vp": entry["vp"],
+                    "registrationParameters": parameters,
+                }
+            )
+    return results
+
+
+async def _synchronise(node: TrustNode, definition: Service) -> dict[str, Any]:
+    """Fetch what is new since the timestamp of the local copy; copy all again when the
+    server's seed is not the one the copy was made under."""
+    copy = node.store.get("discovery_copies", definition.id) or {"seed": None, "timestamp": 0, "entries": {}}
+    answer = await _get(node, definition, copy["timestamp"])
+    if answer.get("seed") != copy["seed"]:
+        copy = {"seed": answer.get("seed"), "timestamp": 0, "entries": {}}
+        answer = await _get(node, definition, 0)
+    new = answer.get("entries", {})
+    for timestamp in sorted(new, key=int):  # in order: a later retraction undoes a registration
+        presentation = vc.Jwt.read(new[timestamp])
+        if RETRACTED in (presentation.claims.get("vp") or {}).get("type", []):
+            copy["entries"].pop(presentation.signer_did, None)
+        else:
+            copy["entries"][presentation.signer_did] = {"vp": new[timestamp]}
+    copy["timestamp"] = int(answer.get("timestamp", copy["timestamp"]))
+    node.store.put("discovery_copies", definition.id, copy)
+    return copy
+
+
+def _lookup(view: dict[str, Any], path: str) -> Any:
+    value: Any = view
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def _matches(value: Any, pattern: str) -> bool:
+    """Case-insensitive; a `*` at the start or end stands for any text."""
+    if not isinstance(value, str):
+        return False
+    text, pattern = value.lower(), pattern.lower()
+    if pattern.startswith("*") and pattern.endswith("*") and len(pattern) > 1:
+        return pattern[1:-1] in text
+    if pattern.endswith("*"):
+        return text.startswith(pattern[:-1])
+    if pattern.startswith("*"):
+        return text.endswith(pattern[1:])
+    return text == pattern
+
+
+async def _get(node: TrustNode, definition: Service, after: int) -> dict[str, Any]:
+    try:
+        response = await node.client.get(definition.endpoint, params={"timestamp": after})
+        response.raise_for_status()
+        return response.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise HttpError(
+            502, "Bad Gateway", f"discovery server {definition.endpoint}: {exc.__class__.__name__}"
+        ) from None
+
+
+async def _post(node: TrustNode, definition: Service, token: str) -> None:
+    try:
+        response = await node.client.post(
+            definition.endpoint, content=token, headers={"Content-Type": "application/jwt"}
+        )
+    except httpx.HTTPError as exc:
+        raise HttpError(
+            502, "Bad Gateway", f"discovery server {definition.endpoint}: {exc.__class__.__name__}"
+        ) from None
+    if response.status_code != 201:
+        raise HttpError(
+            502, "Bad Gateway", f"the discovery server refused: {response.status_code} {response.text[:300]}"
+        )
