@@ -93,6 +93,13 @@ def build(config: NodeConfig) -> NodeApps:
         require_fields(body, "type", "serviceEndpoint")
         return JSONResponse(node.add_service(request.path_params["subject"], body))
 
+    async def list_services(request: Request) -> Response:
+        return JSONResponse(node.subject(request.path_params["subject"])["services"])
+
+    async def remove_service(request: Request) -> Response:
+        node.remove_service(request.path_params["subject"], request.path_params["service"])
+        return Response(status_code=204)
+
     async def resolve(request: Request) -> Response:
         did = request.path_params["did"]  # already percent-decoded once by the router
         try:
@@ -254,6 +261,8 @@ def build(config: NodeConfig) -> NodeApps:
         Route("/internal/vdr/v2/subject", list_subjects, methods=["GET"]),
         Route("/internal/vdr/v2/subject/{subject}", get_subject, methods=["GET"]),
         Route("/internal/vdr/v2/subject/{subject}/service", add_service, methods=["POST"]),
+        Route("/internal/vdr/v2/subject/{subject}/service", list_services, methods=["GET"]),
+        Route("/internal/vdr/v2/subject/{subject}/service/{service:path}", remove_service, methods=["DELETE"]),
         Route("/internal/vdr/v2/did/{did:path}", resolve, methods=["GET"]),
         Route("/internal/vcr/v2/issuer/vc", issue, methods=["POST"]),
         Route("/internal/vcr/v2/issuer/vc/{id:path}", revoke, methods=["DELETE"]),

@@ -95,6 +95,16 @@ class TrustNode:
         self.store.put(SUBJECTS, subject, record)
         return service
 
+    def remove_service(self, subject: str, service_id: str) -> None:
+        """`service_id` is the fragment or the full id (`<did>#<fragment>`)."""
+        record = self.subject(subject)
+        full_id = service_id if "#" in service_id else f"{record['did']}#{service_id}"
+        remaining = [s for s in record["services"] if s["id"] != full_id]
+        if len(remaining) == len(record["services"]):
+            raise HttpError(404, "Not Found", f"subject {subject!r} has no service {service_id!r}")
+        record["services"] = remaining
+        self.store.put(SUBJECTS, subject, record)
+
     # --- issuing -----------------------------------------------------------------------
     def issue(self, request: dict[str, Any]) -> str:
         types = request.get("type")

@@ -19,6 +19,7 @@ NAMESPACES = ("orgs", "nodes", "actors", "network", "vars", "run", "time")
 # `{{ value | filter }}`: what a value may be passed through on its way into a request.
 FILTERS: dict[str, Callable[[Any], Any]] = {
     "urlencode": lambda value: quote(_as_text(value), safe=""),  # e.g. a DID or credential id in a path
+    "tamper": lambda value: _tampered(_as_text(value)),  # a JWS whose signature no longer holds
 }
 
 
@@ -89,6 +90,17 @@ def roots(value: Any) -> Iterator[str]:
         for key, item in value.items():
             yield from roots(key)
             yield from roots(item)
+
+
+def _tampered(token: str) -> str:
+    """The same JWS with one character in the middle of its signature changed: still well
+    formed, but signed by nobody (the end of the signature may only hold padding bits)."""
+    header, payload, signature = [*token.split("."), "", "", ""][:3]
+    if not signature:
+        raise ValueError("'tamper' needs a compact JWS (three dot-separated parts)")
+    middle = len(signature) // 2
+    changed = "B" if signature[middle] == "A" else "A"
+    return f"{header}.{payload}.{signature[:middle]}{changed}{signature[middle + 1 :]}"
 
 
 def _as_text(value: Any) -> str:

@@ -122,3 +122,22 @@ def test_ura_filter_is_enforced():
     bad = {"id": HOLDER, "organization": {"name": "GP", "ura": "12"}}
     token = vc.issue_credential(ISSUER, ISSUER_KEY, ["NutsOrganizationCredential"], bad, None)[1]
     assert select(definition, [vc.credential_view(vc.Jwt.read(token))]) is None
+
+
+def test_presentations_verify_with_an_independent_library_and_tampering_is_caught():
+    from testbed.scenario.templating import render
+
+    holder_key = derive_key("seed", "gp-trust", "gp")
+    token = vc.sign_presentation(HOLDER, holder_key, [issued()], "https://as.example/oauth2/x", "n-1", 100, 105)
+    key = jc_jwk.JWK(**public_jwk(holder_key))
+    signed = jc_jws.JWS()
+    signed.deserialize(token)
+    signed.verify(key)
+    claims = json.loads(signed.payload)
+    assert (claims["aud"], claims["nonce"], claims["exp"] - claims["nbf"]) == ("https://as.example/oauth2/x", "n-1", 5)
+    tampered = render("{{ vp | tamper }}", {"vp": token})
+    assert tampered != token and tampered.split(".")[:2] == token.split(".")[:2]
+    broken = jc_jws.JWS()
+    broken.deserialize(tampered)
+    with pytest.raises(jc_jws.InvalidJWSSignature):
+        broken.verify(key)
