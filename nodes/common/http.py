@@ -86,6 +86,23 @@ def require_fields(body: dict[str, Any], *names: str) -> None:
         raise HttpError(400, "Bad Request", f"missing required field(s): {', '.join(missing)}")
 
 
+async def call_json(client: httpx.AsyncClient, method: str, url: str, what: str, **kwargs: Any) -> dict[str, Any]:
+    """Call another node for a JSON object; anything else is a 502 that says what and where."""
+    try:
+        response = await client.request(method, url, **kwargs)
+    except httpx.HTTPError as exc:
+        raise HttpError(502, "Bad Gateway", f"{what} at {url} unreachable: {exc.__class__.__name__}") from None
+    if response.status_code != 200:
+        raise HttpError(502, "Bad Gateway", f"{what} at {url} answered {response.status_code}: {response.text[:300]}")
+    try:
+        value = response.json()
+    except ValueError:
+        raise HttpError(502, "Bad Gateway", f"{what} at {url} is not JSON") from None
+    if not isinstance(value, dict):
+        raise HttpError(502, "Bad Gateway", f"{what} at {url} is not a JSON object")
+    return value
+
+
 def client_ssl_context(config: NodeConfig) -> ssl.SSLContext:
     """Trust the network CA only, and present this node's certificate for mutual TLS."""
     context = ssl.create_default_context(cafile=str(config.tls.ca))

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from nodes.common.http import HttpError
+from nodes.common.http import HttpError, call_json
 from nodes.trust import credentials as vc
 from nodes.trust.node import TrustNode
 from nodes.trust.policy import organisation_definition
@@ -288,14 +288,7 @@ def _matches(value: Any, pattern: str) -> bool:
 
 
 async def _get(node: TrustNode, definition: Service, after: int) -> dict[str, Any]:
-    try:
-        response = await node.client.get(definition.endpoint, params={"timestamp": after})
-        response.raise_for_status()
-        return response.json()
-    except (httpx.HTTPError, ValueError) as exc:
-        raise HttpError(
-            502, "Bad Gateway", f"discovery server {definition.endpoint}: {exc.__class__.__name__}"
-        ) from None
+    return await call_json(node.client, "GET", definition.endpoint, "discovery server", params={"timestamp": after})
 
 
 async def _post(node: TrustNode, definition: Service, token: str) -> None:

@@ -12,9 +12,7 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
-
-from nodes.common.http import HttpError
+from nodes.common.http import HttpError, call_json
 from nodes.trust import credentials as vc
 from nodes.trust import dpop
 from nodes.trust.did import key_id
@@ -221,7 +219,9 @@ async def _obtain_token(
     node: TrustNode, holder: dict[str, Any], subject: str, server: str, scope: str, token_type: str
 ) -> dict[str, Any]:
     token_endpoint, definition_endpoint = await _server_metadata(node, server)
-    definition = await _call_json(node, "GET", definition_endpoint, "presentation definition", params={"scope": scope})
+    definition = await call_json(
+        node.client, "GET", definition_endpoint, "presentation definition", params={"scope": scope}
+    )
     if not isinstance(definition.get("id"), str) or not isinstance(definition.get("input_descriptors"), list):
         raise HttpError(502, "Bad Gateway", f"the presentation definition at {definition_endpoint} is malformed")
     wallet = node.wallet(subject)
@@ -252,8 +252,8 @@ async def _obtain_token(
         "scope": scope,
     }
     headers = {"DPoP": dpop.make_proof(key, "POST", token_endpoint)} if token_type == "DPoP" else {}
-    answer = await _call_json(
-        node, "POST", token_endpoint, "the authorization server's token endpoint", data=form, headers=headers
+    answer = await call_json(
+        node.client, "POST", token_endpoint, "the authorization server's token endpoint", data=form, headers=headers
     )
     if not isinstance(answer.get("access_token"), str):
         raise HttpError(502, "Bad Gateway", f"{token_endpoint} answered without an access_token")
@@ -268,7 +268,7 @@ async def _server_metadata(node: TrustNode, server: str) -> tuple[str, str]:
     """The token and presentation-definition endpoints of `server`, from metadata whose
     issuer is `server` itself (RFC 8414, section 3.3): a node only follows endpoints that
     the server it was asked to use vouches for."""
-    meta = await _call_json(node, "GET", _metadata_url(server), "authorization server metadata")
+    meta = await call_json(node.client, "GET", _metadata_url(server), "authorization server metadata")
     if meta.get("issuer") != server:
         raise HttpError(502, "Bad Gateway", f"the metadata of {server} names another issuer: {meta.get('issuer')!r}")
     if GRANT_TYPE not in meta.get("grant_types_supported", []):
@@ -283,20 +283,3 @@ def _metadata_url(issuer: str) -> str:
     """RFC 8414 section 3: the well-known segment goes between host and path."""
     parts = urlsplit(issuer)
     return f"{parts.scheme}://{parts.netloc}/.well-known/oauth-authorization-server{parts.path}"
-
-
-async def _call_json(node: TrustNode, method: str, url: str, what: str, **kwargs: Any) -> dict[str, Any]:
-    """Call another node; anything but a JSON object with 200 is a 502 that says why."""
-    try:
-        response = await node.client.request(method, url, **kwargs)
-    except httpx.HTTPError as exc:
-        raise HttpError(502, "Bad Gateway", f"{what} at {url} unreachable: {exc.__class__.__name__}") from None
-    if response.status_code != 200:
-        raise HttpError(502, "Bad Gateway", f"{what} at {url} answered {response.status_code}: {response.text[:300]}")
-    try:
-        value = response.json()
-    except ValueError:
-        raise HttpError(502, "Bad Gateway", f"{what} at {url} is not JSON") from None
-    if not isinstance(value, dict):
-        raise HttpError(502, "Bad Gateway", f"{what} at {url} is not a JSON object")
-    return value
