@@ -9,7 +9,7 @@ NETWORK_FLAG := $(if $(NETWORK),--network $(NETWORK),)
 CA ?=
 CA_FLAG := $(if $(CA),--ca $(CA),)
 
-.PHONY: install conformance test lint bench up status down schemas clean
+.PHONY: install conformance test lint bench wrk up status down schemas clean
 
 install:  ## create .venv and install the project with its test extras
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,13 @@ test:  ## the test suite: unit tests and integration tests on real node processe
 	$(BIN)/python -m pytest -q
 
 bench:  ## benchmarks (not part of `make test`): token endpoint next to a raw endpoint
+	@command -v wrk >/dev/null || $(MAKE) --no-print-directory wrk
 	$(BIN)/python -m testbed.bench
+
+wrk:  ## the benchmarks' load driver, from Debian's packages (needs root)
+	@echo "installing wrk, the benchmarks' load driver"
+	@(apt-get update -qq && apt-get install -y -qq wrk) >/dev/null 2>&1 \
+		|| echo "wrk could not be installed: the Python driver is used, and its own ceiling limits the figures"
 
 lint:  ## ruff
 	$(BIN)/ruff check .
