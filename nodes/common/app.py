@@ -24,6 +24,7 @@ Lifespan = Callable[[Any], AbstractAsyncContextManager[None]]
 class NodeApps:
     public: Starlette
     internal: Starlette
+    public_client_certificates: bool = False  # the internal listener always asks for one
 
 
 ErrorRenderer = Callable[[Request, HttpError], Response]
@@ -39,6 +40,7 @@ def build_apps(
     internal_routes: Sequence[BaseRoute],
     lifespan: Lifespan | None = None,
     public_errors: ErrorRenderer = render_problem,
+    public_client_certificates: bool = False,
 ) -> NodeApps:
     """`public_errors` renders refusals of the public API in the role's own error format
     (a data station answers FHIR OperationOutcomes); the internal API uses problem+json."""
@@ -61,6 +63,7 @@ def build_apps(
     return NodeApps(
         public=Starlette(routes=list(public_routes), exception_handlers=_handlers(public_errors), lifespan=lifespan),
         internal=Starlette(routes=internal, exception_handlers=_handlers(render_problem)),
+        public_client_certificates=public_client_certificates,
     )
 
 

@@ -41,12 +41,16 @@ class _QuietServer(uvicorn.Server):
 def serve(config: NodeConfig, apps: NodeApps) -> None:
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     servers = [
-        _QuietServer(_uvicorn_config(config, apps.public, config.public_port, ssl.CERT_NONE)),
+        _QuietServer(_uvicorn_config(config, apps.public, config.public_port, _public_mode(apps))),
         # The internal API issues credentials and signs for subjects: only holders of a
         # certificate from the network CA (the harness, the organisation's other nodes) may call it.
         _QuietServer(_uvicorn_config(config, apps.internal, config.internal_port, ssl.CERT_REQUIRED)),
     ]
     asyncio.run(_serve_all(config, servers))
+
+
+def _public_mode(apps: NodeApps) -> ssl.VerifyMode:
+    return ssl.CERT_REQUIRED if apps.public_client_certificates else ssl.CERT_NONE
 
 
 def _uvicorn_config(config: NodeConfig, app: object, port: int, client_certificates: ssl.VerifyMode) -> uvicorn.Config:

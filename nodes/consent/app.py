@@ -14,11 +14,13 @@ from starlette.routing import Route
 from nodes.common.app import NodeApps, build_apps
 from nodes.common.bsn import is_valid_bsn
 from nodes.common.config import NodeConfig
-from nodes.common.http import HttpError, read_json_object
+from nodes.common.http import HttpError, read_body, read_json_object
 from nodes.common.storage import DocumentStore
-from nodes.consent.model import ANY, DIMENSIONS, decide
+from nodes.consent import xacml
+from nodes.consent.model import ANY, DIMENSIONS, decide, question_of
 
 CONSENTS = "consents"
+SOAP_XML = "application/soap+xml"
 
 
 def build(config: NodeConfig) -> NodeApps:
@@ -70,17 +72,50 @@ def build(config: NodeConfig) -> NodeApps:
     async def decision(request: Request) -> Response:
         body = await read_json_object(request)
         bsn = _bsn(body)
-        question = {d: _dimension(body, d) for d in DIMENSIONS}
+        question = question_of(
+            data_holder={_dimension(body, "data_holder"), _optional(body, "data_holder_category")},
+            requester={_dimension(body, "requester"), _optional(body, "requester_category")},
+            data_category=_dimension(body, "data_category"),
+        )
         return JSONResponse(decide(choices_of(bsn), question).as_json())
 
-    public = [Route("/consent/v1/decision", decision, methods=["POST"])]
+    async def closed_question(request: Request) -> Response:
+        """Mitz's closed question: SOAP 1.2 + XACML 3.0. A malformed query is a SOAP fault,
+        never a Permit."""
+        relates_to = ""
+        try:
+            query = xacml.parse_query(await read_body(request))
+            relates_to = query.message_id
+            if not is_valid_bsn(query.bsn):
+                raise xacml.SoapFault("Sender", f"{query.bsn!r} is not a valid BSN (eleven-test)")
+            if query.purpose != xacml.TREATMENT:
+                decision = "NotApplicable"  # this service answers for treatment only
+            else:
+                question = question_of(
+                    data_holder={query.holder_ura, query.holder_category},
+                    requester={query.requester_ura, query.requester_category},
+                    data_category=query.data_category,
+                )
+                decision = decide(choices_of(query.bsn), question).decision
+        except xacml.SoapFault as error:
+            return Response(xacml.fault(error, relates_to), status_code=error.http_status, media_type=SOAP_XML)
+        except HttpError as error:  # e.g. a body over the size limit
+            fault = xacml.SoapFault("Sender", error.detail or error.title)
+            return Response(xacml.fault(fault), status_code=fault.http_status, media_type=SOAP_XML)
+        return Response(xacml.response(decision, relates_to), media_type=SOAP_XML)
+
+    public = [
+        Route("/consent/v1/decision", decision, methods=["POST"]),
+        Route("/geslotenautorisatievraag/xacml3", closed_question, methods=["POST"]),
+    ]
     internal = [
         Route("/internal/consent/v1/consents", register, methods=["POST"]),
         Route("/internal/consent/v1/consents", list_consents, methods=["GET"]),
         Route("/internal/consent/v1/consents/{id}", read, methods=["GET"]),
         Route("/internal/consent/v1/consents/{id}", withdraw, methods=["DELETE"]),
     ]
-    return build_apps(config, public, internal)
+    # Mitz answers only parties with a certificate: the public listener asks for one too.
+    return build_apps(config, public, internal, public_client_certificates=True)
 
 
 def _bsn(body: dict[str, Any]) -> str:
@@ -94,6 +129,13 @@ def _valid(bsn: str) -> str:
     if not is_valid_bsn(bsn):
         raise HttpError(422, "Unprocessable Entity", f"{bsn!r} is not a valid BSN (eleven-test)")
     return bsn
+
+
+def _optional(body: dict[str, Any], name: str) -> str | None:
+    value = body.get(name)
+    if value is not None and not isinstance(value, str):
+        raise HttpError(422, "Unprocessable Entity", f"'{name}' must be a string")
+    return value
 
 
 def _dimension(body: dict[str, Any], name: str, default: str | None = None) -> str:

@@ -1,7 +1,8 @@
 """Consent choices and the decision rule (shared/REFERENCE.md, section 2).
 
 A choice is about one citizen and three dimensions: who holds the data, who asks for it,
-and which data category. Each dimension is a specific value or "*" (any). Opt-in: without a
+and which data category. Each dimension is a specific value (a URA number or a care-provider
+category code) or "*" (any). Opt-in: without a
 matching permit the answer is Deny. The most specific matching choice wins; when equally
 specific choices disagree, the objection (deny) wins."""
 
@@ -28,16 +29,29 @@ class Answer:
         return body
 
 
-def matches(choice: dict[str, Any], question: dict[str, str]) -> bool:
-    return all(choice[d] in (ANY, question[d]) for d in DIMENSIONS)
+Question = dict[str, set[str]]  # dimension -> what the party is known as (URA, category code)
+
+
+def question_of(**dimensions: str | set[str] | None) -> Question:
+    """Each dimension as the set of identifiers its party goes by; None values are dropped."""
+    question: Question = {}
+    for name, value in dimensions.items():
+        values = {value} if isinstance(value, str) else set(value or ())
+        question[name] = {v for v in values if v}
+    return question
+
+
+def matches(choice: dict[str, Any], question: Question) -> bool:
+    return all(choice[d] == ANY or choice[d] in question[d] for d in DIMENSIONS)
 
 
 def specificity(choice: dict[str, Any]) -> int:
     return sum(choice[d] != ANY for d in DIMENSIONS)
 
 
-def decide(choices: list[dict[str, Any]], question: dict[str, str]) -> Answer:
-    """`choices` are the citizen's active choices; `question` names the three dimensions."""
+def decide(choices: list[dict[str, Any]], question: Question) -> Answer:
+    """`choices` are the citizen's choices (withdrawn ones are passed over); `question` names,
+    per dimension, every identifier the party goes by."""
     relevant = [c for c in choices if c["status"] == "active" and matches(c, question)]
     if not relevant:
         return Answer("Deny", "no consent registered for this question")

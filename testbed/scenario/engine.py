@@ -250,7 +250,10 @@ def time_variables(now: datetime) -> dict[str, str]:
 def _rendered(expect: Expect, variables: dict[str, Any]) -> Expect:
     """The expectations with their placeholders filled in."""
     checks = [c.model_copy(update={c.test: render(getattr(c, c.test), variables)}) for c in expect.json_checks]
-    return expect.model_copy(update={"json_checks": checks, "headers": render(expect.headers, variables)})
+    updates = {"json_checks": checks, "headers": render(expect.headers, variables)}
+    if expect.body_matches is not None:
+        updates["body_matches"] = render(expect.body_matches, variables)
+    return expect.model_copy(update=updates)
 
 
 def _describe(result: ExpectationResult) -> str:

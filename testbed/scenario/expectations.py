@@ -53,6 +53,12 @@ def evaluate(
         )
     for check in expect.json_checks:
         results.append(_json(check, body, text))
+    if expect.body_matches is not None:
+        found = re.search(expect.body_matches, text) is not None
+        shown = text if len(text) <= 300 else text[:300] + "…"
+        results.append(
+            ExpectationResult(what="body", expected=f"matches {expect.body_matches!r}", actual=shown, passed=found)
+        )
     return results
 
 

@@ -79,6 +79,7 @@ def _expression_problems(step: Step) -> list[str]:
     problems = []
     patterns = [c.matches for c in step.expect.json_checks if c.matches is not None]
     patterns += list(step.expect.headers.values())
+    patterns += [step.expect.body_matches] if step.expect.body_matches is not None else []
     for pattern in patterns:
         try:
             re.compile(pattern)

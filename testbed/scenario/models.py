@@ -86,6 +86,7 @@ class Expect(Strict):
     headers: dict[str, str] = Field(
         default_factory=dict, description="Header name -> regular expression its value must match"
     )
+    body_matches: str | None = Field(default=None, description="Regular expression the raw body must contain")
 
 
 class Step(Strict):

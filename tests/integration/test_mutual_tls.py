@@ -40,3 +40,12 @@ def test_public_api_needs_no_client_certificate(reference_network: RunningNetwor
     url = reference_network.state.context["nodes"]["hospital-station"]["url"]
     with anonymous_client(reference_network) as client:
         assert client.get(f"{url}/fhir/metadata").status_code == 200
+
+
+def test_consent_service_asks_every_client_for_a_certificate(reference_network: RunningNetwork):
+    url = reference_network.state.context["nodes"]["consent"]["url"]
+    question = {"bsn": "968548829", "data_holder": "1", "requester": "2", "data_category": "x"}
+    with anonymous_client(reference_network) as client, pytest.raises(httpx.HTTPError):
+        client.post(f"{url}/consent/v1/decision", json=question)
+    with reference_network.client() as client:
+        assert client.post(f"{url}/consent/v1/decision", json=question).json()["decision"] == "Deny"

@@ -3,7 +3,7 @@ import random
 import pytest
 
 from nodes.common.bsn import is_valid_bsn, random_bsn
-from nodes.consent.model import decide
+from nodes.consent.model import decide, question_of
 
 
 @pytest.mark.parametrize(
@@ -28,7 +28,7 @@ def test_random_bsns_are_valid_and_reproducible():
     assert all(is_valid_bsn(random_bsn(rng)) for _ in range(500))
 
 
-QUESTION = {"data_holder": "H", "requester": "R", "data_category": "medical"}
+QUESTION = question_of(data_holder="H", requester="R", data_category="medical")
 
 
 def choice(id_, decision, holder="*", requester="*", category="*", status="active"):
@@ -69,3 +69,16 @@ def test_objection_wins_a_tie():
 
 def test_withdrawn_choices_do_not_count():
     assert decide([choice("p", "permit", status="withdrawn")], QUESTION).decision == "Deny"
+
+
+def test_a_choice_may_name_a_category_instead_of_an_organisation():
+    question = question_of(data_holder={"H", "Z3"}, requester={"R", "Z1"}, data_category="medical")
+    assert decide([choice("p", "permit", holder="Z3", requester="Z1")], question).decision == "Permit"
+    assert decide([choice("p", "permit", holder="Z3", requester="Z9")], question).decision == "Deny"
+    # A substring of an identifier is no match.
+    assert (
+        decide(
+            [choice("p", "permit", holder="H")], question_of(data_holder="HH", requester="R", data_category="medical")
+        ).decision
+        == "Deny"
+    )

@@ -1,0 +1,141 @@
+"""The closed question in Mitz's own form: a SOAP 1.2 envelope (with WS-Addressing) carrying
+an XACML 3.0 authorization decision query (SAML profile), answered with an XACML Response in
+a SOAP envelope, or a SOAP fault. Attribute ids and OIDs as the Mitz interface uses them
+(shared/REFERENCE.md, section 2)."""
+
+from __future__ import annotations
+
+import uuid
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+
+SOAP = "http://www.w3.org/2003/05/soap-envelope"
+WSA = "http://www.w3.org/2005/08/addressing"
+XACML = "urn:oasis:names:tc:xacml:3.0:core:schema:wd-17"
+HL7 = "urn:hl7-org:v3"
+BSN_OID = "2.16.840.1.113883.2.4.6.3"
+URA_OID = "2.16.528.1.1007.3.3"
+TREATMENT = "TREAT"
+
+RESOURCE_ID = "urn:oasis:names:tc:xacml:2.0:resource:resource-id"
+HOLDER_FACILITY_TYPE = "urn:ihe:iti:appc:2016:document-entry:healthcare-facility-type-code"
+HOLDER_INSTITUTION = "urn:ihe:iti:appc:2016:author-institution:id"
+EVENT_CODE = "urn:ihe:iti:appc:2016:document-entry:event-code"
+REQUESTER_INSTITUTION = "urn:nl:otv:names:tc:1.0:subject:provider-institution"
+REQUESTER_FACILITY_TYPE = "urn:nl:otv:names:tc:1.0:subject:consulting-healthcare-facility-type-code"
+PURPOSE_OF_USE = "urn:oasis:names:tc:xspa:1.0:subject:purposeofuse"
+MAX_QUERY_BYTES = 64 * 1024
+
+
+class SoapFault(Exception):
+    """A query that cannot be answered: a Sender fault (the query is wrong) or a Receiver
+    fault (the service failed). Never a Permit."""
+
+    def __init__(self, code: str, reason: str):
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+    @property
+    def http_status(self) -> int:
+        return 400 if self.code == "Sender" else 500  # SOAP 1.2 HTTP binding, section 7.5.1
+
+
+@dataclass(frozen=True)
+class Question:
+    message_id: str
+    bsn: str
+    holder_ura: str
+    holder_category: str
+    data_category: str
+    requester_ura: str
+    requester_category: str
+    purpose: str
+
+
+def parse_query(body: bytes) -> Question:
+    if len(body) > MAX_QUERY_BYTES:
+        raise SoapFault("Sender", f"the query is larger than {MAX_QUERY_BYTES} bytes")
+    try:
+        envelope = ET.fromstring(body)
+    except ET.ParseError as exc:
+        raise SoapFault("Sender", f"the query is not well-formed XML: {exc}") from None
+    if envelope.tag != f"{{{SOAP}}}Envelope":
+        raise SoapFault("Sender", "the query is not a SOAP 1.2 envelope")
+    request = envelope.find(f"{{{SOAP}}}Body//{{{XACML}}}Request")
+    if request is None:
+        raise SoapFault("Sender", "the SOAP body has no XACML Request")
+    attributes = _attributes(request)
+    message_id = envelope.findtext(f"{{{SOAP}}}Header/{{{WSA}}}MessageID", default="").strip()
+
+    def required(attribute_id: str, what: str, root: str | None = None) -> str:
+        found = attributes.get(attribute_id)
+        if found is None or not found[0]:
+            raise SoapFault("Sender", f"the query lacks {what} ({attribute_id})")
+        if root is not None and found[1] != root:
+            raise SoapFault("Sender", f"{what} must be identified under OID {root}, not {found[1]!r}")
+        return found[0]
+
+    return Question(
+        message_id=message_id,
+        bsn=required(RESOURCE_ID, "the patient's BSN", BSN_OID),
+        holder_ura=required(HOLDER_INSTITUTION, "the data holder's URA", URA_OID),
+        holder_category=required(HOLDER_FACILITY_TYPE, "the data holder's facility type"),
+        data_category=required(EVENT_CODE, "the event code (data category)"),
+        requester_ura=required(REQUESTER_INSTITUTION, "the requester's URA", URA_OID),
+        requester_category=required(REQUESTER_FACILITY_TYPE, "the requester's facility type"),
+        purpose=required(PURPOSE_OF_USE, "the purpose of use"),
+    )
+
+
+def _attributes(request: ET.Element) -> dict[str, tuple[str, str | None]]:
+    """AttributeId -> (value, OID root or code system): HL7 II values carry `extension` and
+    `root`, CV values `code` and `codeSystem`."""
+    found: dict[str, tuple[str, str | None]] = {}
+    for attribute in request.iter(f"{{{XACML}}}Attribute"):
+        value = attribute.find(f"{{{XACML}}}AttributeValue")
+        if value is None:
+            continue
+        identifier = value.find(f"{{{HL7}}}InstanceIdentifier")
+        coded = value.find(f"{{{HL7}}}CodedValue")
+        if identifier is not None:
+            found[attribute.get("AttributeId", "")] = (identifier.get("extension", ""), identifier.get("root"))
+        elif coded is not None:
+            found[attribute.get("AttributeId", "")] = (coded.get("code", ""), coded.get("codeSystem"))
+        else:
+            found[attribute.get("AttributeId", "")] = ((value.text or "").strip(), None)
+    return found
+
+
+def response(decision: str, relates_to: str) -> bytes:
+    envelope = _envelope(relates_to)
+    body = ET.SubElement(envelope, f"{{{SOAP}}}Body")
+    result = ET.SubElement(ET.SubElement(body, f"{{{XACML}}}Response"), f"{{{XACML}}}Result")
+    ET.SubElement(result, f"{{{XACML}}}Decision").text = decision
+    status = ET.SubElement(result, f"{{{XACML}}}Status")
+    ET.SubElement(status, f"{{{XACML}}}StatusCode", Value="urn:oasis:names:tc:xacml:1.0:status:ok")
+    return ET.tostring(envelope, xml_declaration=True, encoding="utf-8")
+
+
+def fault(error: SoapFault, relates_to: str = "") -> bytes:
+    envelope = _envelope(relates_to)
+    body = ET.SubElement(envelope, f"{{{SOAP}}}Body")
+    soap_fault = ET.SubElement(body, f"{{{SOAP}}}Fault")
+    ET.SubElement(ET.SubElement(soap_fault, f"{{{SOAP}}}Code"), f"{{{SOAP}}}Value").text = f"soap:{error.code}"
+    reason = ET.SubElement(ET.SubElement(soap_fault, f"{{{SOAP}}}Reason"), f"{{{SOAP}}}Text")
+    reason.text = error.reason
+    reason.set("{http://www.w3.org/XML/1998/namespace}lang", "en")
+    return ET.tostring(envelope, xml_declaration=True, encoding="utf-8")
+
+
+def _envelope(relates_to: str) -> ET.Element:
+    ET.register_namespace("soap", SOAP)
+    ET.register_namespace("wsa", WSA)
+    ET.register_namespace("xacml", XACML)
+    envelope = ET.Element(f"{{{SOAP}}}Envelope")
+    header = ET.SubElement(envelope, f"{{{SOAP}}}Header")
+    ET.SubElement(header, f"{{{WSA}}}Action").text = "XACMLAuthorizationDecisionQueryResponse"
+    ET.SubElement(header, f"{{{WSA}}}MessageID").text = f"urn:uuid:{uuid.uuid4()}"
+    if relates_to:
+        ET.SubElement(header, f"{{{WSA}}}RelatesTo").text = relates_to
+    return envelope

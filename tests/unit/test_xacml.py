@@ -1,0 +1,62 @@
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from nodes.consent import xacml
+
+ATTRIBUTE = '<Attribute AttributeId="{id}"><AttributeValue>{value}</AttributeValue></Attribute>'
+II = '<InstanceIdentifier xmlns="urn:hl7-org:v3" root="{root}" extension="{ext}"/>'
+CV = '<CodedValue xmlns="urn:hl7-org:v3" code="{code}"/>'
+
+
+def query(bsn_root: str = xacml.BSN_OID, leave_out: str = "") -> bytes:
+    values = {
+        xacml.RESOURCE_ID: II.format(root=bsn_root, ext="968548829"),
+        xacml.HOLDER_FACILITY_TYPE: CV.format(code="Z3"),
+        xacml.HOLDER_INSTITUTION: II.format(root=xacml.URA_OID, ext="90000002"),
+        xacml.EVENT_CODE: CV.format(code="GGC002"),
+        xacml.REQUESTER_INSTITUTION: II.format(root=xacml.URA_OID, ext="90000003"),
+        xacml.REQUESTER_FACILITY_TYPE: CV.format(code="Z1"),
+        xacml.PURPOSE_OF_USE: CV.format(code="TREAT"),
+    }
+    attributes = "".join(ATTRIBUTE.format(id=k, value=v) for k, v in values.items() if k != leave_out)
+    return (
+        f'<soap:Envelope xmlns:soap="{xacml.SOAP}" xmlns:wsa="{xacml.WSA}">'
+        "<soap:Header><wsa:MessageID>urn:uuid:1</wsa:MessageID></soap:Header>"
+        f'<soap:Body><Request xmlns="{xacml.XACML}"><Attributes>{attributes}</Attributes></Request></soap:Body>'
+        "</soap:Envelope>"
+    ).encode()
+
+
+def test_a_query_is_read_into_a_question():
+    question = xacml.parse_query(query())
+    assert (question.bsn, question.holder_ura, question.holder_category) == ("968548829", "90000002", "Z3")
+    assert (question.requester_ura, question.requester_category) == ("90000003", "Z1")
+    assert (question.data_category, question.purpose, question.message_id) == ("GGC002", "TREAT", "urn:uuid:1")
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (query(leave_out=xacml.RESOURCE_ID), "lacks the patient's BSN"),
+        (query(leave_out=xacml.PURPOSE_OF_USE), "lacks the purpose of use"),
+        (query(bsn_root="1.2.3"), "must be identified under OID"),
+        (b"<not-closed", "not well-formed"),
+        (b"<Envelope/>", "not a SOAP 1.2 envelope"),
+        (b"x" * (xacml.MAX_QUERY_BYTES + 1), "larger than"),
+    ],
+)
+def test_bad_queries_are_sender_faults(body, message):
+    with pytest.raises(xacml.SoapFault, match=message) as caught:
+        xacml.parse_query(body)
+    assert caught.value.code == "Sender" and caught.value.http_status == 400
+
+
+def test_answers_and_faults_are_soap_envelopes():
+    answer = ET.fromstring(xacml.response("Permit", "urn:uuid:1"))
+    assert answer.findtext(f".//{{{xacml.XACML}}}Decision") == "Permit"
+    assert answer.findtext(f".//{{{xacml.WSA}}}RelatesTo") == "urn:uuid:1"
+    fault = ET.fromstring(xacml.fault(xacml.SoapFault("Sender", "no BSN")))
+    assert fault.findtext(f".//{{{xacml.SOAP}}}Value") == "soap:Sender"
+    assert fault.findtext(f".//{{{xacml.SOAP}}}Text") == "no BSN"
+    assert fault.find(f".//{{{xacml.XACML}}}Decision") is None  # a fault is never a decision
