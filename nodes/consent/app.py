@@ -20,6 +20,8 @@ from nodes.consent import xacml
 from nodes.consent.model import ANY, DIMENSIONS, decide, question_of
 
 CONSENTS = "consents"
+LOCATIONS = "locations"  # bsn|data holder -> which holder holds data about which citizen
+OPT_OUTS = "opt_outs"  # bsn -> an objection to secondary use
 SOAP_XML = "application/soap+xml"
 
 
@@ -104,12 +106,72 @@ def build(config: NodeConfig) -> NodeApps:
             return Response(xacml.fault(fault), status_code=fault.http_status, media_type=SOAP_XML)
         return Response(xacml.response(decision, relates_to), media_type=SOAP_XML)
 
+    # --- open question (localisation) ---------------------------------------------------------
+    async def register_location(request: Request) -> Response:
+        """A data holder announces that it holds data about a citizen."""
+        body = await read_json_object(request)
+        location = {
+            "bsn": _bsn(body),
+            "data_holder": _dimension(body, "data_holder"),
+            "data_holder_category": _optional(body, "data_holder_category") or "",
+        }
+        store.put(LOCATIONS, f"{location['bsn']}|{location['data_holder']}", location)
+        return JSONResponse(location, status_code=201)
+
+    async def open_question(request: Request) -> Response:
+        """Which data holders hold data about this citizen that this requester may see."""
+        body = await read_json_object(request)
+        bsn = _bsn(body)
+        requester = {_dimension(body, "requester"), _optional(body, "requester_category")}
+        category = _dimension(body, "data_category")
+        choices = choices_of(bsn)
+        permitted = [
+            {"data_holder": loc["data_holder"], "data_holder_category": loc["data_holder_category"]}
+            for loc in store.iterate(LOCATIONS)
+            if loc["bsn"] == bsn
+            and decide(
+                choices,
+                question_of(
+                    data_holder={loc["data_holder"], loc["data_holder_category"]},
+                    requester=requester,
+                    data_category=category,
+                ),
+            ).decision
+            == "Permit"
+        ]
+        return JSONResponse({"data_holders": permitted})
+
+    # --- opt-out register for secondary use (EHDS, article 71) -----------------------------
+    async def opt_out(request: Request) -> Response:
+        bsn = _bsn(await read_json_object(request))
+        store.put(OPT_OUTS, bsn, {"bsn": bsn, "registered": time.time()})
+        return JSONResponse({"bsn": bsn, "opted_out": True}, status_code=201)
+
+    async def opt_back_in(request: Request) -> Response:
+        bsn = _valid(request.path_params["bsn"])
+        if not store.delete(OPT_OUTS, bsn):
+            raise HttpError(404, "Not Found", "this citizen has not opted out")
+        return JSONResponse({"bsn": bsn, "opted_out": False})
+
+    async def opt_out_check(request: Request) -> Response:
+        """For data stations: which of these citizens opted out of secondary use."""
+        body = await read_json_object(request)
+        bsns = body.get("bsns")
+        if not isinstance(bsns, list) or not all(isinstance(b, str) for b in bsns):
+            raise HttpError(422, "Unprocessable Entity", "'bsns' must be a list of BSN strings")
+        return JSONResponse({"opted_out": [b for b in bsns if store.get(OPT_OUTS, b) is not None]})
+
     public = [
         Route("/consent/v1/decision", decision, methods=["POST"]),
+        Route("/consent/v1/localisation", open_question, methods=["POST"]),
+        Route("/consent/v1/optouts/check", opt_out_check, methods=["POST"]),
         Route("/geslotenautorisatievraag/xacml3", closed_question, methods=["POST"]),
     ]
     internal = [
         Route("/internal/consent/v1/consents", register, methods=["POST"]),
+        Route("/internal/consent/v1/localisations", register_location, methods=["POST"]),
+        Route("/internal/consent/v1/optouts", opt_out, methods=["POST"]),
+        Route("/internal/consent/v1/optouts/{bsn}", opt_back_in, methods=["DELETE"]),
         Route("/internal/consent/v1/consents", list_consents, methods=["GET"]),
         Route("/internal/consent/v1/consents/{id}", read, methods=["GET"]),
         Route("/internal/consent/v1/consents/{id}", withdraw, methods=["DELETE"]),
