@@ -3,8 +3,11 @@ and the question "may requester X see data category C of citizen P held by Y".""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from starlette.requests import Request
@@ -14,9 +17,9 @@ from starlette.routing import Route
 from nodes.common.app import NodeApps, build_apps
 from nodes.common.bsn import is_valid_bsn
 from nodes.common.config import NodeConfig
-from nodes.common.http import HttpError, read_body, read_json_object
+from nodes.common.http import HttpError, outbound_client, read_body, read_json, read_json_object
 from nodes.common.storage import DocumentStore
-from nodes.consent import xacml
+from nodes.consent import subscriptions, xacml
 from nodes.consent.model import ANY, DIMENSIONS, decide, question_of
 
 CONSENTS = "consents"
@@ -27,6 +30,24 @@ SOAP_XML = "application/soap+xml"
 
 def build(config: NodeConfig) -> NodeApps:
     store = DocumentStore(config.data_dir / "consent.sqlite")
+    client = outbound_client(config)
+    deliveries: set[asyncio.Task[bool]] = set()  # notifications under way (kept from the collector)
+
+    @asynccontextmanager
+    async def lifespan(_: Any) -> AsyncIterator[None]:
+        yield
+        for task in deliveries:
+            task.cancel()
+        await client.aclose()
+
+    def notify(choice: dict[str, Any]) -> None:
+        """Tell every subscriber the change concerns, in the background (with retries)."""
+        for subscription in subscriptions.concerned(store, choice):
+            bundle = subscriptions.notification(subscription, choice)
+            endpoint = subscription["channel"]["endpoint"]
+            task = asyncio.create_task(subscriptions.deliver(subscriptions.http_sender(client), endpoint, bundle))
+            deliveries.add(task)
+            task.add_done_callback(deliveries.discard)
 
     def choices_of(bsn: str) -> list[dict[str, Any]]:
         return [c for c in store.iterate(CONSENTS) if c["bsn"] == bsn]
@@ -46,6 +67,7 @@ def build(config: NodeConfig) -> NodeApps:
             "registered": time.time(),
         }
         store.put(CONSENTS, choice["id"], choice)
+        notify(choice)
         return JSONResponse(choice, status_code=201)
 
     async def list_consents(request: Request) -> Response:
@@ -69,6 +91,7 @@ def build(config: NodeConfig) -> NodeApps:
             raise HttpError(409, "Conflict", "this consent was withdrawn before")
         choice.update(status="withdrawn", withdrawn=time.time())
         store.put(CONSENTS, choice["id"], choice)  # kept: history is part of the record
+        notify(choice)
         return JSONResponse(choice)
 
     async def decision(request: Request) -> Response:
@@ -161,7 +184,12 @@ def build(config: NodeConfig) -> NodeApps:
             raise HttpError(422, "Unprocessable Entity", "'bsns' must be a list of BSN strings")
         return JSONResponse({"opted_out": [b for b in bsns if store.get(OPT_OUTS, b) is not None]})
 
+    async def subscribe(request: Request) -> Response:
+        created = subscriptions.create(store, await read_json(request))
+        return JSONResponse(created, status_code=201, media_type="application/fhir+json")
+
     public = [
+        Route("/abonnementen/fhir", subscribe, methods=["POST"]),
         Route("/consent/v1/decision", decision, methods=["POST"]),
         Route("/consent/v1/localisation", open_question, methods=["POST"]),
         Route("/consent/v1/optouts/check", opt_out_check, methods=["POST"]),
@@ -177,7 +205,7 @@ def build(config: NodeConfig) -> NodeApps:
         Route("/internal/consent/v1/consents/{id}", withdraw, methods=["DELETE"]),
     ]
     # Mitz answers only parties with a certificate: the public listener asks for one too.
-    return build_apps(config, public, internal, public_client_certificates=True)
+    return build_apps(config, public, internal, lifespan, public_client_certificates=True)
 
 
 def _bsn(body: dict[str, Any]) -> str:

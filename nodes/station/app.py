@@ -4,6 +4,7 @@ consent service. Every access, allowed or refused, goes into the hash-chained au
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -16,7 +17,7 @@ from starlette.routing import Route
 from nodes.common.app import NodeApps, build_apps, render_problem
 from nodes.common.audit import AuditLog
 from nodes.common.config import NodeConfig
-from nodes.common.http import HttpError, outbound_client
+from nodes.common.http import HttpError, outbound_client, read_json_object
 from nodes.common.storage import DocumentStore
 from nodes.station import synthetic
 from nodes.station.fhir import bundle, capability_statement, operation_outcome
@@ -171,6 +172,17 @@ def build(config: NodeConfig) -> NodeApps:
             ]
         )
 
+    async def consent_notification(request: Request) -> Response:
+        """Where this organisation's subscriptions at the consent service deliver."""
+        bundle = await read_json_object(request)
+        if bundle.get("resourceType") != "Bundle" or bundle.get("type") != "transaction":
+            raise HttpError(400, "Bad Request", "a consent notification is a FHIR transaction Bundle")
+        station.store.put("consent_notifications", str(bundle.get("id") or uuid.uuid4()), bundle)
+        return JSONResponse({"resourceType": "Bundle", "type": "transaction-response"}, media_type=FHIR_JSON)
+
+    async def notifications(_: Request) -> Response:
+        return JSONResponse(station.store.list("consent_notifications"))
+
     async def audit_entries(request: Request) -> Response:
         return JSONResponse(station.audit.entries(_int_param(request, "limit", 1000)))
 
@@ -182,10 +194,12 @@ def build(config: NodeConfig) -> NodeApps:
         Route("/fhir/Patient/{id}", fhir(read_patient)),
         Route("/fhir/Patient", fhir(search_patient)),
         Route("/fhir/Condition", fhir(search_condition)),
+        Route("/fhir/notifications/consent", consent_notification, methods=["POST"]),
     ]
     internal = [
         Route("/internal/station/v1/patients", patients),
         Route("/internal/station/v1/audit", audit_entries),
+        Route("/internal/station/v1/notifications", notifications),
         Route("/internal/station/v1/audit/verify", audit_verify),
     ]
     return build_apps(config, public, internal, lifespan, public_errors=fhir_error)

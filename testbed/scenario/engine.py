@@ -92,8 +92,16 @@ class Engine:
         blocked_by: str | None = None
         try:
             expect = _rendered(step.expect, variables)  # before sending: a missing input stops the step here
-            exchange = self._exchange(step, actors, variables, evidence)
-            outcome, message = self._judge(step, expect, exchange, variables, evidence)
+            attempts = step.retry.attempts if step.retry else 1
+            for attempt in range(attempts):
+                if attempt:
+                    time.sleep(step.retry.interval if step.retry else 0)
+                exchange = self._exchange(step, actors, variables, evidence)
+                outcome, message = self._judge(step, expect, exchange, variables, evidence)
+                if outcome == Outcome.PASSED:
+                    break
+            if attempts > 1 and outcome != Outcome.PASSED:
+                message = f"after {attempts} attempts: {message}"
         except UndefinedVariable as exc:
             if exc.root in failed:
                 blocked_by = failed[exc.root]

@@ -89,6 +89,14 @@ class Expect(Strict):
     body_matches: str | None = Field(default=None, description="Regular expression the raw body must contain")
 
 
+class Retry(Strict):
+    """For what happens in the background (a notification, a synchronisation): the step is
+    made again until its expectations hold or the attempts run out."""
+
+    attempts: int = Field(ge=1, le=100)
+    interval: float = Field(default=0.2, ge=0, le=10, description="Seconds between attempts")
+
+
 class Step(Strict):
     id: str = Field(pattern=STEP_ID, description="Unique within the scenario; the check's id in reports")
     title: str = Field(min_length=1)
@@ -96,6 +104,7 @@ class Step(Strict):
     request: Request | None = None
     action: Action | None = None
     expect: Expect = Field(default_factory=Expect)
+    retry: Retry | None = None
     capture: dict[str, str] = Field(
         default_factory=dict,
         description="Variable -> JSON path into the response body, 'jwt:<path>' into the claims of a JWT body, "

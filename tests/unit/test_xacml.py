@@ -60,3 +60,24 @@ def test_answers_and_faults_are_soap_envelopes():
     assert fault.findtext(f".//{{{xacml.SOAP}}}Value") == "soap:Sender"
     assert fault.findtext(f".//{{{xacml.SOAP}}}Text") == "no BSN"
     assert fault.find(f".//{{{xacml.XACML}}}Decision") is None  # a fault is never a decision
+
+
+def test_notifications_are_retried_until_taken():
+    import asyncio
+
+    from nodes.consent.subscriptions import deliver
+
+    attempts = []
+
+    def sender(succeed_at: int):
+        async def send(endpoint, bundle):
+            attempts.append(endpoint)
+            return len(attempts) >= succeed_at
+
+        return send
+
+    assert asyncio.run(deliver(sender(3), "https://x", {}, pauses=(0, 0, 0))) is True
+    assert len(attempts) == 3
+    attempts.clear()
+    assert asyncio.run(deliver(sender(99), "https://x", {}, pauses=(0, 0))) is False
+    assert len(attempts) == 3  # the first try and one per pause
