@@ -4,6 +4,7 @@ and the question "may requester X see data category C of citizen P held by Y".""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -121,7 +122,11 @@ def build(config: NodeConfig) -> NodeApps:
                     requester={query.requester_ura, query.requester_category},
                     data_category=query.data_category,
                 )
-                decision = decide(choices_of(query.bsn), question).decision
+                try:
+                    decision = decide(choices_of(query.bsn), question).decision
+                except Exception:  # the service could not decide: XACML's answer for that
+                    logging.getLogger("consent").exception("closed question could not be decided")
+                    decision = "Indeterminate"
         except xacml.SoapFault as error:
             return Response(xacml.fault(error, relates_to), status_code=error.http_status, media_type=SOAP_XML)
         except HttpError as error:  # e.g. a body over the size limit
