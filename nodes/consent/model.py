@@ -45,8 +45,12 @@ def matches(choice: dict[str, Any], question: Question) -> bool:
     return all(choice[d] == ANY or choice[d] in question[d] for d in DIMENSIONS)
 
 
-def specificity(choice: dict[str, Any]) -> int:
-    return sum(choice[d] != ANY for d in DIMENSIONS)
+def more_specific(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """`a` is more specific than `b` when it names everything `b` names, and more. Choices
+    that each name something the other leaves open cannot be compared: neither wins."""
+    named_a = {d for d in DIMENSIONS if a[d] != ANY}
+    named_b = {d for d in DIMENSIONS if b[d] != ANY}
+    return named_b < named_a
 
 
 def decide(choices: list[dict[str, Any]], question: Question) -> Answer:
@@ -55,8 +59,9 @@ def decide(choices: list[dict[str, Any]], question: Question) -> Answer:
     relevant = [c for c in choices if c["status"] == "active" and matches(c, question)]
     if not relevant:
         return Answer("Deny", "no consent registered for this question")
-    top = max(specificity(c) for c in relevant)
-    winners = [c for c in relevant if specificity(c) == top]
+    # The winners are the matching choices no other matching choice is more specific than;
+    # among them, equally specific or not comparable, an objection wins.
+    winners = [c for c in relevant if not any(more_specific(other, c) for other in relevant)]
     objection = next((c for c in winners if c["decision"] == "deny"), None)
     if objection:
         return Answer("Deny", "the citizen objected", objection["id"])

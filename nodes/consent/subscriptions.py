@@ -33,13 +33,20 @@ def create(store: DocumentStore, resource: Any) -> dict[str, Any]:
         raise HttpError(400, "Bad Request", "the body must be a FHIR Subscription resource")
     if resource.get("reason") != "OTV":
         raise HttpError(422, "Unprocessable Entity", "reason must be 'OTV'")
-    channel = resource.get("channel") or {}
+    channel = resource.get("channel")
+    if not isinstance(channel, dict):
+        raise HttpError(422, "Unprocessable Entity", "channel must be an object")
     if channel.get("type") != "rest-hook" or not str(channel.get("endpoint", "")).startswith("https://"):
         raise HttpError(422, "Unprocessable Entity", "channel must be a rest-hook with an https endpoint")
     criteria = _criteria(str(resource.get("criteria", "")))
+    # The same criteria and endpoint again replace the earlier subscription: one change, one
+    # notification per subscriber.
+    same = next(
+        (s for s in store.iterate(SUBSCRIPTIONS) if s["_criteria"] == criteria and s["channel"] == channel), None
+    )
     subscription = {
         **resource,
-        "id": str(uuid.uuid4()),
+        "id": same["id"] if same else str(uuid.uuid4()),
         "status": "active",
         "_criteria": criteria,
     }

@@ -56,6 +56,8 @@ class Question:
 def parse_query(body: bytes) -> Question:
     if len(body) > MAX_QUERY_BYTES:
         raise SoapFault("Sender", f"the query is larger than {MAX_QUERY_BYTES} bytes")
+    if b"<!doctype" in body.lower():
+        raise SoapFault("Sender", "a SOAP message may not contain a document type declaration")
     try:
         envelope = ET.fromstring(body)
     except ET.ParseError as exc:
@@ -96,6 +98,8 @@ def _attributes(request: ET.Element) -> dict[str, tuple[str, str | None]]:
         value = attribute.find(f"{{{XACML}}}AttributeValue")
         if value is None:
             continue
+        if attribute.get("AttributeId", "") in found:
+            raise SoapFault("Sender", f"attribute {attribute.get('AttributeId')} is given more than once")
         identifier = value.find(f"{{{HL7}}}InstanceIdentifier")
         coded = value.find(f"{{{HL7}}}CodedValue")
         if identifier is not None:
@@ -128,10 +132,11 @@ def fault(error: SoapFault, relates_to: str = "") -> bytes:
     return ET.tostring(envelope, xml_declaration=True, encoding="utf-8")
 
 
+for _prefix, _uri in (("soap", SOAP), ("wsa", WSA), ("xacml", XACML)):
+    ET.register_namespace(_prefix, _uri)  # once, at import: the prefixes answers are written with
+
+
 def _envelope(relates_to: str) -> ET.Element:
-    ET.register_namespace("soap", SOAP)
-    ET.register_namespace("wsa", WSA)
-    ET.register_namespace("xacml", XACML)
     envelope = ET.Element(f"{{{SOAP}}}Envelope")
     header = ET.SubElement(envelope, f"{{{SOAP}}}Header")
     ET.SubElement(header, f"{{{WSA}}}Action").text = "XACMLAuthorizationDecisionQueryResponse"

@@ -177,7 +177,7 @@ def build(config: NodeConfig) -> NodeApps:
         bundle = await read_json_object(request)
         if bundle.get("resourceType") != "Bundle" or bundle.get("type") != "transaction":
             raise HttpError(400, "Bad Request", "a consent notification is a FHIR transaction Bundle")
-        station.store.put("consent_notifications", str(bundle.get("id") or uuid.uuid4()), bundle)
+        station.store.put("consent_notifications", str(uuid.uuid4()), bundle)  # our key: none is overwritten
         return JSONResponse({"resourceType": "Bundle", "type": "transaction-response"}, media_type=FHIR_JSON)
 
     async def notifications(_: Request) -> Response:

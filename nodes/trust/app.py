@@ -31,8 +31,8 @@ async def _keep_registrations_fresh(node: TrustNode) -> None:
         await asyncio.sleep(discovery.REFRESH_CHECK_SECONDS)
         try:
             await discovery.refresh_due(node)
-        except HttpError as exc:  # the server may be down for a while; try again next round
-            logging.getLogger("discovery").warning("refreshing registrations failed: %s", exc.detail)
+        except Exception:  # whatever went wrong, the loop must live on to the next round
+            logging.getLogger("discovery").exception("refreshing registrations failed")
 
 
 def build(config: NodeConfig) -> NodeApps:
@@ -233,7 +233,7 @@ def build(config: NodeConfig) -> NodeApps:
             request_body = json.loads(body) if body else {}
         except ValueError:
             raise HttpError(400, "Bad Request", "the request body is not valid JSON") from None
-        parameters = request_body.get("registrationParameters") or {} if isinstance(request_body, dict) else None
+        parameters = (request_body.get("registrationParameters") or {}) if isinstance(request_body, dict) else None
         if not isinstance(parameters, dict):
             raise HttpError(400, "Bad Request", "'registrationParameters' must be an object")
         await discovery.activate(node, service_id, subject, parameters)

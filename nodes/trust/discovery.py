@@ -11,6 +11,7 @@ and search with `*` wildcards."""
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from nodes.trust.policy import organisation_definition
 from nodes.trust.presentation import select
 
 RETRACTED = "RetractedVerifiablePresentation"
+log = logging.getLogger("discovery")
 REGISTRATION_CREDENTIAL = "DiscoveryRegistrationCredential"
 DEFAULT_SERVICE = "testbed-care"
 DEFAULT_MAX_VALIDITY = 600  # seconds a registration may be valid
@@ -67,7 +69,8 @@ def _server_state(node: TrustNode, service_id: str) -> dict[str, Any]:
     if state is None:
         # `log`: every accepted presentation (registrations and retractions) in timestamp order;
         # `current`: holder -> jti of the registration that counts now.
-        state = {"seed": secrets.token_hex(8), "timestamp": 0, "log": [], "current": {}}
+        # `seen`: jti -> exp of every presentation accepted and still acceptable (replay guard).
+        state = {"seed": secrets.token_hex(8), "timestamp": 0, "log": [], "current": {}, "seen": {}}
         node.store.put("discovery_server", service_id, state)
     return state
 
@@ -97,54 +100,78 @@ async def register(node: TrustNode, service_id: str, token: str) -> None:
             400, "Bad Request", f"the presentation is valid longer than {definition.presentation_max_validity} s"
         )
     holder = presentation.signer_did
+    jti = claims.get("jti")
+    state = _server_state(node, service_id)
+    if not isinstance(jti, str) or not jti or jti in state["seen"]:
+        # A registration is accepted once: replaying one (the list is public) could bring back
+        # a retracted registration or roll a holder back to an older one.
+        raise HttpError(400, "Bad Request", "the presentation needs a jti not used before")
     try:
         views = await node.verify_presentation(token, verify_credentials=False)
         if RETRACTED in ((claims.get("vp") or {}).get("type") or []):
-            _retract(node, service_id, holder, token, views)
+            _retract(node, service_id, holder, token, claims, views)
             return
-        for credential in (claims.get("vp") or {}).get("verifiableCredential", []):
-            await _verify_registered_credential(node, holder, credential)
+        verified = [
+            view
+            for credential in (claims.get("vp") or {}).get("verifiableCredential", [])
+            if (view := await _verified_credential(node, holder, credential)) is not None
+        ]
     except vc.CredentialError as exc:
         raise HttpError(400, "Bad Request", f"the presentation does not verify: {exc}") from None
     if any(v["credentialSubject"].get("id") != holder for v in views):
         raise HttpError(400, "Bad Request", "every credential must be about the presentation's signer")
-    if select(definition.presentation_definition, views) is None:
+    # Only credentials from trusted issuers can satisfy the definition.
+    if select(definition.presentation_definition, verified) is None:
         raise HttpError(400, "Bad Request", "the credentials do not satisfy the service's presentation definition")
-    _append(node, service_id, holder, token, claims.get("jti"))
+    _append(node, service_id, holder, token, jti, exp)
 
 
-async def _verify_registered_credential(node: TrustNode, holder: str, token: str) -> None:
-    """Credentials from trusted issuers, fully verified; the holder's own registration
-    credential (its registration parameters) only needs the holder's signature."""
-    view = vc.credential_view(vc.Jwt.read(token))
-    if REGISTRATION_CREDENTIAL in view["type"] and view["issuer"] == holder:
-        await vc.verify_signature(vc.Jwt.read(token), node.resolver)
-    else:
-        await node.verify_credential(token)
+async def _verified_credential(node: TrustNode, holder: str, token: str) -> dict[str, Any] | None:
+    """A credential from a trusted issuer, fully verified (its view); or the holder's own
+    registration credential, which carries only registration parameters: it needs the
+    holder's signature and is typed DiscoveryRegistrationCredential and nothing else (None)."""
+    jwt = vc.Jwt.read(token)
+    view = vc.credential_view(jwt)
+    if vc.types_of(view) == [REGISTRATION_CREDENTIAL] and view["issuer"] == holder == jwt.signer_did:
+        await vc.verify_signature(jwt, node.resolver)
+        vc.check_validity_period(jwt, time.time(), "the registration credential")
+        return None
+    return await node.verify_credential(token)
 
 
-def _retract(node: TrustNode, service_id: str, holder: str, token: str, views: list[Any]) -> None:
+def _retract(
+    node: TrustNode, service_id: str, holder: str, token: str, claims: dict[str, Any], views: list[Any]
+) -> None:
     """RFC022 and the Nuts node name the claim `retract_jti` (the server OpenAPI file says
     `retracted_jti`): this node follows the RFC and the code."""
-    claims = vc.Jwt.read(token).claims
     state = _server_state(node, service_id)
     if views:
         raise HttpError(400, "Bad Request", "a retraction carries no credentials")
     if holder not in state["current"] or claims.get("retract_jti") != state["current"][holder]:
         raise HttpError(400, "Bad Request", "retract_jti does not name the signer's current registration")
-    _append(node, service_id, holder, token, None)
+    _append(node, service_id, holder, token, claims["jti"], claims["exp"], retraction=True)
 
 
-def _append(node: TrustNode, service_id: str, holder: str, token: str, registration: str | None) -> None:
-    """Log an accepted presentation under the next Lamport timestamp; `registration` is its
-    jti, or None for a retraction."""
+def _append(
+    node: TrustNode, service_id: str, holder: str, token: str, jti: str, exp: float, retraction: bool = False
+) -> None:
+    """Log an accepted presentation under the next Lamport timestamp. The log keeps what a
+    client needs: each holder's current registration and the retractions, not registrations
+    that were replaced or have expired (a client that missed those learns nothing from them)."""
     state = _server_state(node, service_id)
     state["timestamp"] += 1
-    state["log"].append({"timestamp": state["timestamp"], "vp": token})
-    if registration is None:
-        state["current"].pop(holder, None)
-    else:
-        state["current"][holder] = registration
+    now = time.time()
+    state["seen"][jti] = exp  # kept until the presentation could no longer be accepted anyway
+    state["seen"] = {j: e for j, e in state["seen"].items() if e > now}
+    replaced = state["current"].pop(holder, None)
+    state["log"] = [
+        e for e in state["log"] if e.get("jti") != replaced and (e.get("retraction") or e.get("exp", now + 1) > now)
+    ]
+    state["log"].append(
+        {"timestamp": state["timestamp"], "vp": token, "jti": jti, "exp": exp, "retraction": retraction}
+    )
+    if not retraction:
+        state["current"][holder] = jti
     node.store.put("discovery_server", service_id, state)
 
 
@@ -170,7 +197,7 @@ async def activate(node: TrustNode, service_id: str, subject: str, parameters: d
     key = node.signing_key(holder["did"])
     if parameters:
         _, registration = vc.issue_credential(
-            holder["did"], key, [REGISTRATION_CREDENTIAL], {"id": holder["did"], **parameters}, None
+            holder["did"], key, [REGISTRATION_CREDENTIAL], {**parameters, "id": holder["did"]}, None
         )
         credentials.append(registration)
     now = int(time.time())
@@ -221,16 +248,23 @@ async def refresh_due(node: TrustNode) -> None:
     """Register again what would expire within half its validity: activations last."""
     now = time.time()
     for activation in node.store.list("discovery_activations"):
-        if activation["exp"] - now < DEFAULT_MAX_VALIDITY / 2:
-            await activate(node, activation["service"], activation["subject"], activation["parameters"])
+        try:
+            validity = service(node, activation["service"]).presentation_max_validity
+            if activation["exp"] - now < validity / 2:
+                await activate(node, activation["service"], activation["subject"], activation["parameters"])
+        except HttpError as exc:  # one failing registration must not hold up the others
+            log.warning("refreshing %s for %s failed: %s", activation["service"], activation["subject"], exc.detail)
 
 
 async def search(node: TrustNode, service_id: str, query: dict[str, str]) -> list[dict[str, Any]]:
     definition = service(node, service_id)
     copy = await _synchronise(node, definition)
     results = []
+    now = time.time()
     for entry in copy["entries"].values():
         presentation = vc.Jwt.read(entry["vp"])
+        if presentation.claims.get("exp", 0) <= now:
+            continue  # an expired registration no longer says anything
         views = [vc.credential_view(vc.Jwt.read(c)) for c in presentation.claims["vp"].get("verifiableCredential", [])]
         if all(any(_matches(_lookup(v, path), pattern) for v in views) for path, pattern in query.items()):
             registration = next((v for v in views if REGISTRATION_CREDENTIAL in v["type"]), None)

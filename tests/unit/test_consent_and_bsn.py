@@ -82,3 +82,14 @@ def test_a_choice_may_name_a_category_instead_of_an_organisation():
         ).decision
         == "Deny"
     )
+
+
+def test_choices_that_cannot_be_compared_count_as_a_tie():
+    # A deny for this data category against a permit for this holder and requester: neither
+    # names everything the other does, so the objection wins.
+    question = question_of(data_holder="H", requester="R", data_category="GGC002")
+    permit = choice("p", "permit", holder="H", requester="R")
+    deny = choice("d", "deny", category="GGC002")
+    assert decide([permit, deny], question).decision == "Deny"
+    # A choice that names all three is more specific than both.
+    assert decide([permit, deny, choice("x", "permit", "H", "R", "GGC002")], question).decision == "Permit"

@@ -44,6 +44,14 @@ def test_a_query_is_read_into_a_question():
         (b"<not-closed", "not well-formed"),
         (b"<Envelope/>", "not a SOAP 1.2 envelope"),
         (b"x" * (xacml.MAX_QUERY_BYTES + 1), "larger than"),
+        (b'<!DOCTYPE x [<!ENTITY a "b">]>' + query(), "document type declaration"),
+        (
+            query().replace(
+                b"</Attributes>",
+                ATTRIBUTE.format(id=xacml.EVENT_CODE, value=CV.format(code="X")).encode() + b"</Attributes>",
+            ),
+            "more than once",
+        ),
     ],
 )
 def test_bad_queries_are_sender_faults(body, message):
