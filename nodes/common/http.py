@@ -86,20 +86,29 @@ def require_fields(body: dict[str, Any], *names: str) -> None:
         raise HttpError(400, "Bad Request", f"missing required field(s): {', '.join(missing)}")
 
 
-async def call_json(client: httpx.AsyncClient, method: str, url: str, what: str, **kwargs: Any) -> dict[str, Any]:
-    """Call another node for a JSON object; anything else is a 502 that says what and where."""
+async def call_json(
+    client: httpx.AsyncClient, method: str, url: str, what: str, failure_status: int = 502, **kwargs: Any
+) -> dict[str, Any]:
+    """Call another node for a JSON object; anything else fails with `failure_status` (502 for
+    a peer that answered wrongly; a node whose own dependency is down may say 503) and a
+    message saying what and where."""
+    title = {502: "Bad Gateway", 503: "Service Unavailable"}.get(failure_status, "Error")
+
+    def failure(detail: str) -> HttpError:
+        return HttpError(failure_status, title, f"{what} at {url} {detail}")
+
     try:
         response = await client.request(method, url, **kwargs)
     except httpx.HTTPError as exc:
-        raise HttpError(502, "Bad Gateway", f"{what} at {url} unreachable: {exc.__class__.__name__}") from None
+        raise failure(f"unreachable: {exc.__class__.__name__}") from None
     if response.status_code != 200:
-        raise HttpError(502, "Bad Gateway", f"{what} at {url} answered {response.status_code}: {response.text[:300]}")
+        raise failure(f"answered {response.status_code}: {response.text[:300]}")
     try:
         value = response.json()
     except ValueError:
-        raise HttpError(502, "Bad Gateway", f"{what} at {url} is not JSON") from None
+        raise failure("is not JSON") from None
     if not isinstance(value, dict):
-        raise HttpError(502, "Bad Gateway", f"{what} at {url} is not a JSON object")
+        raise failure("is not a JSON object")
     return value
 
 

@@ -71,14 +71,16 @@ class DocumentStore:
             cursor = self._db.execute("DELETE FROM documents WHERE collection = ? AND key = ?", (collection, key))
             return cursor.rowcount == 1
 
-    def list(self, collection: str, limit: int | None = None) -> list[Any]:
-        return list(self.iterate(collection, limit))
+    def list(self, collection: str, limit: int | None = None, key_prefix: str = "") -> list[Any]:
+        return list(self.iterate(collection, limit, key_prefix))
 
-    def iterate(self, collection: str, limit: int | None = None) -> Iterator[Any]:
+    def iterate(self, collection: str, limit: int | None = None, key_prefix: str = "") -> Iterator[Any]:
+        """In insertion order; `key_prefix` keeps to keys that start with it (using the
+        primary key's index, so a lookup by, say, citizen does not read the whole collection)."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT doc FROM documents WHERE collection = ? ORDER BY seq LIMIT ?",
-                (collection, -1 if limit is None else limit),
+                "SELECT doc FROM documents WHERE collection = ? AND key >= ? AND key < ? ORDER BY seq LIMIT ?",
+                (collection, key_prefix, key_prefix + "\U0010ffff", -1 if limit is None else limit),
             ).fetchall()
         for (doc,) in rows:
             yield json.loads(doc)

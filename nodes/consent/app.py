@@ -24,6 +24,7 @@ from nodes.consent import subscriptions, xacml
 from nodes.consent.model import ANY, DIMENSIONS, decide, question_of
 
 CONSENTS = "consents"
+CHOICES_BY_BSN = "choices_by_bsn"  # bsn|choice id -> the choice's id: the index questions use
 LOCATIONS = "locations"  # bsn|data holder -> which holder holds data about which citizen
 OPT_OUTS = "opt_outs"  # bsn -> an objection to secondary use
 SOAP_XML = "application/soap+xml"
@@ -50,8 +51,13 @@ def build(config: NodeConfig) -> NodeApps:
             deliveries.add(task)
             task.add_done_callback(deliveries.discard)
 
+    def keep(choice: dict[str, Any]) -> None:
+        store.put(CONSENTS, choice["id"], choice)
+        store.put(CHOICES_BY_BSN, f"{choice['bsn']}|{choice['id']}", {"id": choice["id"]})
+
     def choices_of(bsn: str) -> list[dict[str, Any]]:
-        return [c for c in store.iterate(CONSENTS) if c["bsn"] == bsn]
+        """Every choice of one citizen, found through the index rather than by reading all."""
+        return [store.get(CONSENTS, entry["id"]) for entry in store.iterate(CHOICES_BY_BSN, key_prefix=f"{bsn}|")]
 
     async def register(request: Request) -> Response:
         body = await read_json_object(request)
@@ -67,7 +73,7 @@ def build(config: NodeConfig) -> NodeApps:
             "status": "active",
             "registered": time.time(),
         }
-        store.put(CONSENTS, choice["id"], choice)
+        keep(choice)
         notify(choice)
         return JSONResponse(choice, status_code=201)
 
@@ -91,7 +97,7 @@ def build(config: NodeConfig) -> NodeApps:
         if choice["status"] != "active":
             raise HttpError(409, "Conflict", "this consent was withdrawn before")
         choice.update(status="withdrawn", withdrawn=time.time())
-        store.put(CONSENTS, choice["id"], choice)  # kept: history is part of the record
+        keep(choice)  # kept: history is part of the record
         notify(choice)
         return JSONResponse(choice)
 
@@ -155,9 +161,8 @@ def build(config: NodeConfig) -> NodeApps:
         choices = choices_of(bsn)
         permitted = [
             {"data_holder": loc["data_holder"], "data_holder_category": loc["data_holder_category"]}
-            for loc in store.iterate(LOCATIONS)
-            if loc["bsn"] == bsn
-            and decide(
+            for loc in store.iterate(LOCATIONS, key_prefix=f"{bsn}|")
+            if decide(
                 choices,
                 question_of(
                     data_holder={loc["data_holder"], loc["data_holder_category"]},

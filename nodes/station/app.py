@@ -17,7 +17,7 @@ from starlette.routing import Route
 from nodes.common.app import NodeApps, build_apps, render_problem
 from nodes.common.audit import AuditLog
 from nodes.common.config import NodeConfig
-from nodes.common.http import HttpError, outbound_client, read_json_object
+from nodes.common.http import HttpError, call_json, outbound_client, read_json_object
 from nodes.common.storage import DocumentStore
 from nodes.station import synthetic
 from nodes.station.fhir import bundle, capability_statement, operation_outcome
@@ -62,15 +62,8 @@ class Station:
 
     async def _ask_trust_node(self, path: str, what: str, **kwargs: Any) -> dict[str, Any]:
         """A call to the organisation's trust node; if it cannot answer, neither can we (503)."""
-        try:
-            response = await self.client.post(f"{self.config.peers['trust_internal']}{path}", **kwargs)
-            response.raise_for_status()
-            answer = response.json()
-        except (httpx.HTTPError, ValueError) as exc:
-            raise HttpError(503, "Service Unavailable", f"{what} failed: {exc.__class__.__name__}") from None
-        if not isinstance(answer, dict):
-            raise HttpError(503, "Service Unavailable", f"{what} failed: the trust node's answer is not an object")
-        return answer
+        url = f"{self.config.peers['trust_internal']}{path}"
+        return await call_json(self.client, "POST", url, what, failure_status=503, **kwargs)
 
     async def consent(self, bsn: str, requester_ura: str) -> dict[str, Any]:
         url = f"{self.config.peers['consent']}/consent/v1/decision"

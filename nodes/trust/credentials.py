@@ -118,18 +118,37 @@ def sign_presentation(
     nonce: str | None,
     nbf: int,
     exp: int | None,
+    types: tuple[str, ...] = (),
+    extra_claims: dict[str, Any] | None = None,
 ) -> str:
-    """A JWT presentation of `credentials`, signed by the holder."""
-    claims: dict[str, Any] = {
-        "iss": holder_did,
-        "sub": holder_did,
-        "jti": str(uuid.uuid4()),
-        "nbf": nbf,
-        "vp": {"@context": VC_CONTEXT, "type": ["VerifiablePresentation"], "verifiableCredential": credentials},
-    }
+    """A JWT presentation of `credentials`, signed by the holder. `types` are added to
+    VerifiablePresentation (e.g. a retraction); `extra_claims` to the JWT (e.g. retract_jti)."""
+    vp: dict[str, Any] = {"@context": VC_CONTEXT, "type": ["VerifiablePresentation", *types]}
+    if credentials:
+        vp["verifiableCredential"] = credentials
+    claims: dict[str, Any] = {"iss": holder_did, "sub": holder_did, "jti": str(uuid.uuid4()), "nbf": nbf, "vp": vp}
     optional = {"aud": audience, "nonce": nonce, "exp": exp}
     claims.update({name: value for name, value in optional.items() if value is not None})
+    claims.update(extra_claims or {})
     return sign(claims, holder_did, key)
+
+
+def presented(token: Jwt) -> list[str]:
+    """The JWT credentials a presentation carries (none for, say, a retraction)."""
+    body = token.claims.get("vp")
+    if not isinstance(body, dict):
+        raise CredentialError("the presentation has no 'vp' claim")
+    inner = body.get("verifiableCredential", [])
+    inner = inner if isinstance(inner, list) else [inner]
+    if not all(isinstance(c, str) for c in inner):
+        raise CredentialError("the presentation must carry JWT credentials")
+    return inner
+
+
+def presentation_types(token: Jwt) -> list[str]:
+    body = token.claims.get("vp")
+    types = body.get("type", []) if isinstance(body, dict) else []
+    return types if isinstance(types, list) else [types]
 
 
 def credential_view(token: Jwt) -> dict[str, Any]:

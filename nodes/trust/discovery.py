@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from nodes.common import jsonpath
 from nodes.common.http import HttpError, call_json
 from nodes.trust import credentials as vc
 from nodes.trust.node import TrustNode
@@ -101,19 +102,15 @@ async def register(node: TrustNode, service_id: str, token: str) -> None:
         )
     holder = presentation.signer_did
     jti = claims.get("jti")
-    state = _server_state(node, service_id)
-    if not isinstance(jti, str) or not jti or jti in state["seen"]:
-        # A registration is accepted once: replaying one (the list is public) could bring back
-        # a retracted registration or roll a holder back to an older one.
-        raise HttpError(400, "Bad Request", "the presentation needs a jti not used before")
+    _check_new(_server_state(node, service_id), jti)  # before the costly checks
     try:
         views = await node.verify_presentation(token, verify_credentials=False)
-        if RETRACTED in ((claims.get("vp") or {}).get("type") or []):
-            _retract(node, service_id, holder, token, claims, views)
+        if RETRACTED in vc.presentation_types(presentation):
+            _retract(node, service_id, _fresh_state(node, service_id, jti), holder, token, claims, views)
             return
         verified = [
             view
-            for credential in (claims.get("vp") or {}).get("verifiableCredential", [])
+            for credential in vc.presented(presentation)
             if (view := await _verified_credential(node, holder, credential)) is not None
         ]
     except vc.CredentialError as exc:
@@ -123,7 +120,22 @@ async def register(node: TrustNode, service_id: str, token: str) -> None:
     # Only credentials from trusted issuers can satisfy the definition.
     if select(definition.presentation_definition, verified) is None:
         raise HttpError(400, "Bad Request", "the credentials do not satisfy the service's presentation definition")
-    _append(node, service_id, holder, token, jti, exp)
+    _append(node, service_id, _fresh_state(node, service_id, jti), holder, token, jti, exp)
+
+
+def _check_new(state: dict[str, Any], jti: Any) -> None:
+    if not isinstance(jti, str) or not jti or jti in state["seen"]:
+        # A registration is accepted once: replaying one (the list is public) could bring back
+        # a retracted registration or roll a holder back to an older one.
+        raise HttpError(400, "Bad Request", "the presentation needs a jti not used before")
+
+
+def _fresh_state(node: TrustNode, service_id: str, jti: str) -> dict[str, Any]:
+    """The state as it is after verification (other registrations may have been accepted
+    while this one was verified); read and then written without an await in between."""
+    state = _server_state(node, service_id)
+    _check_new(state, jti)
+    return state
 
 
 async def _verified_credential(node: TrustNode, holder: str, token: str) -> dict[str, Any] | None:
@@ -140,25 +152,36 @@ async def _verified_credential(node: TrustNode, holder: str, token: str) -> dict
 
 
 def _retract(
-    node: TrustNode, service_id: str, holder: str, token: str, claims: dict[str, Any], views: list[Any]
+    node: TrustNode,
+    service_id: str,
+    state: dict[str, Any],
+    holder: str,
+    token: str,
+    claims: dict[str, Any],
+    views: list[Any],
 ) -> None:
     """RFC022 and the Nuts node name the claim `retract_jti` (the server OpenAPI file says
     `retracted_jti`): this node follows the RFC and the code."""
-    state = _server_state(node, service_id)
     if views:
         raise HttpError(400, "Bad Request", "a retraction carries no credentials")
     if holder not in state["current"] or claims.get("retract_jti") != state["current"][holder]:
         raise HttpError(400, "Bad Request", "retract_jti does not name the signer's current registration")
-    _append(node, service_id, holder, token, claims["jti"], claims["exp"], retraction=True)
+    _append(node, service_id, state, holder, token, claims["jti"], claims["exp"], retraction=True)
 
 
 def _append(
-    node: TrustNode, service_id: str, holder: str, token: str, jti: str, exp: float, retraction: bool = False
+    node: TrustNode,
+    service_id: str,
+    state: dict[str, Any],
+    holder: str,
+    token: str,
+    jti: str,
+    exp: float,
+    retraction: bool = False,
 ) -> None:
     """Log an accepted presentation under the next Lamport timestamp. The log keeps what a
     client needs: each holder's current registration and the retractions, not registrations
     that were replaced or have expired (a client that missed those learns nothing from them)."""
-    state = _server_state(node, service_id)
     state["timestamp"] += 1
     now = time.time()
     state["seen"][jti] = exp  # kept until the presentation could no longer be accepted anyway
@@ -188,12 +211,7 @@ def reset(node: TrustNode, service_id: str) -> None:
 async def activate(node: TrustNode, service_id: str, subject: str, parameters: dict[str, Any]) -> dict[str, Any]:
     definition = service(node, service_id)
     holder = node.subject(subject)
-    wallet = node.wallet(subject)
-    views = [vc.credential_view(vc.Jwt.read(t)) for t in wallet]
-    chosen = select(definition.presentation_definition, views)
-    if chosen is None:
-        raise HttpError(412, "Precondition Failed", f"the wallet of {subject!r} lacks what {service_id!r} asks for")
-    credentials = [wallet[i] for i in sorted({i for _, i in chosen})]
+    credentials, _ = node.credentials_for(subject, definition.presentation_definition, f"service {service_id!r}")
     key = node.signing_key(holder["did"])
     if parameters:
         _, registration = vc.issue_credential(
@@ -223,17 +241,18 @@ async def deactivate(node: TrustNode, service_id: str, subject: str) -> None:
         raise HttpError(404, "Not Found", f"{subject!r} is not registered for {service_id!r}")
     holder = node.subject(subject)
     now = int(time.time())
-    claims = {
-        "iss": holder["did"],
-        "sub": holder["did"],
-        "aud": service_id,
-        "nbf": now,
-        "exp": now + 60,
-        "jti": secrets.token_hex(16),
-        "retract_jti": vc.Jwt.read(activation["vp"]).claims["jti"],
-        "vp": {"@context": vc.VC_CONTEXT, "type": ["VerifiablePresentation", RETRACTED]},
-    }
-    await _post(node, definition, vc.sign(claims, holder["did"], node.signing_key(holder["did"])))
+    retraction = vc.sign_presentation(
+        holder["did"],
+        node.signing_key(holder["did"]),
+        [],
+        service_id,
+        None,
+        now,
+        now + 60,
+        types=(RETRACTED,),
+        extra_claims={"retract_jti": vc.Jwt.read(activation["vp"]).claims["jti"]},
+    )
+    await _post(node, definition, retraction)
     node.store.delete("discovery_activations", f"{service_id}|{subject}")
 
 
@@ -265,7 +284,7 @@ async def search(node: TrustNode, service_id: str, query: dict[str, str]) -> lis
         presentation = vc.Jwt.read(entry["vp"])
         if presentation.claims.get("exp", 0) <= now:
             continue  # an expired registration no longer says anything
-        views = [vc.credential_view(vc.Jwt.read(c)) for c in presentation.claims["vp"].get("verifiableCredential", [])]
+        views = [vc.credential_view(vc.Jwt.read(c)) for c in vc.presented(presentation)]
         if all(any(_matches(_lookup(v, path), pattern) for v in views) for path, pattern in query.items()):
             registration = next((v for v in views if REGISTRATION_CREDENTIAL in v["type"]), None)
             parameters = {k: v for k, v in (registration or {}).get("credentialSubject", {}).items() if k != "id"}
@@ -291,7 +310,7 @@ async def _synchronise(node: TrustNode, definition: Service) -> dict[str, Any]:
     new = answer.get("entries", {})
     for timestamp in sorted(new, key=int):  # in order: a later retraction undoes a registration
         presentation = vc.Jwt.read(new[timestamp])
-        if RETRACTED in (presentation.claims.get("vp") or {}).get("type", []):
+        if RETRACTED in vc.presentation_types(presentation):
             copy["entries"].pop(presentation.signer_did, None)
         else:
             copy["entries"][presentation.signer_did] = {"vp": new[timestamp]}
@@ -300,11 +319,12 @@ async def _synchronise(node: TrustNode, definition: Service) -> dict[str, Any]:
     return copy
 
 
-def _lookup(view: dict[str, Any], path: str) -> Any:
-    value: Any = view
-    for part in path.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
-    return value
+def _lookup(view: dict[str, Any], dotted: str) -> Any:
+    """A search key such as `credentialSubject.organization.name`, or None where absent."""
+    try:
+        return jsonpath.find(view, f"$.{dotted}")
+    except (jsonpath.PathNotFound, jsonpath.JsonPathError):
+        return None
 
 
 def _matches(value: Any, pattern: str) -> bool:

@@ -17,6 +17,7 @@ from nodes.trust import credentials as vc
 from nodes.trust.did import Resolver, build_document, did_for, path_id_for
 from nodes.trust.keys import derive_key, public_jwk
 from nodes.trust.policy import default_policy
+from nodes.trust.presentation import select
 from nodes.trust.replay import ExpiringStore, OneUseMemory
 from nodes.trust.statuslist import StatusListReader, StatusLists, is_set
 
@@ -184,9 +185,7 @@ class TrustNode:
             raise vc.CredentialError("the presentation is not signed by its holder")
         await vc.verify_signature(presentation, self.resolver)
         vc.check_validity_period(presentation, now, "the presentation")
-        body = presentation.claims.get("vp")
-        inner = body.get("verifiableCredential", []) if isinstance(body, dict) else []
-        inner = inner if isinstance(inner, list) else [inner]
+        inner = vc.presented(presentation)
         if verify_credentials:
             return [await self.verify_credential(c, now) for c in inner]
         return [vc.credential_view(vc.Jwt.read(c)) for c in inner]
@@ -256,6 +255,22 @@ class TrustNode:
                 f"the credential is about {view['credentialSubject'].get('id')}, not {record['did']}"
             )
         self.store.put(WALLET, f"{subject}|{view['id']}", {"subject": subject, "jwt": token})
+
+    def credentials_for(
+        self, subject: str, definition: dict[str, Any], purpose: str
+    ) -> tuple[list[str], list[tuple[str, int]]]:
+        """From the subject's wallet, the credentials a presentation definition asks for, and
+        for each input descriptor the index of its credential in that list (for a submission).
+        412 when the wallet cannot satisfy it; `purpose` says in the error what it was for."""
+        wallet = self.wallet(subject)
+        chosen = select(definition, [vc.credential_view(vc.Jwt.read(t)) for t in wallet])
+        if chosen is None:
+            raise HttpError(
+                412, "Precondition Failed", f"the wallet of {subject!r} lacks credentials that {purpose} asks for"
+            )
+        picked = sorted({index for _, index in chosen})
+        position = {index: n for n, index in enumerate(picked)}
+        return [wallet[i] for i in picked], [(descriptor, position[i]) for descriptor, i in chosen]
 
     def wallet(self, subject: str) -> list[str]:
         self.subject(subject)

@@ -17,7 +17,7 @@ from nodes.trust import credentials as vc
 from nodes.trust import dpop
 from nodes.trust.did import key_id
 from nodes.trust.node import TrustNode
-from nodes.trust.presentation import SubmissionError, check_submission, select, submission_for
+from nodes.trust.presentation import SubmissionError, check_submission, submission_for
 
 GRANT_TYPE = "vp_token-bearer"
 MAX_VP_WINDOW_SECONDS = 5
@@ -73,7 +73,9 @@ async def token(node: TrustNode, subject: str, form: dict[str, str], dpop_proof:
     now = time.time()
     try:
         vp = vc.Jwt.read(form["assertion"])
-        credentials = [vc.Jwt.read(c) for c in _presented(vp)]
+        credentials = [vc.Jwt.read(c) for c in vc.presented(vp)]
+        if not credentials:
+            raise vc.CredentialError("the presentation carries no credentials")
         views = [vc.credential_view(c) for c in credentials]
     except vc.CredentialError as exc:
         raise OAuthError("invalid_request", f"assertion: {exc}") from None
@@ -119,17 +121,6 @@ async def token(node: TrustNode, subject: str, form: dict[str, str], dpop_proof:
     except vc.CredentialError as exc:
         raise OAuthError("invalid_request", f"rule verification: {exc}") from None
     return _issue_token(node, subject, signer, form["scope"], claims, int(now), bound_to)
-
-
-def _presented(vp: vc.Jwt) -> list[str]:
-    body = vp.claims.get("vp")
-    if not isinstance(body, dict):
-        raise vc.CredentialError("the presentation has no 'vp' claim")
-    presented = body.get("verifiableCredential", [])
-    presented = presented if isinstance(presented, list) else [presented]
-    if not presented or not all(isinstance(c, str) for c in presented):
-        raise vc.CredentialError("the presentation must carry JWT credentials")
-    return presented
 
 
 def _check_window(vp: vc.Jwt, now: float) -> None:
@@ -224,27 +215,19 @@ async def _obtain_token(
     )
     if not isinstance(definition.get("id"), str) or not isinstance(definition.get("input_descriptors"), list):
         raise HttpError(502, "Bad Gateway", f"the presentation definition at {definition_endpoint} is malformed")
-    wallet = node.wallet(subject)
-    views = [vc.credential_view(vc.Jwt.read(t)) for t in wallet]
-    chosen = select(definition, views)
-    if chosen is None:
-        raise HttpError(
-            412, "Precondition Failed", f"the wallet of {subject!r} lacks credentials that scope {scope!r} asks for"
-        )
-    picked = sorted({index for _, index in chosen})
-    renumber = {old: new for new, old in enumerate(picked)}
+    credentials, chosen = node.credentials_for(subject, definition, f"scope {scope!r}")
     now = int(time.time())
     key = node.signing_key(holder["did"])
     assertion = vc.sign_presentation(
         holder["did"],
         key,
-        [wallet[i] for i in picked],
+        credentials,
         audience=server,
         nonce=secrets.token_urlsafe(16),
         nbf=now,
         exp=now + MAX_VP_WINDOW_SECONDS,
     )
-    submission = submission_for(definition, [(d, renumber[i]) for d, i in chosen])
+    submission = submission_for(definition, chosen)
     form = {
         "grant_type": GRANT_TYPE,
         "assertion": assertion,

@@ -57,3 +57,11 @@ def test_removing_an_audit_entry_is_detected(tmp_path):
         log.append(n=n)
     store.delete("audit", f"{2:012d}")
     assert log.verify()["valid"] is False
+
+
+def test_iterate_by_key_prefix(tmp_path):
+    store = DocumentStore(tmp_path / "db.sqlite")
+    for key in ("111|a", "111|b", "1112|c", "222|d"):
+        store.put("c", key, {"key": key})
+    assert [d["key"] for d in store.iterate("c", key_prefix="111|")] == ["111|a", "111|b"]
+    assert len(store.list("c")) == 4
