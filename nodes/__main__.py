@@ -17,10 +17,11 @@ from nodes.common.server import serve
 def _builders() -> dict[str, Callable[[NodeConfig], NodeApps]]:
     # Imported here so a node loads only its own role's code.
     from nodes.consent.app import build as consent
+    from nodes.hdab.app import build as hdab
     from nodes.station.app import build as station
     from nodes.trust.app import build as trust
 
-    return {"trust": trust, "consent": consent, "station": station}
+    return {"trust": trust, "consent": consent, "station": station, "hdab": hdab}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,7 +4,9 @@ under test is bootstrapped exactly like a reference node):
 1. every organisation with a trust node gets a subject and a did:web DID;
 2. every trust node trusts the credential issuer for NutsOrganizationCredential;
 3. the issuer issues each organisation a NutsOrganizationCredential (JWT), which goes
-   into the organisation's wallet.
+   into the organisation's wallet;
+4. with an access body (hdab) in the network: every trust node trusts it for data permits,
+   and it harvests the stations' catalogues.
 
 The result is the context scenarios template against: organisations, DIDs, node URLs."""
 
@@ -18,10 +20,11 @@ import httpx
 
 from nodes.trust.did import document_url
 from testbed.errors import TestbedError
-from testbed.runtime.plan import NetworkPlan
+from testbed.runtime.plan import NetworkPlan, NodePlan
 from testbed.topology import Network, Role, organisation_subject
 
 ORGANISATION_CREDENTIAL = "NutsOrganizationCredential"
+PERMIT_CREDENTIAL = "DataPermitCredential"
 
 
 class BootstrapError(TestbedError):
@@ -93,6 +96,9 @@ def bootstrap(
         )
         progress(f"{org_id}: {ORGANISATION_CREDENTIAL} issued by {issuer_org} and stored in its wallet")
 
+    for hdab_org, hdab_node in network.nodes_with_role(Role.HDAB):
+        _set_up_access_body(client, plan.node(hdab_node.name), orgs[hdab_org.id]["did"], trust_of, progress)
+
     nodes = {
         p.name: {
             "name": p.name,
@@ -108,6 +114,25 @@ def bootstrap(
         "orgs": orgs,
         "nodes": nodes,
     }
+
+
+def _set_up_access_body(
+    client: httpx.Client, hdab: NodePlan, hdab_did: str, trust_of: dict[str, NodePlan], progress: Callable[[str], None]
+) -> None:
+    for trust in trust_of.values():
+        _call(
+            client,
+            trust.name,
+            "POST",
+            f"{trust.internal_url}/internal/vcr/v2/verifier/trust",
+            json={"issuer": hdab_did, "credentialType": PERMIT_CREDENTIAL},
+            expect=(204,),
+        )
+    harvest = _call(client, hdab.name, "POST", f"{hdab.internal_url}/internal/hdab/v1/harvest", expect=(200,))
+    failed = harvest.json().get("failed") or []
+    if failed:
+        raise BootstrapError(f"bootstrap: {hdab.name} could not harvest every catalogue: {failed}")
+    progress(f"{hdab.name}: trusted for {PERMIT_CREDENTIAL}; harvested {harvest.json().get('datasets')} datasets")
 
 
 def _subject_did(client: httpx.Client, node: str, internal_url: str, subject: str) -> str:

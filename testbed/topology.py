@@ -23,6 +23,7 @@ class Role(StrEnum):
     TRUST = "trust"  # Nuts-like trust node: DIDs, credentials, access tokens
     CONSENT = "consent"  # Mitz-like consent service
     STATION = "station"  # Health-RI data station
+    HDAB = "hdab"  # health data access body: applications, permits, central analyses
 
 
 class Strict(BaseModel):
@@ -147,6 +148,15 @@ def _check_references(doc: YamlDocument, network: Network) -> None:
     elif network.node_of(network.credential_issuer, Role.TRUST) is None:
         problems.append(f"{issuer_where}: credential_issuer {network.credential_issuer!r} has no trust node")
     consent_nodes = network.nodes_with_role(Role.CONSENT)
+    for i, org in enumerate(network.organisations):
+        for j, node in enumerate(org.nodes):
+            if node.role == Role.HDAB and Role.TRUST not in [n.role for n in org.nodes]:
+                problems.append(
+                    f"{doc.where(('organisations', i, 'nodes', j, 'name'))}: access body {node.name!r} needs a "
+                    f"trust node in organisation {org.id!r} to issue permits"
+                )
+    if len(network.nodes_with_role(Role.HDAB)) > 1:
+        problems.append(f"{doc.where(('organisations',))}: a network has at most one access body (hdab) node")
     if network.nodes_with_role(Role.STATION) and len(consent_nodes) != 1:
         problems.append(
             f"{doc.where(('organisations',))}: a network with data stations needs exactly one "

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 from testbed.errors import ConfigError
 
 PathKey = tuple[str | int, ...]
+MERGE_TAG = "tag:yaml.org,2002:merge"
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
@@ -74,16 +75,37 @@ def _construct(node: yaml.Node, location: PathKey, lines: dict[PathKey, int]) ->
     if isinstance(node, yaml.MappingNode):
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
+            if key_node.tag == MERGE_TAG:
+                continue
             key = _scalar(key_node)
             if key in result:
                 raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
             child = (*location, key)
             lines[child] = key_node.start_mark.line + 1
             result[key] = _construct(value_node, child, lines)
+        # `<<: *anchor` merges another mapping in; keys written here win.
+        for key_node, value_node in node.value:
+            if key_node.tag == MERGE_TAG:
+                for key, value in _merged(value_node, location, lines).items():
+                    result.setdefault(key, value)
         return result
     if isinstance(node, yaml.SequenceNode):
         return [_construct(item, (*location, i), lines) for i, item in enumerate(node.value)]
     return _scalar(node)
+
+
+def _merged(node: yaml.Node, location: PathKey, lines: dict[PathKey, int]) -> dict[Any, Any]:
+    sources = node.value if isinstance(node, yaml.SequenceNode) else [node]
+    merged: dict[Any, Any] = {}
+    for source in sources:
+        if not isinstance(source, yaml.MappingNode):
+            raise yaml.constructor.ConstructorError(
+                None, None, "'<<' merges a mapping (an alias of one)", source.start_mark
+            )
+        # The merged values are located where they were written, not at this mapping.
+        for key, value in _construct(source, (*location, "<<"), {}).items():
+            merged.setdefault(key, value)
+    return merged
 
 
 def _scalar(node: yaml.Node) -> Any:

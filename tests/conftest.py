@@ -9,6 +9,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE_NETWORK = ROOT / "scenarios" / "networks" / "reference.yaml"
 FIXTURES = ROOT / "tests" / "fixtures"
+# How many node processes the reference network runs (its nodes are all reference nodes).
+REFERENCE_NODES = sum(line.strip().startswith("- name:") for line in REFERENCE_NETWORK.read_text().splitlines())
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import httpx
+from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -78,6 +79,11 @@ async def read_form(request: Request) -> dict[str, str]:
     if repeated:
         raise HttpError(400, "Bad Request", f"form field(s) given more than once: {', '.join(repeated)}")
     return {name: values[0] for name, values in fields.items()}
+
+
+def validation_detail(exc: ValidationError) -> str:
+    """A pydantic error as one line a client can act on: where, and what is wrong."""
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()[:5])
 
 
 def require_fields(body: dict[str, Any], *names: str) -> None:

@@ -1,6 +1,8 @@
-"""Data station: a FHIR R4 read API over synthetic data, open only to a request with an
-active access token (introspected at the station's own trust node) and a Permit from the
-consent service. Every access, allowed or refused, goes into the hash-chained audit log."""
+"""Data station: a FHIR R4 read API over synthetic BgZ data for primary use, open only to a
+request with an active access token (introspected at the station's own trust node) and a
+Permit from the consent service; aggregate analyses under a data permit for secondary use
+(see secondary.py); and a HealthDCAT-AP catalogue. Every access, allowed or refused, goes
+into the hash-chained audit log."""
 
 from __future__ import annotations
 
@@ -17,16 +19,18 @@ from starlette.routing import Route
 from nodes.common.app import NodeApps, build_apps, render_problem
 from nodes.common.audit import AuditLog
 from nodes.common.config import NodeConfig
-from nodes.common.http import HttpError, call_json, outbound_client, read_json_object
+from nodes.common.http import HttpError, outbound_client, read_json_object
+from nodes.common.resource import ResourceServer, int_param
 from nodes.common.storage import DocumentStore
-from nodes.station import synthetic
+from nodes.station import catalogue, secondary, synthetic
+from nodes.station.analysis import DEFAULT_THRESHOLD
 from nodes.station.fhir import bundle, capability_statement, operation_outcome
 
 FHIR_JSON = "application/fhir+json"
-CHALLENGE = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
-DPOP_CHALLENGE = {"WWW-Authenticate": 'DPoP error="invalid_dpop_proof", algs="ES256"'}
 DEFAULT_SCOPES = ["bgz", "bgz-sender", "bgz-receiver"]
 DATA_CATEGORY = "medical"  # the consent data category this station's FHIR API serves
+# BgZ resource types searchable by patient, besides Patient itself.
+BY_PATIENT = ("Condition", "MedicationStatement", "AllergyIntolerance", "Observation")
 
 
 class Station:
@@ -35,35 +39,36 @@ class Station:
         self.store = DocumentStore(config.data_dir / "station.sqlite")
         self.audit = AuditLog(self.store)
         self.client = outbound_client(config)
+        self.resources = ResourceServer(config, self.client)
         self.scopes = set(config.settings.get("scopes", DEFAULT_SCOPES))
+        self.threshold = int(config.settings.get("min_cell_size", DEFAULT_THRESHOLD))
+        self.dataset = catalogue.dataset_id(config.public_url, str(config.settings.get("dataset", "care-records")))
         self._load_data(int(config.settings.get("patients", 1000)))
 
     def _load_data(self, count: int) -> None:
         if self.store.count("Patient"):
             return  # generated on first start; kept across restarts
-        patients, conditions = synthetic.generate(self.config.seed, self.config.name, count)
-        self.store.put_many("Patient", [(p["id"], p) for p in patients])
-        self.store.put_many("bsn_index", [(synthetic.bsn_of(p), {"id": p["id"]}) for p in patients])
-        self.store.put_many("Condition", [(c["id"], c) for c in conditions])
-        by_patient: dict[str, list[str]] = {}
-        for c in conditions:
-            by_patient.setdefault(c["subject"]["reference"].removeprefix("Patient/"), []).append(c["id"])
-        self.store.put_many("conditions_of", list(by_patient.items()))
+        data = synthetic.generate(self.config.seed, self.config.name, count)
+        self.store.put_many("Patient", [(p["id"], p) for p in data.patients])
+        self.store.put_many("bsn_index", [(synthetic.bsn_of(p), {"id": p["id"]}) for p in data.patients])
+        self.store.put_many("features", [(row["patient"], row) for row in data.features])
+        for kind, resources in data.resources.items():
+            self.store.put_many(kind, [(r["id"], r) for r in resources])
+            of_patient: dict[str, list[str]] = {}
+            for r in resources:
+                subject = (r.get("subject") or r.get("patient"))["reference"].removeprefix("Patient/")
+                of_patient.setdefault(subject, []).append(r["id"])
+            self.store.put_many(f"{kind}_of", list(of_patient.items()))
 
-    async def introspect(self, token: str) -> dict[str, Any]:
-        return await self._ask_trust_node(
-            "/internal/auth/v2/accesstoken/introspect", "token introspection", data={"token": token}
+    def catalogue(self) -> dict[str, Any]:
+        return catalogue.catalogue(
+            self.config.public_url,
+            {"name": self.config.organisation.name, "ura": self.config.organisation.ura},
+            self.dataset.rsplit("/", 1)[-1],
+            self.store.count("Patient"),
+            self.config.peers.get("authorization_server"),
+            self.config.peers.get("hdab"),
         )
-
-    async def validate_proof(self, proof: str, method: str, url: str, jkt: str, token: str) -> dict[str, Any]:
-        """Ask the organisation's trust node whether a DPoP proof holds (the Nuts way)."""
-        body = {"dpop_proof": proof, "method": method, "url": url, "thumbprint": jkt, "token": token}
-        return await self._ask_trust_node("/internal/auth/v2/dpop/validate", "DPoP validation", json=body)
-
-    async def _ask_trust_node(self, path: str, what: str, **kwargs: Any) -> dict[str, Any]:
-        """A call to the organisation's trust node; if it cannot answer, neither can we (503)."""
-        url = f"{self.config.peers['trust_internal']}{path}"
-        return await call_json(self.client, "POST", url, what, failure_status=503, **kwargs)
 
     async def consent(self, bsn: str, requester_ura: str) -> dict[str, Any]:
         url = f"{self.config.peers['consent']}/consent/v1/decision"
@@ -114,7 +119,7 @@ def build(config: NodeConfig) -> NodeApps:
                 "resource": request.url.path + (f"?{request.url.query}" if request.url.query else ""),
             }
             try:
-                token = await _authorise(station, request)
+                token = await station.resources.authorise(request, station.scopes)
                 audit.update(
                     client=token.get("client_id"), requester_ura=token.get("organization_ura"), scope=token.get("scope")
                 )
@@ -145,19 +150,26 @@ def build(config: NodeConfig) -> NodeApps:
         patients = [station.store.get("Patient", entry["id"])] if entry else []
         return bundle(config.public_url, patients), bsn
 
-    async def search_condition(request: Request, _: dict[str, Any]) -> tuple[Any, str | None]:
-        reference = request.query_params.get("patient", "")
-        if not reference:
-            raise HttpError(400, "Bad Request", "search Condition by patient=<id> only")
-        patient = _patient(station, reference.removeprefix("Patient/"))
-        ids = station.store.get("conditions_of", patient["id"]) or []
-        return bundle(config.public_url, [station.store.get("Condition", i) for i in ids]), synthetic.bsn_of(patient)
+    def search_by_patient(kind: str) -> Callable[[Request, dict[str, Any]], Awaitable[tuple[Any, str | None]]]:
+        async def search(request: Request, _: dict[str, Any]) -> tuple[Any, str | None]:
+            reference = request.query_params.get("patient", "")
+            if not reference:
+                raise HttpError(400, "Bad Request", f"search {kind} by patient=<id> only")
+            patient = _patient(station, reference.removeprefix("Patient/"))
+            ids = station.store.get(f"{kind}_of", patient["id"]) or []
+            found = [station.store.get(kind, i) for i in ids]
+            return bundle(config.public_url, found), synthetic.bsn_of(patient)
+
+        return search
 
     async def metadata(_: Request) -> Response:
-        return JSONResponse(capability_statement(config.public_url), media_type=FHIR_JSON)
+        return JSONResponse(capability_statement(config.public_url, BY_PATIENT), media_type=FHIR_JSON)
+
+    async def published_catalogue(_: Request) -> Response:
+        return JSONResponse(station.catalogue(), media_type="application/ld+json")
 
     async def patients(request: Request) -> Response:
-        limit = _int_param(request, "limit", 10)
+        limit = int_param(request, "limit", 10)
         return JSONResponse(
             [
                 {"id": p["id"], "bsn": synthetic.bsn_of(p), "name": p["name"][0], "birthDate": p["birthDate"]}
@@ -177,7 +189,7 @@ def build(config: NodeConfig) -> NodeApps:
         return JSONResponse(station.store.list("consent_notifications"))
 
     async def audit_entries(request: Request) -> Response:
-        return JSONResponse(station.audit.entries(_int_param(request, "limit", 1000)))
+        return JSONResponse(station.audit.entries(int_param(request, "limit", 1000)))
 
     async def audit_verify(_: Request) -> Response:
         return JSONResponse(station.audit.verify())
@@ -186,7 +198,9 @@ def build(config: NodeConfig) -> NodeApps:
         Route("/fhir/metadata", metadata),
         Route("/fhir/Patient/{id}", fhir(read_patient)),
         Route("/fhir/Patient", fhir(search_patient)),
-        Route("/fhir/Condition", fhir(search_condition)),
+        *[Route(f"/fhir/{kind}", fhir(search_by_patient(kind))) for kind in BY_PATIENT],
+        Route("/catalogue", published_catalogue),
+        *secondary.public_routes(station),
         Route("/fhir/notifications/consent", consent_notification, methods=["POST"]),
     ]
     internal = [
@@ -194,51 +208,9 @@ def build(config: NodeConfig) -> NodeApps:
         Route("/internal/station/v1/audit", audit_entries),
         Route("/internal/station/v1/notifications", notifications),
         Route("/internal/station/v1/audit/verify", audit_verify),
+        *secondary.internal_routes(station),
     ]
     return build_apps(config, public, internal, lifespan, public_errors=fhir_error)
-
-
-async def _authorise(station: Station, request: Request) -> dict[str, Any]:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    scheme, token = scheme.lower(), token.strip()
-    if scheme not in ("bearer", "dpop") or not token:
-        detail = "an access token is required (Authorization: Bearer or DPoP)"
-        raise HttpError(401, "Unauthorized", detail, headers=CHALLENGE)
-    answer = await station.introspect(token)
-    if not answer.get("active"):
-        raise HttpError(401, "Unauthorized", "the access token is not active", headers=CHALLENGE)
-    await _check_binding(station, request, scheme, token, answer)
-    expected_issuer = station.config.peers.get("authorization_server")
-    if expected_issuer and answer.get("iss") != expected_issuer:
-        # The trust node may serve several subjects; only this organisation's tokens count.
-        raise HttpError(401, "Unauthorized", "the access token was issued for another organisation", headers=CHALLENGE)
-    if answer.get("scope") not in station.scopes:
-        raise HttpError(403, "Forbidden", f"scope {answer.get('scope')!r} does not give access to this station")
-    return answer
-
-
-async def _check_binding(station: Station, request: Request, scheme: str, token: str, answer: dict[str, Any]) -> None:
-    """A DPoP-bound token (cnf.jkt) is usable only with the DPoP scheme and a fresh proof for
-    this very request, signed by the bound key (RFC 9449, section 7); a Bearer token only
-    with the Bearer scheme."""
-    jkt = (answer.get("cnf") or {}).get("jkt")
-    if jkt is None:
-        if scheme == "dpop":
-            raise HttpError(401, "Unauthorized", "this token is not DPoP-bound: use Bearer", headers=CHALLENGE)
-        return
-    if scheme != "dpop":
-        raise HttpError(401, "Unauthorized", "this token is DPoP-bound: use the DPoP scheme", headers=DPOP_CHALLENGE)
-    proofs = request.headers.getlist("dpop")
-    if len(proofs) != 1:
-        detail = "exactly one DPoP proof is required with this token"
-        raise HttpError(401, "Unauthorized", detail, headers=DPOP_CHALLENGE)
-    # The URL the proof must name is the one this station serves, not what the client's Host
-    # header claims.
-    url = station.config.public_url + request.url.path
-    verdict = await station.validate_proof(proofs[0], request.method, url, jkt, token)
-    if not verdict.get("valid"):
-        detail = f"the DPoP proof is not valid: {verdict.get('reason', 'no reason given')}"
-        raise HttpError(401, "Unauthorized", detail, headers=DPOP_CHALLENGE)
 
 
 def fhir_error(request: Request, error: HttpError) -> Response:
@@ -266,10 +238,3 @@ def _patient(station: Station, patient_id: str) -> dict[str, Any]:
     if patient is None:
         raise HttpError(404, "Not Found", f"Patient/{patient_id} is not known here")
     return patient
-
-
-def _int_param(request: Request, name: str, default: int) -> int:
-    value = request.query_params.get(name, str(default))
-    if not value.isdigit():
-        raise HttpError(400, "Bad Request", f"query parameter {name!r} must be a whole number")
-    return int(value)

@@ -26,7 +26,16 @@ def operation_outcome(status: int, diagnostics: str) -> dict[str, Any]:
     }
 
 
-def capability_statement(base_url: str) -> dict[str, Any]:
+def capability_statement(base_url: str, by_patient: tuple[str, ...]) -> dict[str, Any]:
+    """Patient is read and searched by BSN; every type in `by_patient` is searched by patient."""
+    patient_searchable = [
+        {
+            "type": kind,
+            "interaction": [{"code": "search-type"}],
+            "searchParam": [{"name": "patient", "type": "reference"}],
+        }
+        for kind in by_patient
+    ]
     return {
         "resourceType": "CapabilityStatement",
         "status": "active",
@@ -44,11 +53,7 @@ def capability_statement(base_url: str) -> dict[str, Any]:
                         "interaction": [{"code": "read"}, {"code": "search-type"}],
                         "searchParam": [{"name": "identifier", "type": "token"}],
                     },
-                    {
-                        "type": "Condition",
-                        "interaction": [{"code": "search-type"}],
-                        "searchParam": [{"name": "patient", "type": "reference"}],
-                    },
+                    *patient_searchable,
                 ],
             }
         ],

@@ -38,7 +38,16 @@ def organisation_definition(scope: str) -> dict[str, Any]:
     }
 
 
-DEFAULT_SCOPES = ("bgz", "bgz-sender", "bgz-receiver", "eOverdracht-sender", "eOverdracht-receiver")
+DEFAULT_SCOPES = (
+    "bgz",
+    "bgz-sender",
+    "bgz-receiver",
+    "eOverdracht-sender",
+    "eOverdracht-receiver",
+    "secondary-use",  # analysis tasks at a data station
+    "permit-audit",  # an access body reading a station's audit trail of its permits
+    "data-access",  # a data user at the access body: applications, central tasks
+)
 
 
 def default_policy() -> dict[str, dict[str, Any]]:

@@ -137,6 +137,12 @@ def _peers(loaded: LoadedNetwork, plan: NetworkPlan, node: NodePlan) -> dict[str
     consent = loaded.network.nodes_with_role(Role.CONSENT)
     if consent and node.role != Role.CONSENT:
         peers["consent"] = plan.node(consent[0][1].name).public_url
+    hdab = loaded.network.nodes_with_role(Role.HDAB)
+    if hdab and node.role == Role.STATION:
+        peers["hdab"] = plan.node(hdab[0][1].name).public_url  # named in the station's catalogue
+    if node.role == Role.HDAB:
+        for org, station in loaded.network.nodes_with_role(Role.STATION):
+            peers[f"station:{org.id}"] = plan.node(station.name).public_url  # whose catalogues it harvests
     return peers
 
 

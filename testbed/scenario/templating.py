@@ -20,6 +20,7 @@ NAMESPACES = ("orgs", "nodes", "actors", "network", "vars", "run", "time")
 FILTERS: dict[str, Callable[[Any], Any]] = {
     "urlencode": lambda value: quote(_as_text(value), safe=""),  # e.g. a DID or credential id in a path
     "tamper": lambda value: _tampered(_as_text(value)),  # a JWS whose signature no longer holds
+    "decrement": lambda value: _number(value) - 1,  # e.g. a count once one person is left out
 }
 
 
@@ -101,6 +102,12 @@ def _tampered(token: str) -> str:
     middle = len(signature) // 2
     changed = "B" if signature[middle] == "A" else "A"
     return f"{header}.{payload}.{signature[:middle]}{changed}{signature[middle + 1 :]}"
+
+
+def _number(value: Any) -> int | float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"a number is needed here, not {value!r}")
+    return value
 
 
 def _as_text(value: Any) -> str:

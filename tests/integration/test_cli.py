@@ -16,7 +16,7 @@ import jsonschema
 import pytest
 
 from testbed.schemas import all_schemas
-from tests.conftest import FIXTURES, REFERENCE_NETWORK, ROOT
+from tests.conftest import FIXTURES, REFERENCE_NETWORK, REFERENCE_NODES, ROOT
 
 pytestmark = pytest.mark.integration
 TESTBED = [sys.executable, "-m", "testbed.cli"]
@@ -130,7 +130,7 @@ def test_interrupted_run_leaves_no_process(tmp_path, how):
         seen.append(line)
         if "slow/metadata" in line:
             break
-    assert len(node_processes(tmp_path)) == 6, "".join(seen)
+    assert len(node_processes(tmp_path)) == REFERENCE_NODES, "".join(seen)
     process.send_signal(how)
     process.wait(timeout=30)
     rest = process.stdout.read()
@@ -152,12 +152,12 @@ def test_up_status_attach_down(tmp_path):
     up = run(tmp_path, "up", "--network", str(REFERENCE_NETWORK), *roots(tmp_path))
     try:
         assert up.returncode == 0, up.stdout + up.stderr
-        assert len(node_processes(tmp_path)) == 6
+        assert len(node_processes(tmp_path)) == REFERENCE_NODES
         status = run(tmp_path, "status", *roots(tmp_path))
-        assert status.returncode == 0 and status.stdout.count(" up ") >= 6, status.stdout
+        assert status.returncode == 0 and status.stdout.count(" up ") >= REFERENCE_NODES, status.stdout
         attached = run(tmp_path, "conformance", "scenarios", "--attach", *roots(tmp_path))
         assert attached.returncode == 0, attached.stdout + attached.stderr
-        assert len(node_processes(tmp_path)) == 6  # attaching leaves the network running
+        assert len(node_processes(tmp_path)) == REFERENCE_NODES  # attaching leaves the network running
     finally:
         down = run(tmp_path, "down", *roots(tmp_path))
     assert down.returncode == 0 and "stopped run" in down.stdout
@@ -215,7 +215,7 @@ def test_trust_node_replaced_by_url_of_a_running_implementation(tmp_path, replac
         kinds = {i["node"]: i["kind"] for i in results["implementations"]}
         assert kinds[replaced] == "url" and kinds["gp-trust"] == "reference"
         assert len(node_processes(tmp_path)) == 0  # this run's own nodes are gone
-        assert len(node_processes(other)) == 6  # the implementation under test was left alone
+        assert len(node_processes(other)) == REFERENCE_NODES  # the implementation under test was left alone
     finally:
         run(tmp_path, "down", "--all", *other_roots)
     assert wait_until_gone(other) == []

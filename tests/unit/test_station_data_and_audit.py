@@ -5,21 +5,40 @@ from nodes.station.synthetic import bsn_of, generate
 
 
 def test_synthetic_data_is_deterministic_and_plausible():
-    patients, conditions = generate("seed", "station", 1000)
-    again, _ = generate("seed", "station", 1000)
-    other, _ = generate("other-seed", "station", 1000)
-    assert patients == again
-    assert patients != other
+    data = generate("seed", "station", 1000)
+    patients, conditions = data.patients, data.resources["Condition"]
+    again = generate("seed", "station", 1000)
+    other = generate("other-seed", "station", 1000)
+    assert patients == again.patients and data.resources == again.resources and data.features == again.features
+    assert patients != other.patients
     assert len(patients) == 1000
     bsns = [bsn_of(p) for p in patients]
     assert all(is_valid_bsn(b) for b in bsns)
-    assert len(set(bsns)) > 995  # collisions are possible but rare
+    assert len(set(bsns)) == 1000  # a BSN names one person
     assert {p["gender"] for p in patients} == {"female", "male"}
     # Hypertension is the most common condition, as among Dutch adults.
     codes = [c["code"]["coding"][0]["code"] for c in conditions]
     assert codes.count("38341003") == max(codes.count(c) for c in set(codes))
     ids = {p["id"] for p in patients}
     assert all(c["subject"]["reference"].removeprefix("Patient/") in ids for c in conditions)
+    # Every BgZ type is there, each resource points at a patient of this station.
+    assert set(data.resources) == {"Condition", "MedicationStatement", "AllergyIntolerance", "Observation"}
+    for resource in data.resources["AllergyIntolerance"] + data.resources["Observation"]:
+        subject = resource.get("subject") or resource["patient"]
+        assert subject["reference"].removeprefix("Patient/") in ids
+    # Each condition comes with its medication; adults have measurements, children none.
+    assert len(data.resources["MedicationStatement"]) == len(conditions)
+    rows = {row["patient"]: row for row in data.features}
+    assert all(("bmi" in row) == (row["age"] >= 18) for row in rows.values())
+    diabetic = [r["bmi"] for r in rows.values() if "44054006" in r["conditions"] and "bmi" in r]
+    others = [r["bmi"] for r in rows.values() if "44054006" not in r["conditions"] and "bmi" in r]
+    assert sum(diabetic) / len(diabetic) > sum(others) / len(others)
+
+
+def test_patients_do_not_change_when_clinical_detail_is_added():
+    """Patients draw from their own random stream, so the same seed keeps the same people."""
+    first = generate("seed", "station", 50).patients
+    assert first == generate("seed", "station", 60).patients[:50]
 
 
 def test_store_is_durable_and_ordered(tmp_path):

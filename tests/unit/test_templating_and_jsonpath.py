@@ -57,3 +57,9 @@ def test_undefined_variables_name_what_is_missing():
 def test_roots_lists_first_names():
     value = {"a": "{{ token }} and {{ orgs.gp.ura }}", "b": ["{{ items[0].id }}"], "c": "plain"}
     assert sorted(roots(value)) == ["items", "orgs", "token"]
+
+
+def test_decrement_filter_takes_one_off_a_number():
+    assert render("{{ count | decrement }}", {"count": 42}) == 41
+    with pytest.raises(ValueError, match="a number is needed"):
+        render("{{ count | decrement }}", {"count": "42"})

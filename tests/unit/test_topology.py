@@ -27,8 +27,17 @@ organisations:
 def test_reference_network_loads():
     loaded = load_network(REFERENCE_NETWORK)
     network = loaded.network
-    assert {org.id for org in network.organisations} == {"authority", "hospital", "gp", "mitz"}
+    assert {org.id for org in network.organisations} == {
+        "authority",
+        "hospital",
+        "gp",
+        "nursing",
+        "mitz",
+        "hdab",
+        "institute",
+    }
     assert network.node_of("hospital", Role.STATION).name == "hospital-station"
+    assert [node.name for _, node in network.nodes_with_role(Role.HDAB)] == ["hdab"]
     assert len(loaded.sha256) == 64
 
 
@@ -47,6 +56,17 @@ def test_small_network_loads(write_yaml):
         ),
         (("{name: consent, role: consent}", "{name: a-trust, role: consent}"), r":15: duplicate node name 'a-trust'"),
         (("- {name: a-trust, role: trust}", "- {name: a-x, role: consent}"), r"needs a trust node"),
+        (
+            ("{name: consent, role: consent}", "{name: consent, role: hdab}"),
+            r":15: access body 'consent' needs a trust",
+        ),
+        (
+            (
+                "{name: a-station, role: station}",
+                "{name: a-station, role: station}\n      - {name: b, role: hdab}\n      - {name: b2, role: hdab}",
+            ),
+            r"more than one hdab node",
+        ),
     ],
 )
 def test_inconsistent_networks_are_refused_with_line(write_yaml, change, expected):

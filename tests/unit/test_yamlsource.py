@@ -60,3 +60,15 @@ def test_empty_and_missing_files(write_yaml, tmp_path: Path):
         read_yaml(write_yaml(""))
     with pytest.raises(ConfigError, match="file not found"):
         read_yaml(tmp_path / "absent.yaml")
+
+
+def test_merge_keys_copy_a_mapping_and_local_keys_win(write_yaml):
+    path = write_yaml("base: &base {a: 1, b: {c: 2}}\nderived:\n  <<: *base\n  a: 3\n")
+    doc = read_yaml(path)
+    assert doc.data["derived"] == {"a": 3, "b": {"c": 2}}
+    assert doc.data["base"] == {"a": 1, "b": {"c": 2}}
+
+
+def test_merge_of_a_non_mapping_is_refused(write_yaml):
+    with pytest.raises(ConfigError, match=r":1: '<<' merges a mapping"):
+        read_yaml(write_yaml("base: &base [1, 2]\nderived: {<<: *base}\n"))

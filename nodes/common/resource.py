@@ -1,0 +1,82 @@
+"""The resource-server side of Nuts RFC021, shared by every node that serves data behind
+access tokens (data stations, the permit authority): a token is checked by introspection at
+the organisation's own trust node, its DPoP binding is enforced, and its scope must be one the
+endpoint serves."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from starlette.requests import Request
+
+from nodes.common.config import NodeConfig
+from nodes.common.http import HttpError, call_json
+
+CHALLENGE = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+DPOP_CHALLENGE = {"WWW-Authenticate": 'DPoP error="invalid_dpop_proof", algs="ES256"'}
+
+
+class ResourceServer:
+    def __init__(self, config: NodeConfig, client: httpx.AsyncClient):
+        self.config = config
+        self.client = client
+
+    async def authorise(self, request: Request, scopes: set[str]) -> dict[str, Any]:
+        """The introspection answer of the request's token, when it may use this endpoint."""
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        scheme, token = scheme.lower(), token.strip()
+        if scheme not in ("bearer", "dpop") or not token:
+            detail = "an access token is required (Authorization: Bearer or DPoP)"
+            raise HttpError(401, "Unauthorized", detail, headers=CHALLENGE)
+        answer = await self.ask_trust_node(
+            "/internal/auth/v2/accesstoken/introspect", "token introspection", data={"token": token}
+        )
+        if not answer.get("active"):
+            raise HttpError(401, "Unauthorized", "the access token is not active", headers=CHALLENGE)
+        await self._check_binding(request, scheme, token, answer)
+        expected_issuer = self.config.peers.get("authorization_server")
+        if expected_issuer and answer.get("iss") != expected_issuer:
+            # The trust node may serve several subjects; only this organisation's tokens count.
+            detail = "the access token was issued for another organisation"
+            raise HttpError(401, "Unauthorized", detail, headers=CHALLENGE)
+        if answer.get("scope") not in scopes:
+            raise HttpError(403, "Forbidden", f"scope {answer.get('scope')!r} does not give access to this endpoint")
+        return answer
+
+    async def ask_trust_node(self, path: str, what: str, **kwargs: Any) -> dict[str, Any]:
+        """A call to the organisation's trust node; if it cannot answer, neither can we (503)."""
+        url = f"{self.config.peers['trust_internal']}{path}"
+        return await call_json(self.client, "POST", url, what, failure_status=503, **kwargs)
+
+    async def _check_binding(self, request: Request, scheme: str, token: str, answer: dict[str, Any]) -> None:
+        """A DPoP-bound token (cnf.jkt) is usable only with the DPoP scheme and a fresh proof
+        for this very request, signed by the bound key (RFC 9449, section 7); a Bearer token
+        only with the Bearer scheme."""
+        jkt = (answer.get("cnf") or {}).get("jkt")
+        if jkt is None:
+            if scheme == "dpop":
+                raise HttpError(401, "Unauthorized", "this token is not DPoP-bound: use Bearer", headers=CHALLENGE)
+            return
+        if scheme != "dpop":
+            detail = "this token is DPoP-bound: use the DPoP scheme"
+            raise HttpError(401, "Unauthorized", detail, headers=DPOP_CHALLENGE)
+        proofs = request.headers.getlist("dpop")
+        if len(proofs) != 1:
+            detail = "exactly one DPoP proof is required with this token"
+            raise HttpError(401, "Unauthorized", detail, headers=DPOP_CHALLENGE)
+        # The URL the proof must name is the one this node serves, not what the client's Host
+        # header claims.
+        url = self.config.public_url + request.url.path
+        body = {"dpop_proof": proofs[0], "method": request.method, "url": url, "thumbprint": jkt, "token": token}
+        verdict = await self.ask_trust_node("/internal/auth/v2/dpop/validate", "DPoP validation", json=body)
+        if not verdict.get("valid"):
+            detail = f"the DPoP proof is not valid: {verdict.get('reason', 'no reason given')}"
+            raise HttpError(401, "Unauthorized", detail, headers=DPOP_CHALLENGE)
+
+
+def int_param(request: Request, name: str, default: int) -> int:
+    value = request.query_params.get(name, str(default))
+    if not value.isdigit():
+        raise HttpError(400, "Bad Request", f"query parameter {name!r} must be a whole number")
+    return int(value)

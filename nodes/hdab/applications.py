@@ -1,0 +1,97 @@
+"""Data access applications and the states they go through (Health-RI data station
+specification, "Request"; EHDS art. 67-69 and 63):
+
+received -> completeness-check -> assessment -> permitted (a data permit, art. 68)
+                                             -> approved  (a data request, art. 69)
+any state before a decision -> rejected (by the body) or withdrawn (by the applicant)
+permitted | approved -> revoked (art. 63)
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from nodes.station.analysis import ANALYSIS_TYPES
+
+Kind = Literal["permit", "data-request"]
+OPEN_STATES = ("received", "completeness-check", "assessment")
+DECIDED_STATES = ("permitted", "approved")
+# Which state may follow which, by the body's own decision (withdrawal and revocation have
+# their own calls).
+TRANSITIONS: dict[str, tuple[str, ...]] = {
+    "received": ("completeness-check", "rejected"),
+    "completeness-check": ("assessment", "rejected"),
+    "assessment": ("permitted", "approved", "rejected"),
+}
+
+
+class ApplicationForm(BaseModel):
+    """What a data user submits."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Kind = "permit"
+    datasets: list[str] = Field(min_length=1, description="Dataset identifiers from the catalogue")
+    purpose: str = Field(min_length=10, description="Why the data is needed (EHDS art. 53 purposes)")
+    analyses: list[Literal["count", "mean", "histogram", "crosstab"]] = Field(min_length=1)
+    validity_days: int = Field(default=365, ge=1, le=5 * 365)
+
+
+class TransitionRefused(Exception):
+    """The application cannot move as asked; the message says why."""
+
+
+def new_application(form: ApplicationForm, applicant: dict[str, Any]) -> dict[str, Any]:
+    now = time.time()
+    return {
+        "id": str(uuid.uuid4()),
+        "status": "received",
+        "applicant": applicant,
+        **form.model_dump(),
+        "submitted": now,
+        "history": [{"status": "received", "at": now}],
+    }
+
+
+def move(application: dict[str, Any], to: str, reason: str = "") -> None:
+    """Apply a decision of the body, if the state allows it."""
+    allowed = TRANSITIONS.get(application["status"], ())
+    if to not in allowed:
+        raise TransitionRefused(
+            f"an application that is {application['status']} cannot become {to}"
+            + (f" (it can become: {', '.join(allowed)})" if allowed else " (its state is final)")
+        )
+    expected = "permitted" if application["kind"] == "permit" else "approved"
+    if to in DECIDED_STATES and to != expected:
+        raise TransitionRefused(f"a {application['kind']} application is decided as {expected}, not {to}")
+    record(application, to, reason)
+
+
+def record(application: dict[str, Any], to: str, reason: str = "") -> None:
+    application["status"] = to
+    application["history"].append({"status": to, "at": time.time(), **({"reason": reason} if reason else {})})
+
+
+def incomplete(application: dict[str, Any], known_datasets: set[str]) -> list[str]:
+    """What the completeness check finds missing; empty when the application is complete."""
+    problems = [f"dataset {d} is not in the catalogue" for d in application["datasets"] if d not in known_datasets]
+    problems += [f"analysis {a} is not offered" for a in application["analyses"] if a not in ANALYSIS_TYPES]
+    return problems
+
+
+def permit_subject(application: dict[str, Any]) -> dict[str, Any]:
+    """The credentialSubject of the permit: who may do what with which data, and why."""
+    applicant = application["applicant"]
+    return {
+        "id": applicant["did"],
+        "kind": application["kind"],
+        "application": application["id"],
+        "user": {"ura": applicant.get("ura"), "name": applicant.get("name")},
+        "datasets": application["datasets"],
+        "purpose": application["purpose"],
+        "analyses": application["analyses"],
+    }

@@ -1,0 +1,79 @@
+"""Checking a data permit before an analysis runs (EHDS art. 68; Health-RI data station
+specification, "Analyse"): the permit is a verifiable credential from a health data access
+body this station's trust node trusts, not revoked and not expired; it names this dataset and
+this kind of analysis; and the one asking is the permit's holder or the body that issued it,
+acting for the holder as a central task server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nodes.common.resource import ResourceServer
+from nodes.trust.credentials import CredentialError, Jwt, credential_view, types_of
+
+PERMIT_TYPE = "DataPermitCredential"
+
+
+class PermitRefused(Exception):
+    """The permit does not allow this task; the message says why. `claimed` holds the id and
+    issuer the credential states, when it could be read, so the refusal is audited under the
+    permit it named."""
+
+    def __init__(self, reason: str, claimed: dict[str, Any] | None = None):
+        super().__init__(reason)
+        self.claimed = claimed or {}
+
+
+class Permit:
+    def __init__(self, view: dict[str, Any]):
+        self.id: str = view["id"]
+        self.issuer: str = view["issuer"]
+        subject = view.get("credentialSubject") or {}
+        self.holder: str = str(subject.get("id", ""))
+        self.datasets: list[str] = _strings(subject.get("datasets"))
+        self.analyses: list[str] = _strings(subject.get("analyses"))
+        self.purpose: str = str(subject.get("purpose", ""))
+        self.kind: str = str(subject.get("kind", "permit"))
+
+
+async def check_permit(
+    resources: ResourceServer, token: str, requester: str, dataset: str, analysis_type: str, own_datasets: set[str]
+) -> Permit:
+    """The permit, if it allows `requester` to run `analysis_type` on `dataset` here."""
+    try:
+        view = credential_view(Jwt.read(token))
+    except (CredentialError, ValueError, KeyError, TypeError) as exc:
+        raise PermitRefused(f"the permit is not a readable JWT credential: {exc}") from None
+    claimed = {"permit": view.get("id"), "permit_issuer": view.get("issuer")}
+    if PERMIT_TYPE not in types_of(view):
+        raise PermitRefused(f"the credential is not a {PERMIT_TYPE}", claimed)
+    # Signature, validity period, trusted issuer and revocation: the trust node's job.
+    verdict = await resources.ask_trust_node(
+        "/internal/vcr/v2/verifier/vc", "permit verification", json={"verifiableCredential": token}
+    )
+    if verdict.get("validity") is not True:
+        raise PermitRefused(f"the permit does not verify: {verdict.get('message', 'no reason given')}", claimed)
+    permit = Permit(view)
+    reason = _out_of_scope(permit, requester, dataset, analysis_type, own_datasets)
+    if reason:
+        raise PermitRefused(reason, claimed)
+    return permit
+
+
+def _out_of_scope(permit: Permit, requester: str, dataset: str, analysis_type: str, own: set[str]) -> str | None:
+    if requester not in (permit.holder, permit.issuer):
+        return "the permit was issued to another data user"
+    if permit.kind == "data-request" and requester != permit.issuer:
+        # EHDS art. 69: a data request is answered with statistics by the access body.
+        return "an approved data request is answered through the access body, not by the user directly"
+    if dataset not in own:
+        return f"dataset {dataset} is not held by this station"
+    if dataset not in permit.datasets:
+        return f"the permit does not cover dataset {dataset}"
+    if analysis_type not in permit.analyses:
+        return f"the permit does not allow a {analysis_type} analysis"
+    return None
+
+
+def _strings(value: Any) -> list[str]:
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
