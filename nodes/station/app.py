@@ -22,7 +22,7 @@ from nodes.common.config import NodeConfig
 from nodes.common.http import HttpError, outbound_client, read_json_object
 from nodes.common.resource import ResourceServer, int_param
 from nodes.common.storage import DocumentStore
-from nodes.station import catalogue, secondary, synthetic
+from nodes.station import catalogue, handover, secondary, synthetic
 from nodes.station.analysis import DEFAULT_THRESHOLD
 from nodes.station.fhir import bundle, capability_statement, operation_outcome
 
@@ -201,6 +201,7 @@ def build(config: NodeConfig) -> NodeApps:
         *[Route(f"/fhir/{kind}", fhir(search_by_patient(kind))) for kind in BY_PATIENT],
         Route("/catalogue", published_catalogue),
         *secondary.public_routes(station),
+        *handover.public_routes(station),
         Route("/fhir/notifications/consent", consent_notification, methods=["POST"]),
     ]
     internal = [
@@ -209,6 +210,7 @@ def build(config: NodeConfig) -> NodeApps:
         Route("/internal/station/v1/notifications", notifications),
         Route("/internal/station/v1/audit/verify", audit_verify),
         *secondary.internal_routes(station),
+        *handover.internal_routes(station),
     ]
     return build_apps(config, public, internal, lifespan, public_errors=fhir_error)
 
