@@ -14,6 +14,7 @@ import uvicorn
 
 from nodes.common.app import NodeApps
 from nodes.common.config import NodeConfig
+from nodes.common.peer import TlsScopeProtocol
 
 PARENT_POLL_SECONDS = 0.5
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -62,6 +63,7 @@ def _uvicorn_config(config: NodeConfig, app: object, port: int, client_certifica
         ssl_keyfile=str(config.tls.key),
         ssl_ca_certs=str(config.tls.ca),
         ssl_cert_reqs=client_certificates,
+        http=TlsScopeProtocol,  # handlers see the client's certificate (e.g. to bind a signed query to it)
         log_level="info",
         log_config=LOG_CONFIG,
         access_log=True,

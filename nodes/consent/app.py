@@ -15,10 +15,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from nodes.common import xmldsig
 from nodes.common.app import NodeApps, build_apps
 from nodes.common.bsn import is_valid_bsn
 from nodes.common.config import NodeConfig
 from nodes.common.http import HttpError, outbound_client, read_body, read_json, read_json_object
+from nodes.common.peer import client_certificate
 from nodes.common.storage import DocumentStore
 from nodes.consent import subscriptions, xacml
 from nodes.consent.model import ANY, DIMENSIONS, decide, question_of
@@ -112,11 +114,12 @@ def build(config: NodeConfig) -> NodeApps:
         return JSONResponse(decide(choices_of(bsn), question).as_json())
 
     async def closed_question(request: Request) -> Response:
-        """Mitz's closed question: SOAP 1.2 + XACML 3.0. A malformed query is a SOAP fault,
-        never a Permit."""
+        """Mitz's closed question: SOAP 1.2 + XACML 3.0. A malformed query, or one not signed
+        by this connection's TLS client, is a SOAP fault, never a Permit."""
         relates_to = ""
+        trust = xmldsig.SignatureTrust(ca_file=config.tls.ca, client_certificate=client_certificate(request))
         try:
-            query = xacml.parse_query(await read_body(request))
+            query = xacml.parse_query(await read_body(request), trust.verified)
             relates_to = query.message_id
             if not is_valid_bsn(query.bsn):
                 raise xacml.SoapFault("Sender", f"{query.bsn!r} is not a valid BSN (eleven-test)")

@@ -7,7 +7,12 @@ from __future__ import annotations
 
 import uuid
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from lxml import etree
+
+from nodes.common import xmldsig
 
 SOAP = "http://www.w3.org/2003/05/soap-envelope"
 WSA = "http://www.w3.org/2005/08/addressing"
@@ -25,6 +30,8 @@ REQUESTER_INSTITUTION = "urn:nl:otv:names:tc:1.0:subject:provider-institution"
 REQUESTER_FACILITY_TYPE = "urn:nl:otv:names:tc:1.0:subject:consulting-healthcare-facility-type-code"
 PURPOSE_OF_USE = "urn:oasis:names:tc:xspa:1.0:subject:purposeofuse"
 MAX_QUERY_BYTES = 64 * 1024
+# The query element -> the query as its signature covers it (xmldsig.SignatureRefused if not).
+Verifier = Callable[[etree._Element], etree._Element]
 
 
 class SoapFault(Exception):
@@ -53,18 +60,29 @@ class Question:
     purpose: str
 
 
-def parse_query(body: bytes) -> Question:
+def parse_query(body: bytes, verified: Verifier) -> Question:
+    """The question a SOAP query asks. `verified` checks the query's signature and returns the
+    query as signed: the question is read from what was signed and nothing else."""
     if len(body) > MAX_QUERY_BYTES:
         raise SoapFault("Sender", f"the query is larger than {MAX_QUERY_BYTES} bytes")
     if b"<!doctype" in body.lower():
         raise SoapFault("Sender", "a SOAP message may not contain a document type declaration")
     try:
-        envelope = ET.fromstring(body)
-    except ET.ParseError as exc:
+        envelope = xmldsig.parse_xml(body)
+    except etree.XMLSyntaxError as exc:
         raise SoapFault("Sender", f"the query is not well-formed XML: {exc}") from None
+    except ValueError as exc:  # a DTD in an encoding the check above does not read
+        raise SoapFault("Sender", f"the query cannot be read: {exc}") from None
     if envelope.tag != f"{{{SOAP}}}Envelope":
         raise SoapFault("Sender", "the query is not a SOAP 1.2 envelope")
-    request = envelope.find(f"{{{SOAP}}}Body//{{{XACML}}}Request")
+    query = xmldsig.soap_query(envelope)
+    if query is None:
+        raise SoapFault("Sender", "the SOAP body carries no query")
+    try:
+        signed = verified(query)
+    except xmldsig.SignatureRefused as exc:
+        raise SoapFault("Sender", f"the query's signature is refused: {exc}") from None
+    request = next(signed.iter(f"{{{XACML}}}Request"), None)
     if request is None:
         raise SoapFault("Sender", "the SOAP body has no XACML Request")
     attributes = _attributes(request)
@@ -90,7 +108,7 @@ def parse_query(body: bytes) -> Question:
     )
 
 
-def _attributes(request: ET.Element) -> dict[str, tuple[str, str | None]]:
+def _attributes(request: etree._Element) -> dict[str, tuple[str, str | None]]:
     """AttributeId -> (value, OID root or code system): HL7 II values carry `extension` and
     `root`, CV values `code` and `codeSystem`."""
     found: dict[str, tuple[str, str | None]] = {}

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 
+from nodes.common.xmldsig import SigningIdentity
 from testbed import __version__
 from testbed.conformance.catalogue import Catalogue
 from testbed.errors import ConfigError, ExitCode, TestbedError
@@ -123,10 +124,18 @@ def _replay(options: ConformanceOptions, loaded: LoadedNetwork, running: Running
         # `run.id` is this replay's own id, unique even when replaying against a network
         # that `testbed up` started earlier (whose id is `network.run_id`).
         context = {**running.state.context, "run": {"id": options.folder.run_id}}
-        engine = Engine(loaded.network, context, client, running.log_tail)
+        engine = Engine(loaded.network, context, client, running.log_tail, _signer(running))
         for scenario in options.scenarios:
             options.on_progress(f"scenario {scenario.scenario.name} ({len(scenario.scenario.steps)} steps)")
             results.scenarios.append(engine.run(scenario, lambda c, s=scenario: options.on_check(s.scenario.name, c)))
+
+
+def _signer(running: RunningNetwork) -> SigningIdentity | None:
+    """The harness signs with the key and certificate it presents in mutual TLS."""
+    state = running.state
+    if not state.client_cert:
+        return None
+    return SigningIdentity.from_files(Path(state.client_cert), Path(state.client_key))
 
 
 def _implementations(running: RunningNetwork) -> list[ImplementationInfo]:

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from nodes.common.xmldsig import SigningIdentity, sign_soap_query
 from testbed.files import display_path
 from testbed.report.model import (
     CheckResult,
@@ -57,11 +58,15 @@ class Engine:
         context: dict[str, Any],
         client: httpx.Client,
         log_tail: Callable[[str], list[str]],
+        signer: SigningIdentity | None = None,
     ):
+        """`signer`: what `sign: xmldsig` signs with, the key and certificate the harness
+        presents in mutual TLS (a node may insist that the two are the same)."""
         self.network = network
         self.context = context
         self.client = client
         self.log_tail = log_tail
+        self.signer = signer
 
     def run(self, loaded: LoadedScenario, on_check: Callable[[CheckResult], None] = lambda _: None) -> ScenarioResult:
         scenario = loaded.scenario
@@ -173,7 +178,7 @@ class Engine:
         elif request.form is not None:
             kwargs["data"] = render(request.form, variables)
         elif request.body is not None:
-            kwargs["content"] = str(render(request.body, variables))
+            kwargs["content"] = self._body(request, variables)
         built = self.client.build_request(request.method, url, **kwargs)
         record = HttpRequestRecord(
             method=built.method,
@@ -197,6 +202,19 @@ class Engine:
             elapsed_ms=round(response.elapsed.total_seconds() * 1000, 2),
         )
         return Exchange(record, response)
+
+    def _body(self, request: Request, variables: dict[str, Any]) -> str:
+        """The raw body, rendered, then signed and changed afterwards when the step says so."""
+        body = str(render(request.body, variables))
+        if request.sign is None:
+            return body
+        if self.signer is None:
+            raise StepError(Outcome.ERROR, "this step signs its body, but the harness has no certificate to sign with")
+        try:
+            signed = sign_soap_query(body.encode("utf-8"), self.signer).decode("utf-8")
+        except ValueError as exc:
+            raise StepError(Outcome.ERROR, f"the body cannot be signed: {exc}") from None
+        return _tampered(signed, render(request.tamper, variables))
 
     def _judge(
         self, step: Step, expect: Expect, exchange: Exchange, variables: dict[str, Any], evidence: Evidence
@@ -253,6 +271,15 @@ def time_variables(now: datetime) -> dict[str, str]:
     """RFC 3339 moments around the step's start, e.g. for expiry dates: `time.in_1h`."""
     offsets = {"now": 0, "in_3s": 3, "in_1m": 60, "in_1h": 3600, "ago_1h": -3600, "ago_1d": -86400}
     return {name: (now + timedelta(seconds=s)).strftime("%Y-%m-%dT%H:%M:%SZ") for name, s in offsets.items()}
+
+
+def _tampered(body: str, changes: dict[str, str]) -> str:
+    """A text that is not there would leave the signature intact and the check meaningless."""
+    for text, replacement in changes.items():
+        if text not in body:
+            raise StepError(Outcome.ERROR, f"tamper: {text!r} is not in the signed body")
+        body = body.replace(text, replacement)
+    return body
 
 
 def _rendered(expect: Expect, variables: dict[str, Any]) -> Expect:

@@ -31,12 +31,26 @@ class Request(Strict):
     json_body: Any = Field(default=None, alias="json", description="JSON body; templated")
     form: dict[str, str] | None = Field(default=None, description="Form-encoded body; templated")
     body: str | None = Field(default=None, description="Raw body; templated")
+    sign: Literal["xmldsig"] | None = Field(
+        default=None,
+        description="xmldsig: sign the query in the SOAP Body of the rendered body (XML Signature, enveloped, "
+        "exclusive c14n) with the key and certificate the harness presents in mutual TLS",
+    )
+    tamper: dict[str, str] = Field(
+        default_factory=dict,
+        description="After signing, replace each text with its replacement (both templated): a signed "
+        "message changed afterwards. Every text must occur in the signed body",
+    )
 
     @model_validator(mode="after")
     def _one_body(self) -> Request:
         given = [name for name in ("json_body", "form", "body") if getattr(self, name) is not None]
         if len(given) > 1:
             raise ValueError("give at most one of json, form and body")
+        if self.sign is not None and self.body is None:
+            raise ValueError("'sign' signs a raw 'body': give one")
+        if self.tamper and self.sign is None:
+            raise ValueError("'tamper' changes a body after signing: give 'sign' too")
         return self
 
 

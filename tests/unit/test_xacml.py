@@ -4,6 +4,12 @@ import pytest
 
 from nodes.consent import xacml
 
+
+def as_signed(query):
+    """Parsing tests take the signature as checked; tests/unit/test_xmldsig.py checks it."""
+    return query
+
+
 ATTRIBUTE = '<Attribute AttributeId="{id}"><AttributeValue>{value}</AttributeValue></Attribute>'
 II = '<InstanceIdentifier xmlns="urn:hl7-org:v3" root="{root}" extension="{ext}"/>'
 CV = '<CodedValue xmlns="urn:hl7-org:v3" code="{code}"/>'
@@ -29,7 +35,7 @@ def query(bsn_root: str = xacml.BSN_OID, leave_out: str = "") -> bytes:
 
 
 def test_a_query_is_read_into_a_question():
-    question = xacml.parse_query(query())
+    question = xacml.parse_query(query(), as_signed)
     assert (question.bsn, question.holder_ura, question.holder_category) == ("968548829", "90000002", "Z3")
     assert (question.requester_ura, question.requester_category) == ("90000003", "Z1")
     assert (question.data_category, question.purpose, question.message_id) == ("GGC002", "TREAT", "urn:uuid:1")
@@ -43,6 +49,11 @@ def test_a_query_is_read_into_a_question():
         (query(bsn_root="1.2.3"), "must be identified under OID"),
         (b"<not-closed", "not well-formed"),
         (b"<Envelope/>", "not a SOAP 1.2 envelope"),
+        (f'<soap:Envelope xmlns:soap="{xacml.SOAP}"><soap:Body/></soap:Envelope>'.encode(), "carries no query"),
+        (  # a DTD the byte check cannot see, in UTF-16: the parser refuses it too
+            '<!DOCTYPE x [<!ENTITY a "b">]>'.encode("utf-16") + query().decode().encode("utf-16")[2:],
+            "document type declaration is not allowed",
+        ),
         (b"x" * (xacml.MAX_QUERY_BYTES + 1), "larger than"),
         (b'<!DOCTYPE x [<!ENTITY a "b">]>' + query(), "document type declaration"),
         (
@@ -56,8 +67,27 @@ def test_a_query_is_read_into_a_question():
 )
 def test_bad_queries_are_sender_faults(body, message):
     with pytest.raises(xacml.SoapFault, match=message) as caught:
-        xacml.parse_query(body)
+        xacml.parse_query(body, as_signed)
     assert caught.value.code == "Sender" and caught.value.http_status == 400
+
+
+def test_the_question_is_read_from_what_the_signature_covers():
+    """The verifier hands back the signed query; what else the envelope says does not count."""
+    signed = xacml.parse_query(query(), as_signed)
+
+    def verified(_):
+        return xacml.xmldsig.parse_xml(query().replace(b"968548829", b"111222333")).find(f".//{{{xacml.XACML}}}Request")
+
+    assert xacml.parse_query(query(), verified).bsn == "111222333" != signed.bsn
+
+
+def test_a_refused_signature_is_a_sender_fault():
+    def refuse(_):
+        raise xacml.xmldsig.SignatureRefused("the query is not signed")
+
+    with pytest.raises(xacml.SoapFault, match="signature is refused: the query is not signed") as caught:
+        xacml.parse_query(query(), refuse)
+    assert caught.value.code == "Sender"
 
 
 def test_answers_and_faults_are_soap_envelopes():

@@ -1,0 +1,321 @@
+"""The closed question's XML Signature: what the consent service accepts and refuses, and the
+harness's `sign: xmldsig` / `tamper` that make the signed queries the profile sends."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from lxml import etree
+from pydantic import ValidationError
+from signxml import XMLVerifier
+from starlette.requests import Request as StarletteRequest
+
+from nodes.common import peer, xmldsig
+from nodes.consent import xacml
+from testbed.pki import NetworkCA
+from testbed.report.model import Outcome
+from testbed.scenario.engine import Engine, StepError
+from testbed.scenario.loader import load_scenario
+from testbed.scenario.models import Request
+from tests.conftest import ROOT
+from tests.unit.test_xacml import query
+
+PROFILE = ROOT / "scenarios" / "profiles" / "consent" / "closed-question.yaml"
+
+
+@dataclass(frozen=True)
+class Party:
+    identity: xmldsig.SigningIdentity
+    cert: x509.Certificate
+
+
+@dataclass(frozen=True)
+class Pki:
+    ca_file: Path
+    client: Party  # the TLS client of the connection, from the network CA
+    colleague: Party  # another holder of a certificate from the network CA
+    outsider: Party  # a certificate from another CA
+
+
+def party(files_cert: Path, files_key: Path) -> Party:
+    identity = xmldsig.SigningIdentity.from_files(files_cert, files_key)
+    return Party(identity, x509.load_pem_x509_certificate(identity.cert_pem))
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    root = tmp_path_factory.mktemp("pki")
+    ca = NetworkCA.create(root / "ca", "test")
+    other = NetworkCA.create(root / "other-ca", "other")
+    issued = [ca.issue(root / name, name, ["localhost"]) for name in ("client", "colleague")]
+    stranger = other.issue(root / "outsider", "outsider", ["localhost"])
+    return Pki(
+        ca_file=ca.cert_path,
+        client=party(issued[0].cert, issued[0].key),
+        colleague=party(issued[1].cert, issued[1].key),
+        outsider=party(stranger.cert, stranger.key),
+    )
+
+
+def trust(pki: Pki, client: x509.Certificate | None = None) -> xmldsig.SignatureTrust:
+    return xmldsig.SignatureTrust(ca_file=pki.ca_file, client_certificate=client or pki.client.cert)
+
+
+def ask(body: bytes, trust: xmldsig.SignatureTrust) -> xacml.Question:
+    return xacml.parse_query(body, trust.verified)
+
+
+def signed(body: bytes, signer: Party) -> bytes:
+    return xmldsig.sign_soap_query(body, signer.identity)
+
+
+def test_a_query_signed_by_the_tls_client_is_answered(pki: Pki):
+    question = ask(signed(query(), pki.client), trust(pki))
+    assert (question.bsn, question.requester_ura, question.purpose) == ("968548829", "90000003", "TREAT")
+
+
+def test_the_signature_is_enveloped_in_the_query_with_ecdsa_sha256_and_exclusive_c14n(pki: Pki):
+    envelope = xmldsig.parse_xml(signed(query(), pki.client))
+    query_element = xmldsig.soap_query(envelope)
+    assert query_element is not None
+    signature = query_element.find("ds:Signature", xmldsig.NS)
+    assert signature is not None
+    assert signature.find("ds:SignedInfo/ds:Reference", xmldsig.NS).get("URI") == f"#{query_element.get('ID')}"
+    assert signature.find("ds:SignedInfo/ds:SignatureMethod", xmldsig.NS).get("Algorithm").endswith("ecdsa-sha256")
+    assert signature.find("ds:SignedInfo/ds:CanonicalizationMethod", xmldsig.NS).get("Algorithm") == (
+        "http://www.w3.org/2001/10/xml-exc-c14n#"
+    )
+    embedded = signature.findtext("ds:KeyInfo/ds:X509Data/ds:X509Certificate", namespaces=xmldsig.NS)
+    assert x509.load_der_x509_certificate(base64.b64decode(embedded)) == pki.client.cert
+
+
+def test_the_signature_follows_a_saml_issuer(pki: Pki):
+    issuer = f'<saml:Issuer xmlns:saml="{xmldsig.SAML}">gp</saml:Issuer>'
+    body = query().replace(b"<Attributes>", issuer.encode() + b"<Attributes>")
+    query_element = xmldsig.soap_query(xmldsig.parse_xml(signed(body, pki.client)))
+    assert [child.tag for child in query_element][:2] == [f"{{{xmldsig.SAML}}}Issuer", f"{{{xmldsig.DS}}}Signature"]
+
+
+def test_an_rsa_key_signs_with_rsa_sha256(pki: Pki, tmp_path: Path):
+    ca_dir = pki.ca_file.parent
+    ca_cert = x509.load_pem_x509_certificate(pki.ca_file.read_bytes())
+    ca_key = serialization.load_pem_private_key((ca_dir / "ca-key.pem").read_bytes(), password=None)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "rsa client")]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    identity = xmldsig.SigningIdentity(
+        key_pem=key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ),
+        cert_pem=cert.public_bytes(serialization.Encoding.PEM),
+    )
+    body = xmldsig.sign_soap_query(query(), identity)
+    assert b"xmldsig-more#rsa-sha256" in body
+    assert ask(body, trust(pki, client=cert)).bsn == "968548829"
+
+
+def _changed_signature_value(body: bytes) -> bytes:
+    start = body.index(b"<ds:SignatureValue>") + len(b"<ds:SignatureValue>")
+    flipped = b"B" if body[start + 10 : start + 11] == b"A" else b"A"
+    return body[: start + 10] + flipped + body[start + 11 :]
+
+
+REFUSALS = {
+    "unsigned": (lambda p: query(), None, "the query is not signed"),
+    "changed after signing": (
+        lambda p: signed(query(), p.client).replace(b'extension="968548829"', b'extension="111222333"'),
+        None,
+        "changed after it was signed",
+    ),
+    "signature value changed": (
+        lambda p: _changed_signature_value(signed(query(), p.client)),
+        None,
+        "signature value does not verify",
+    ),
+    "signer from another CA": (
+        lambda p: signed(query(), p.outsider),
+        "outsider",
+        "does not chain to the network CA",
+    ),
+    "signer is not the TLS client": (
+        lambda p: signed(query(), p.colleague),
+        None,
+        "signed with the certificate of CN=colleague.*not with the certificate this TLS client presented",
+    ),
+    "reference to something else": (
+        lambda p: signed(query(), p.client).replace(b'URI="#_', b'URI="#x_'),
+        None,
+        "one Reference, to the query itself",
+    ),
+    "inclusive canonicalisation": (
+        lambda p: signed(query(), p.client).replace(
+            b'CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"',
+            b'CanonicalizationMethod Algorithm="http://www.w3.org/2006/12/xml-c14n11"',
+        ),
+        None,
+        "exclusive canonicalisation",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", REFUSALS, ids=list(REFUSALS))
+def test_refused_signatures_are_sender_faults_never_answers(pki: Pki, case: str):
+    make, client, reason = REFUSALS[case]
+    tls_client = pki.outsider.cert if client == "outsider" else pki.client.cert
+    with pytest.raises(xacml.SoapFault, match=reason) as caught:
+        ask(make(pki), trust(pki, client=tls_client))
+    assert caught.value.code == "Sender" and caught.value.http_status == 400
+
+
+def test_without_a_tls_client_certificate_nothing_binds_the_signature(pki: Pki):
+    service = xmldsig.SignatureTrust(ca_file=pki.ca_file, client_certificate=None)
+    with pytest.raises(xacml.SoapFault, match="no TLS client certificate"):
+        ask(signed(query(), pki.client), service)
+
+
+def test_only_a_soap_query_can_be_signed(pki: Pki):
+    with pytest.raises(ValueError, match="not a SOAP 1\\.2 envelope"):
+        xmldsig.sign_soap_query(b"<Envelope/>", pki.client.identity)
+    with pytest.raises(ValueError, match="carries no query"):
+        xmldsig.sign_soap_query(
+            f'<s:Envelope xmlns:s="{xmldsig.SOAP}"><s:Body/></s:Envelope>'.encode(), pki.client.identity
+        )
+    with pytest.raises(ValueError, match="not well-formed"):
+        xmldsig.sign_soap_query(b"<s:Envelope", pki.client.identity)
+
+
+def test_the_profiles_outsider_query_is_sound_but_for_its_signer(pki: Pki):
+    """The profile's pre-signed query must fail for its signer alone: its signature holds for
+    the certificate it carries, which no network CA issued."""
+    step = next(s for s in load_scenario(PROFILE).scenario.steps if s.id == "outsider-signed-query-fault")
+    assert step.request is not None and step.request.body is not None
+    body = step.request.body.encode()
+    query_element = xmldsig.soap_query(xmldsig.parse_xml(body))
+    embedded = query_element.findtext("ds:Signature/ds:KeyInfo/ds:X509Data/ds:X509Certificate", namespaces=xmldsig.NS)
+    cert = x509.load_der_x509_certificate(base64.b64decode(embedded))
+    XMLVerifier().verify(query_element, x509_cert=cert, id_attribute="ID")  # raises if the body was disturbed
+    with pytest.raises(xacml.SoapFault, match="does not chain to the network CA"):
+        ask(body, trust(pki, client=cert))
+
+
+# --- the harness: `sign: xmldsig` and `tamper` ------------------------------------------------
+
+
+def engine(signer: xmldsig.SigningIdentity | None) -> Engine:
+    return Engine(network=None, context={}, client=None, log_tail=lambda _: [], signer=signer)  # type: ignore[arg-type]
+
+
+def step_request(**fields: object) -> Request:
+    return Request.model_validate({"node": "consent", "method": "POST", "path": "/q", **fields})
+
+
+VARIABLES = {"vars": {"bsn": "968548829", "other": "111222333"}}
+
+
+def test_the_engine_signs_the_rendered_body_with_its_client_identity(pki: Pki):
+    body = query().decode().replace("968548829", "{{ vars.bsn }}")
+    sent = engine(pki.client.identity)._body(step_request(body=body, sign="xmldsig"), VARIABLES)
+    assert ask(sent.encode(), trust(pki)).bsn == "968548829"
+
+
+def test_tamper_changes_the_body_after_signing(pki: Pki):
+    request = step_request(
+        body=query().decode(), sign="xmldsig", tamper={'extension="{{ vars.bsn }}"': 'extension="{{ vars.other }}"'}
+    )
+    sent = engine(pki.client.identity)._body(request, VARIABLES)
+    assert 'extension="111222333"' in sent
+    with pytest.raises(xacml.SoapFault, match="changed after it was signed"):
+        ask(sent.encode(), trust(pki))
+
+
+@pytest.mark.parametrize(
+    ("request_fields", "signer", "message"),
+    [
+        ({"body": "<x/>", "sign": "xmldsig", "tamper": {"absent": "y"}}, True, "cannot be signed"),
+        ({"body": query().decode(), "sign": "xmldsig", "tamper": {"absent": "y"}}, True, "'absent' is not in"),
+        ({"body": query().decode(), "sign": "xmldsig"}, False, "no certificate to sign with"),
+    ],
+)
+def test_a_body_the_harness_cannot_sign_or_tamper_is_a_harness_error(pki: Pki, request_fields, signer, message):
+    with pytest.raises(StepError, match=message) as caught:
+        engine(pki.client.identity if signer else None)._body(step_request(**request_fields), VARIABLES)
+    assert caught.value.outcome == Outcome.ERROR
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"json": {"a": 1}, "sign": "xmldsig"}, "signs a raw 'body'"),
+        ({"body": "<x/>", "tamper": {"a": "b"}}, "give 'sign' too"),
+        ({"body": "<x/>", "sign": "jws"}, "xmldsig"),
+    ],
+)
+def test_sign_and_tamper_are_checked_when_the_scenario_is_read(fields, message):
+    with pytest.raises(ValidationError, match=message):
+        step_request(**fields)
+
+
+def test_an_unsigned_body_is_sent_as_written(pki: Pki):
+    assert engine(None)._body(step_request(body="{{ vars.bsn }}"), VARIABLES) == "968548829"
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        b'<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><x>&e;</x>',  # an external entity
+        b'<!DOCTYPE x [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;&a;">]><x>&b;</x>',  # an entity bomb, small
+    ],
+)
+def test_the_parser_refuses_a_document_type_declaration(document: bytes):
+    with pytest.raises(ValueError, match="document type declaration"):
+        xmldsig.parse_xml(document)
+
+
+def test_the_parser_expands_no_entity():
+    with pytest.raises(etree.XMLSyntaxError):
+        xmldsig.parse_xml(b"<x>&undeclared;</x>")
+
+
+# --- the TLS client's certificate, as a request sees it ---------------------------------------
+
+
+class _Connection:
+    def __init__(self, der: bytes | None):
+        self.der = der
+
+    def getpeercert(self, binary_form: bool = False) -> bytes | None:
+        assert binary_form
+        return self.der
+
+
+def test_a_request_sees_the_certificate_its_tls_client_presented(pki: Pki):
+    der = pki.client.cert.public_bytes(serialization.Encoding.DER)
+    extension = peer.tls_extension(_Connection(der))  # type: ignore[arg-type]
+    request = StarletteRequest({"type": "http", "extensions": {"tls": extension}})
+    assert peer.client_certificate(request) == pki.client.cert
+
+
+@pytest.mark.parametrize("connection", [None, _Connection(None)], ids=["plain", "no certificate"])
+def test_without_a_client_certificate_a_request_sees_none(connection):
+    extension = peer.tls_extension(connection)  # type: ignore[arg-type]
+    assert extension["client_cert_chain"] == []
+    assert peer.client_certificate(StarletteRequest({"type": "http", "extensions": {"tls": extension}})) is None
+    assert peer.client_certificate(StarletteRequest({"type": "http"})) is None
