@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -13,15 +14,19 @@ from nodes.common.app import NodeApps
 from nodes.common.config import NodeConfig
 from nodes.common.server import serve
 
+# Each role's module is imported only when a node of that role starts.
+ROLE_MODULES = {
+    "trust": "nodes.trust.app",
+    "consent": "nodes.consent.app",
+    "station": "nodes.station.app",
+    "hdab": "nodes.hdab.app",
+    "vault": "nodes.vault.app",
+}
 
-def _builders() -> dict[str, Callable[[NodeConfig], NodeApps]]:
-    # Imported here so a node loads only its own role's code.
-    from nodes.consent.app import build as consent
-    from nodes.hdab.app import build as hdab
-    from nodes.station.app import build as station
-    from nodes.trust.app import build as trust
 
-    return {"trust": trust, "consent": consent, "station": station, "hdab": hdab}
+def _builder(role: str) -> Callable[[NodeConfig], NodeApps]:
+    build: Callable[[NodeConfig], NodeApps] = importlib.import_module(ROLE_MODULES[role]).build
+    return build
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,11 +38,10 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, ValidationError) as exc:
         print(f"{args.config}: not a valid node configuration: {exc}", file=sys.stderr)
         return 2
-    builders = _builders()
-    if config.role not in builders:
-        print(f"{args.config}: unknown role {config.role!r}; known: {', '.join(builders)}", file=sys.stderr)
+    if config.role not in ROLE_MODULES:
+        print(f"{args.config}: unknown role {config.role!r}; known: {', '.join(ROLE_MODULES)}", file=sys.stderr)
         return 2
-    serve(config, builders[config.role](config))
+    serve(config, _builder(config.role)(config))
     return 0
 
 

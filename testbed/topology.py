@@ -24,6 +24,15 @@ class Role(StrEnum):
     CONSENT = "consent"  # Mitz-like consent service
     STATION = "station"  # Health-RI data station
     HDAB = "hdab"  # health data access body: applications, permits, central analyses
+    VAULT = "vault"  # personal data vault (Solid-pod-like, WellData)
+
+
+# Roles that act for their organisation through its trust node, and what they need it for.
+NEEDS_TRUST_NODE = {
+    Role.STATION: "to introspect access tokens",
+    Role.HDAB: "to introspect access tokens and issue permits",
+    Role.VAULT: "to introspect access tokens and issue access grants",
+}
 
 
 class Strict(BaseModel):
@@ -137,10 +146,10 @@ def _check_references(doc: YamlDocument, network: Network) -> None:
                         f"{line}: ca_bundle {node.implementation.ca_bundle} does not exist (looked at {bundle})"
                     )
                 node.implementation.ca_bundle = str(bundle)
-            if node.role == Role.STATION and Role.TRUST not in roles:
+            if node.role in NEEDS_TRUST_NODE and Role.TRUST not in roles:
                 problems.append(
-                    f"{where}: station {node.name!r} needs a trust node in organisation {org.id!r} "
-                    "to introspect access tokens"
+                    f"{where}: {node.role} node {node.name!r} needs a trust node in organisation {org.id!r} "
+                    + NEEDS_TRUST_NODE[node.role]
                 )
     issuer_where = doc.where(("credential_issuer",))
     if network.credential_issuer not in seen_orgs:
@@ -148,13 +157,6 @@ def _check_references(doc: YamlDocument, network: Network) -> None:
     elif network.node_of(network.credential_issuer, Role.TRUST) is None:
         problems.append(f"{issuer_where}: credential_issuer {network.credential_issuer!r} has no trust node")
     consent_nodes = network.nodes_with_role(Role.CONSENT)
-    for i, org in enumerate(network.organisations):
-        for j, node in enumerate(org.nodes):
-            if node.role == Role.HDAB and Role.TRUST not in [n.role for n in org.nodes]:
-                problems.append(
-                    f"{doc.where(('organisations', i, 'nodes', j, 'name'))}: access body {node.name!r} needs a "
-                    f"trust node in organisation {org.id!r} to issue permits"
-                )
     if len(network.nodes_with_role(Role.HDAB)) > 1:
         problems.append(f"{doc.where(('organisations',))}: a network has at most one access body (hdab) node")
     if network.nodes_with_role(Role.STATION) and len(consent_nodes) != 1:

@@ -9,12 +9,10 @@ authorization server; the body's staff use the internal API."""
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 from pydantic import ValidationError
@@ -25,6 +23,7 @@ from starlette.routing import Route
 from nodes.common.app import NodeApps, build_apps
 from nodes.common.config import NodeConfig
 from nodes.common.http import HttpError, call_json, outbound_client, read_json_object, validation_detail
+from nodes.common.issuer import OrganisationIssuer
 from nodes.common.resource import ResourceServer
 from nodes.common.storage import DocumentStore
 from nodes.hdab import aggregate
@@ -43,7 +42,6 @@ from nodes.station.analysis import DEFAULT_THRESHOLD, AnalysisRequest
 from nodes.station.catalogue import ANALYSIS_API
 from nodes.station.permits import PERMIT_TYPE
 from nodes.station.secondary import AUDIT_SCOPE, SECONDARY_SCOPE
-from nodes.trust.credentials import Jwt, credential_view
 
 APPLICANT_SCOPE = "data-access"
 APPLICATIONS, DATASETS, CENTRAL_TASKS = "applications", "datasets", "central_tasks"
@@ -56,28 +54,14 @@ class AccessBody:
         self.store = DocumentStore(config.data_dir / "hdab.sqlite")
         self.client = outbound_client(config, timeout=30.0)
         self.resources = ResourceServer(config, self.client)
+        self.issuer = OrganisationIssuer(config, self.client)
         self.subject = config.organisation.id  # bootstrap names the subject after the organisation
         self.threshold = int(config.settings.get("min_cell_size", DEFAULT_THRESHOLD))
-        self._did: str | None = None
 
     @property
     def stations(self) -> dict[str, str]:
         peers = self.config.peers.items()
         return {k.removeprefix(STATION_PEER_PREFIX): v for k, v in peers if k.startswith(STATION_PEER_PREFIX)}
-
-    async def did(self) -> str:
-        """This body's DID, as its trust node knows it (made by bootstrap, after start-up)."""
-        if self._did is None:
-            url = f"{self.config.peers['trust_internal']}/internal/vdr/v2/subject/{self.subject}"
-            try:
-                response = await self.client.get(url)
-                dids = response.json() if response.status_code == 200 else []
-            except (httpx.HTTPError, ValueError):
-                dids = []
-            if not isinstance(dids, list) or not dids:
-                raise HttpError(503, "Service Unavailable", f"the trust node has no subject {self.subject!r} yet")
-            self._did = str(dids[0])
-        return self._did
 
     # --- catalogue ---------------------------------------------------------------------
     async def harvest(self) -> dict[str, Any]:
@@ -97,34 +81,7 @@ class AccessBody:
 
     # --- permits -----------------------------------------------------------------------
     async def issue_permit(self, application: dict[str, Any]) -> dict[str, Any]:
-        issuer = await self.did()
-        expires = time.gmtime(time.time() + application["validity_days"] * 86400)
-        url = f"{self.config.peers['trust_internal']}/internal/vcr/v2/issuer/vc"
-        body = {
-            "type": PERMIT_TYPE,
-            "issuer": issuer,
-            "credentialSubject": permit_subject(application),
-            "expirationDate": time.strftime("%Y-%m-%dT%H:%M:%SZ", expires),
-            "format": "jwt_vc",
-            "withStatusList2021Revocation": True,
-        }
-        try:
-            response = await self.client.post(url, json=body)
-            jwt = response.json() if response.status_code == 200 else None
-        except (httpx.HTTPError, ValueError):
-            jwt = None
-        if not isinstance(jwt, str):
-            raise HttpError(503, "Service Unavailable", "the trust node did not issue the permit credential")
-        return {"id": credential_view(Jwt.read(jwt))["id"], "credential": jwt, "issuer": issuer}
-
-    async def revoke_permit(self, credential_id: str) -> None:
-        url = f"{self.config.peers['trust_internal']}/internal/vcr/v2/issuer/vc/{quote(credential_id, safe='')}"
-        try:
-            response = await self.client.delete(url)
-        except httpx.HTTPError as exc:
-            raise HttpError(503, "Service Unavailable", f"the trust node is unreachable: {exc}") from None
-        if response.status_code not in (200, 204, 409):  # 409: revoked already
-            raise HttpError(503, "Service Unavailable", f"the trust node refused revocation: {response.text[:200]}")
+        return await self.issuer.issue(PERMIT_TYPE, permit_subject(application), application["validity_days"])
 
     # --- calling stations ----------------------------------------------------------------
     async def token_for(self, authorization_server: str, scope: str) -> str:
@@ -244,7 +201,7 @@ def build(config: NodeConfig) -> NodeApps:
         application = application_of(request.path_params["id"])
         if application["status"] not in DECIDED_STATES:
             raise HttpError(409, "Conflict", f"an application that is {application['status']} has no permit to revoke")
-        await body.revoke_permit(application["permit"]["id"])
+        await body.issuer.revoke(application["permit"]["id"])
         record(application, "revoked", str((await read_json_object(request)).get("reason", "")))
         body.store.put(APPLICATIONS, application["id"], application)
         return JSONResponse(application)

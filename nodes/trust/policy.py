@@ -47,6 +47,7 @@ DEFAULT_SCOPES = (
     "secondary-use",  # analysis tasks at a data station
     "permit-audit",  # an access body reading a station's audit trail of its permits
     "data-access",  # a data user at the access body: applications, central tasks
+    "welldata",  # an app reading a citizen's personal data vault
 )
 
 

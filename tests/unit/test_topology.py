@@ -35,6 +35,7 @@ def test_reference_network_loads():
         "mitz",
         "hdab",
         "institute",
+        "welldata",
     }
     assert network.node_of("hospital", Role.STATION).name == "hospital-station"
     assert [node.name for _, node in network.nodes_with_role(Role.HDAB)] == ["hdab"]
@@ -58,7 +59,7 @@ def test_small_network_loads(write_yaml):
         (("- {name: a-trust, role: trust}", "- {name: a-x, role: consent}"), r"needs a trust node"),
         (
             ("{name: consent, role: consent}", "{name: consent, role: hdab}"),
-            r":15: access body 'consent' needs a trust",
+            r":15: hdab node 'consent' needs a trust node in organisation 'c' to introspect",
         ),
         (
             (
