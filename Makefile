@@ -22,8 +22,13 @@ conformance:  ## boot the reference network, replay the scenarios, write reports
 test:  ## the test suite: unit tests and integration tests on real node processes
 	$(BIN)/python -m pytest -q
 
-bench:  ## benchmarks (not part of `make test`): token endpoint next to a raw endpoint
+bench:  ## benchmarks (not part of `make test`): token endpoint and closed question, each next to a raw endpoint
 	@command -v wrk >/dev/null || $(MAKE) --no-print-directory wrk
+# oha presents a client certificate, which the consent node's public listener asks for (wrk cannot)
+	@command -v oha >/dev/null || test -x $(BIN)/oha || { \
+		echo "installing oha 1.16.0, the closed question's load driver, with cargo install (a few minutes)"; \
+		cargo install --quiet --locked --root $(VENV) oha@1.16.0 >$(VENV)/oha-install.log 2>&1 \
+		|| echo "oha could not be installed (no cargo, or the build failed: $(VENV)/oha-install.log): the closed question is measured with the Python driver, whose own ceiling limits the figures"; }
 	$(BIN)/python -m testbed.bench
 
 wrk:  ## the benchmarks' load driver, from Debian's packages (needs root)
