@@ -262,8 +262,12 @@ class TrustNode:
         """From the subject's wallet, the credentials a presentation definition asks for, and
         for each input descriptor the index of its credential in that list (for a submission).
         412 when the wallet cannot satisfy it; `purpose` says in the error what it was for."""
-        wallet = self.wallet(subject)
-        chosen = select(definition, [vc.credential_view(vc.Jwt.read(t)) for t in wallet])
+        # Newest first: where the wallet holds an older and a newer credential of one kind (a
+        # re-issued one, or one from another network's issuer), the newer one is presented.
+        read = [(token, vc.Jwt.read(token)) for token in self.wallet(subject)]
+        read.sort(key=lambda item: -float(item[1].claims.get("nbf") or item[1].claims.get("iat") or 0))
+        wallet = [token for token, _ in read]
+        chosen = select(definition, [vc.credential_view(jwt) for _, jwt in read])
         if chosen is None:
             raise HttpError(
                 412, "Precondition Failed", f"the wallet of {subject!r} lacks credentials that {purpose} asks for"

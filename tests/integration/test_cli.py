@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 from pathlib import Path
 
 import jsonschema
@@ -175,19 +176,67 @@ def test_down_all_cleans_leftovers_of_a_killed_up(tmp_path):
     assert list((tmp_path / "state" / "runs").iterdir()) == []
 
 
+@dataclass(frozen=True)
+class UrlCase:
+    """Nodes of another running network that stand in for this network's nodes, named by URL,
+    and what the run against them must pass."""
+
+    replaced: tuple[str, ...]
+    arguments: tuple[str, ...]
+    scenarios: frozenset[str]
+
+
 # A trust node under test uses the discovery server it was configured with. The hospital's node
 # of another run knows that run's server, so its case leaves the discovery scenario out; the
-# authority's node is itself the server, so its case runs everything.
+# authority's node is itself the server, so its case runs everything. A station comes with its
+# organisation's trust node and the consent service it was configured with; an access body with
+# its organisation's trust node (it harvested the stations of its own network).
 URL_CASES = {
-    "hospital-trust": ["scenarios", "scenarios/profiles/trust/token-rules.yaml"],
-    "authority-trust": [],
+    "hospital-trust": UrlCase(
+        ("hospital-trust",),
+        ("scenarios", "scenarios/profiles/trust/token-rules.yaml"),
+        frozenset({"bgz-consent", "bgz-dpop", "trust-token-rules", "federated-analysis", "eoverdracht"}),
+    ),
+    "authority-trust": UrlCase(("authority-trust",), (), frozenset({"trust-discovery", "welldata", "bgz-consent"})),
+    "consent": UrlCase(("consent",), ("--profile", "consent"), frozenset({"consent-closed-question"})),
+    "station": UrlCase(
+        ("hospital-trust", "hospital-station", "consent"),
+        ("--profile", "station"),
+        frozenset({"station-primary-use", "station-secondary-use"}),
+    ),
+    "hdab": UrlCase(
+        (
+            "hdab-trust",
+            "hdab",
+            *("hospital-trust", "hospital-station", "gp-trust", "gp-station", "nursing-trust", "nursing-station"),
+            "consent",
+        ),
+        ("--profile", "hdab"),
+        frozenset({"hdab-applications"}),
+    ),
 }
 
 
-@pytest.mark.parametrize("replaced", sorted(URL_CASES))
-def test_trust_node_replaced_by_url_of_a_running_implementation(tmp_path, replaced):
-    """The vendor path: one organisation's trust node is something already running, named
-    by URL; the harness bootstraps and tests it through its APIs only."""
+def with_url_nodes(network: str, nodes: dict[str, dict[str, str]]) -> str:
+    """The network file with each named node's implementation given by its URLs."""
+    for name, plan in nodes.items():
+        role = plan["role"]
+        declared = f"      - name: {name}\n        role: {role}\n"
+        assert declared in network, name
+        network = network.replace(
+            declared,
+            f"{declared}        implementation:\n"
+            f"          url: {plan['public_url']}\n"
+            f"          internal_url: {plan['internal_url']}\n",
+        )
+    return network
+
+
+@pytest.mark.parametrize("case", sorted(URL_CASES))
+def test_role_replaced_by_url_of_a_running_implementation(tmp_path, case):
+    """The vendor path: a role's implementation is something already running, named by URL;
+    the harness bootstraps and tests it through its APIs only."""
+    spec = URL_CASES[case]
     ca = ["--ca", str(tmp_path / "ca")]
     other = tmp_path / "other"
     other_roots = ["--state", str(other / "state"), "--reports", str(other / "reports")]
@@ -196,26 +245,17 @@ def test_trust_node_replaced_by_url_of_a_running_implementation(tmp_path, replac
     try:
         [running] = list((other / "state" / "runs").iterdir())
         state = json.loads((running / "state.json").read_text())
-        node = next(n["plan"] for n in state["nodes"] if n["plan"]["name"] == replaced)
-        network = REFERENCE_NETWORK.read_text().replace(
-            f"      - name: {replaced}\n        role: trust\n",
-            f"      - name: {replaced}\n        role: trust\n        implementation:\n"
-            f"          url: {node['public_url']}\n"
-            f"          internal_url: {node['internal_url']}\n",
-        )
-        assert "implementation:" in network
-        network_file = tmp_path / "with-url-node.yaml"
-        network_file.write_text(network)
-        done = run(tmp_path, "conformance", *URL_CASES[replaced], "--network", str(network_file), *ca, *roots(tmp_path))
+        plans = {n["plan"]["name"]: n["plan"] for n in state["nodes"]}
+        network_file = tmp_path / "with-url-nodes.yaml"
+        network_file.write_text(with_url_nodes(REFERENCE_NETWORK.read_text(), {n: plans[n] for n in spec.replaced}))
+        done = run(tmp_path, "conformance", *spec.arguments, "--network", str(network_file), *ca, *roots(tmp_path))
         assert done.returncode == 0, done.stdout + done.stderr
         results = json.loads((only_run_folder(tmp_path) / "results.json").read_text())
-        assert {s["name"] for s in results["scenarios"]} >= {"bgz-consent", "bgz-dpop", "trust-token-rules"}
-        if not URL_CASES[replaced]:
-            assert "trust-discovery" in {s["name"] for s in results["scenarios"]}
+        assert {s["name"] for s in results["scenarios"]} >= spec.scenarios
         kinds = {i["node"]: i["kind"] for i in results["implementations"]}
-        assert kinds[replaced] == "url" and kinds["gp-trust"] == "reference"
+        assert all(kinds[name] == "url" for name in spec.replaced) and kinds["institute-trust"] == "reference"
         assert len(node_processes(tmp_path)) == 0  # this run's own nodes are gone
-        assert len(node_processes(other)) == REFERENCE_NODES  # the implementation under test was left alone
+        assert len(node_processes(other)) == REFERENCE_NODES  # the implementations under test were left alone
     finally:
         run(tmp_path, "down", "--all", *other_roots)
     assert wait_until_gone(other) == []

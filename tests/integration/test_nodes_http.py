@@ -335,7 +335,7 @@ def test_an_unknown_patient_is_a_404_outcome(net: Net, path: str, params: dict[s
     assert_outcome(fhir_get(net, path, net.gp_token(), **params), 404, "no-such-patient")
 
 
-@pytest.mark.parametrize(("method", "path"), [("GET", "Observation"), ("POST", "Patient")])
+@pytest.mark.parametrize(("method", "path"), [("GET", "Procedure"), ("POST", "Patient")])
 def test_a_request_the_fhir_router_refuses_is_an_outcome(net: Net, method: str, path: str) -> None:
     response = net.client.request(
         method, f"{net.url(STATION)}/fhir/{path}", headers={"Authorization": f"Bearer {net.gp_token()}"}
