@@ -9,7 +9,7 @@ NETWORK_FLAG := $(if $(NETWORK),--network $(NETWORK),)
 CA ?=
 CA_FLAG := $(if $(CA),--ca $(CA),)
 
-.PHONY: install conformance test lint bench wrk up status down schemas clean
+.PHONY: install conformance load test lint bench wrk up status down schemas clean
 
 install:  ## create .venv and install the project with its test extras
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,11 @@ install:  ## create .venv and install the project with its test extras
 
 conformance:  ## boot the reference network, replay the scenarios, write reports/<run-id>/
 	$(BIN)/testbed conformance $(SCENARIOS) $(NETWORK_FLAG) $(CA_FLAG) --runtime $(RUNTIME)
+
+LOAD_SCENARIO ?= scenarios/bgz-consent.yaml
+WORKERS ?= 0
+load:  ## replay a scenario under load with Locust (its `load:` block); LOAD_SCENARIO=..., WORKERS=N
+	$(BIN)/testbed load $(LOAD_SCENARIO) $(NETWORK_FLAG) $(CA_FLAG) --runtime $(RUNTIME) --workers $(WORKERS)
 
 test:  ## the test suite: unit tests and integration tests on real node processes
 	$(BIN)/python -m pytest -q

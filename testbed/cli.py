@@ -107,6 +107,62 @@ def conformance(
 
 
 @app.command()
+def load(
+    scenario: Annotated[Path, typer.Argument(help="The scenario to put under load (its `load:` block applies)")],
+    users: Annotated[int | None, typer.Option("--users", "-u", min=1, help="Concurrent simulated users")] = None,
+    spawn_rate: Annotated[
+        float | None, typer.Option("--spawn-rate", "-r", min=0.01, help="Users started per second")
+    ] = None,
+    duration: Annotated[float | None, typer.Option("--duration", "-t", min=1, help="Seconds of load")] = None,
+    threshold: Annotated[
+        list[str] | None,
+        typer.Option("--threshold", help="'p(95)<200' for the run, 'STEP:p(95)<200' for one step; repeatable"),
+    ] = None,
+    workers: Annotated[
+        int, typer.Option("--workers", min=0, max=64, help="Run a Locust master and this many workers")
+    ] = 0,
+    network: Annotated[
+        Path | None, typer.Option("--network", help="Network file; default: the one the scenario names")
+    ] = None,
+    runtime: RuntimeOption = "process",
+    state: StateOption = Path(".testbed"),
+    reports: ReportsOption = Path("reports"),
+    attach: Annotated[bool, typer.Option("--attach", help="Use the network `testbed up` started")] = False,
+    ca: CaOption = None,
+) -> None:
+    """Replay a scenario with many simulated users (Locust) and check its thresholds."""
+    from testbed.load.runner import LoadOptions, Overrides, parse_threshold_option, run_load
+
+    for given in threshold or []:
+        try:
+            parse_threshold_option(given)
+        except ValueError as exc:
+            raise ConfigError(f"--threshold: {exc}") from None
+    folder = RunFolder(state, reports, new_run_id("load"))
+    options = LoadOptions(
+        scenario_path=scenario,
+        network_path=network,
+        runtime=runtime,
+        folder=folder,
+        overrides=Overrides(users=users, spawn_rate=spawn_rate, duration=duration, thresholds=threshold or []),
+        workers=workers,
+        attach=RunFolder(state, reports, current_run_id(state)) if attach else None,
+        ca_dir=ca,
+        on_progress=_progress,
+    )
+    results = run_load(options)
+    write_all(results, folder.report_dir)
+    print_summary(console, results, folder.report_dir)
+    if results.performance is not None:
+        for outcome in results.performance.thresholds:
+            mark = "[green]✓[/]" if outcome.passed else "[red]✗[/]"
+            console.print(f"{mark} {outcome.scope}: {outcome.expression}  {outcome.detail}", highlight=False)
+    if results.error:
+        errors.print(f"[bold red]error:[/] {results.error}", highlight=False)
+    raise typer.Exit(results.exit_code)
+
+
+@app.command()
 def up(
     network: Annotated[Path, typer.Option("--network", help="Network file")] = DEFAULT_NETWORK,
     runtime: RuntimeOption = "process",

@@ -39,8 +39,15 @@ class AuditLog:
             self._head = (seq + 1, entry["hash"])
             return entry
 
-    def entries(self, limit: int | None = None) -> list[dict[str, Any]]:
-        return self._store.list(COLLECTION, limit)
+    def entries(self, limit: int | None = None, **matching: Any) -> list[dict[str, Any]]:
+        """The newest `limit` entries whose fields have the `matching` values, oldest first."""
+        found = []
+        for entry in self._store.iterate(COLLECTION, newest_first=True):
+            if all(entry.get(k) == v for k, v in matching.items()):
+                found.append(entry)
+                if limit is not None and len(found) >= limit:
+                    break
+        return found[::-1]
 
     def verify(self) -> dict[str, Any]:
         """Replay the chain; report the first entry that does not fit."""

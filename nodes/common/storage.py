@@ -74,12 +74,17 @@ class DocumentStore:
     def list(self, collection: str, limit: int | None = None, key_prefix: str = "") -> list[Any]:
         return list(self.iterate(collection, limit, key_prefix))
 
-    def iterate(self, collection: str, limit: int | None = None, key_prefix: str = "") -> Iterator[Any]:
-        """In insertion order; `key_prefix` keeps to keys that start with it (using the
-        primary key's index, so a lookup by, say, citizen does not read the whole collection)."""
+    def iterate(
+        self, collection: str, limit: int | None = None, key_prefix: str = "", newest_first: bool = False
+    ) -> Iterator[Any]:
+        """In insertion order (or the newest first); `key_prefix` keeps to keys that start with
+        it (using the primary key's index, so a lookup by, say, citizen does not read the whole
+        collection)."""
+        order = "DESC" if newest_first else "ASC"
         with self._lock:
             rows = self._db.execute(
-                "SELECT doc FROM documents WHERE collection = ? AND key >= ? AND key < ? ORDER BY seq LIMIT ?",
+                "SELECT doc FROM documents WHERE collection = ? AND key >= ? AND key < ? "
+                f"ORDER BY seq {order} LIMIT ?",
                 (collection, key_prefix, key_prefix + "\U0010ffff", -1 if limit is None else limit),
             ).fetchall()
         for (doc,) in rows:

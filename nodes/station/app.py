@@ -169,11 +169,14 @@ def build(config: NodeConfig) -> NodeApps:
         return JSONResponse(station.catalogue(), media_type="application/ld+json")
 
     async def patients(request: Request) -> Response:
-        limit = int_param(request, "limit", 10)
+        """Test patients for a harness: `limit` of them from `offset` on (a load run gives each
+        simulated user its own)."""
+        limit, offset = int_param(request, "limit", 10), int_param(request, "offset", 0)
+        listed = list(station.store.iterate("Patient", limit + offset))[offset:]
         return JSONResponse(
             [
                 {"id": p["id"], "bsn": synthetic.bsn_of(p), "name": p["name"][0], "birthDate": p["birthDate"]}
-                for p in station.store.iterate("Patient", limit)
+                for p in listed
             ]
         )
 
@@ -189,7 +192,9 @@ def build(config: NodeConfig) -> NodeApps:
         return JSONResponse(station.store.list("consent_notifications"))
 
     async def audit_entries(request: Request) -> Response:
-        return JSONResponse(station.audit.entries(int_param(request, "limit", 1000)))
+        # The newest entries, optionally of one resource (e.g. one patient's record).
+        matching = {k: v for k, v in request.query_params.items() if k in ("resource", "action", "requester_ura")}
+        return JSONResponse(station.audit.entries(int_param(request, "limit", 1000), **matching))
 
     async def audit_verify(_: Request) -> Response:
         return JSONResponse(station.audit.verify())

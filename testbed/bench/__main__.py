@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import secrets
 import shutil
 import sys
@@ -36,9 +35,9 @@ from rich.table import Table
 from nodes.trust import credentials as vc
 from nodes.trust.keys import derive_key
 from nodes.trust.presentation import submission_for
-from testbed.bench import BenchError, closed_question
+from testbed.bench import BenchError, closed_question, load_driver
 from testbed.bench.driver import NAME as PYTHON_DRIVER
-from testbed.bench.drivers import Load, invalid, run_pinned, run_python_driver
+from testbed.bench.drivers import Load, invalid, parse_wrk, run_pinned, run_python_driver
 from testbed.bench.servers import SERVER_CORE, pin_process_tree, raw_endpoint
 from testbed.network import RunningNetwork, network_session
 from testbed.runtime.state import RunFolder, new_run_id
@@ -47,7 +46,7 @@ from testbed.topology import load_network
 REFERENCE = Path("scenarios/networks/reference.yaml")
 TARGET_TOKENS_PER_SECOND = 1000
 MAX_SECONDS = 8  # presentations are made before a measurement and stay acceptable for about 14 s
-PARTS = ("token-endpoint", "closed-question")
+PARTS = ("token-endpoint", "closed-question", "load-driver")
 # The raw endpoint each measurement is compared with; the token endpoint's is "raw endpoint".
 BASELINES = {closed_question.LABEL: closed_question.RAW_LABEL, closed_question.RAW_LABEL: closed_question.RAW_LABEL}
 # Wide enough for the table in a log too (rich assumes 80 columns when not on a terminal).
@@ -77,6 +76,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each measurement")
     parser.add_argument("--connections", type=int, default=16, help="for the token endpoint")
     parser.add_argument("--closed-question-connections", type=int, default=32)
+    parser.add_argument("--load-users", type=int, default=32, help="simulated users for the load-driver part")
     parser.add_argument("--only", choices=PARTS, help="run one of the benchmarks (default: both)")
     parser.add_argument("--out", type=Path, default=Path("reports/bench"))
     args = parser.parse_args()
@@ -87,8 +87,15 @@ def _arguments() -> argparse.Namespace:
 
 def _measure(results: dict[str, Any], scratch: Path, args: argparse.Namespace) -> None:
     measured = results["measurements"]
-    tokens, questions = args.only in (None, PARTS[0]), args.only in (None, PARTS[1])
+    tokens, questions, drivers = (args.only in (None, part) for part in PARTS)
+    started = time.monotonic()
     with _network(scratch, status_list_max_age=0) as running:
+        results["network_boot_seconds"] = round(time.monotonic() - started, 2)
+        console.print(f"· the reference network was up and bootstrapped in {results['network_boot_seconds']} s")
+        if drivers:
+            console.print(f"· load drivers on the raw endpoint, {args.load_users} users")
+            driven = load_driver.measure(running, scratch, args.seconds, args.load_users)
+            results["load_driver"] = {"measurements": driven, **load_driver.ratios(driven)}
         if tokens:
             console.print("· token endpoint, status list fetched each time")
             measured["token endpoint, status list fetched each time"] = _measure_tokens(running, scratch, args)
@@ -185,36 +192,7 @@ def _drive_wrk(load: Load, bodies: list[dict[str, str]], scratch: Path) -> dict[
     duration = f"{max(1, round(load.seconds))}s"
     command = ["wrk", "--latency", "-t", str(threads), "-c", str(load.connections), "-d", duration]
     command += ["-s", str(script), load.url, "--", str(bodies_file), str(threads)]
-    return _parse_wrk(run_pinned(command, load.seconds))
-
-
-def _parse_wrk(output: str) -> dict[str, Any]:
-    def number(pattern: str) -> float:
-        match = re.search(pattern, output)
-        return float(match.group(1)) if match else 0.0
-
-    def milliseconds(percent: str) -> float:
-        match = re.search(rf"^\s*{percent}%\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE)
-        if not match:
-            return 0.0
-        return round(float(match.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[match.group(2)], 2)
-
-    requests = int(number(r"(\d+) requests in"))
-    seconds = number(r"requests in ([\d.]+)s")
-    if not requests or not seconds:
-        raise BenchError(f"wrk measured nothing:\n{output}")
-    refused = int(number(r"Non-2xx or 3xx responses: (\d+)"))
-    errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", output))
-    succeeded = requests - refused
-    return {
-        "driver": "wrk",
-        "requests": requests,
-        # Only answered requests count: a refusal is cheap and would flatter the figure.
-        "per_second": round(succeeded / seconds, 1),
-        "statuses": {"2xx": succeeded, "other": refused, "socket errors": errors},
-        "p50_ms": milliseconds("50"),
-        "p99_ms": milliseconds("99"),
-    }
+    return parse_wrk(run_pinned(command, load.seconds))
 
 
 def _summarise(results: dict[str, Any]) -> None:
@@ -240,6 +218,19 @@ def _summarise(results: dict[str, Any]) -> None:
         _token_target(results, problems)
     if "closed_question" in results:
         _closed_question_target(results["closed_question"])
+    if "load_driver" in results:
+        _load_driver_table(results["load_driver"])
+
+
+def _load_driver_table(found: dict[str, Any]) -> None:
+    table = Table("load driver on the raw endpoint", "req/s", "p50 ms", "p99 ms", "failed")
+    for label, m in found["measurements"].items():
+        table.add_row(label, f"{m['per_second']:.0f}", f"{m['p50_ms']}", f"{m['p99_ms']}", str(m["statuses"]["other"]))
+    console.print(table)
+    for name, value in found["ratios"].items():
+        target = found["targets"].get(name)
+        verdict = "" if target is None else (" [green]target met[/]" if value >= target else " [red]target not met[/]")
+        console.print(f"{name}: {value:.2f}" + (f" (target >= {target})" if target else "") + verdict)
 
 
 def _token_target(results: dict[str, Any], problems: dict[str, str]) -> None:

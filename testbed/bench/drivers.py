@@ -7,6 +7,7 @@ and its own ceiling then limits the figures; every result names the driver that 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -130,3 +131,32 @@ def _version(executable: str) -> str:
 
 def _milliseconds(seconds: float | None) -> float:
     return round(seconds * 1000, 2) if seconds is not None else 0.0
+
+
+def parse_wrk(output: str) -> dict[str, Any]:
+    def number(pattern: str) -> float:
+        match = re.search(pattern, output)
+        return float(match.group(1)) if match else 0.0
+
+    def milliseconds(percent: str) -> float:
+        match = re.search(rf"^\s*{percent}%\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE)
+        if not match:
+            return 0.0
+        return round(float(match.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[match.group(2)], 2)
+
+    requests = int(number(r"(\d+) requests in"))
+    seconds = number(r"requests in ([\d.]+)s")
+    if not requests or not seconds:
+        raise BenchError(f"wrk measured nothing:\n{output}")
+    refused = int(number(r"Non-2xx or 3xx responses: (\d+)"))
+    errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", output))
+    succeeded = requests - refused
+    return {
+        "driver": "wrk",
+        "requests": requests,
+        # Only answered requests count: a refusal is cheap and would flatter the figure.
+        "per_second": round(succeeded / seconds, 1),
+        "statuses": {"2xx": succeeded, "other": refused, "socket errors": errors},
+        "p50_ms": milliseconds("50"),
+        "p99_ms": milliseconds("99"),
+    }

@@ -31,6 +31,10 @@ async def soap(request: Request) -> Response:
     return Response(SOAP_ANSWER, media_type="application/soap+xml")
 
 
+async def ping(_: Request) -> Response:
+    return JSONResponse({"ok": True})  # what a load driver's simplest step reads
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", required=True)
@@ -39,7 +43,9 @@ def main() -> None:
     parser.add_argument("--key", required=True)
     parser.add_argument("--client-ca", help="ask for a client certificate from this CA bundle")
     args = parser.parse_args()
-    app = Starlette(routes=[Route("/token", token, methods=["POST"]), Route("/soap", soap, methods=["POST"])])
+    app = Starlette(
+        routes=[Route("/", ping), Route("/token", token, methods=["POST"]), Route("/soap", soap, methods=["POST"])]
+    )
     uvicorn.run(
         app,
         host=args.host,

@@ -17,6 +17,7 @@ from pathlib import Path
 from testbed.bench import BenchError
 from testbed.network import RunningNetwork
 from testbed.pki import NetworkCA
+from testbed.runtime.plan import free_loopback_port
 
 SERVER_CORE, DRIVER_CORE = 0, 1
 
@@ -39,7 +40,7 @@ def raw_endpoint(running: RunningNetwork, scratch: Path, mutual_tls: bool = Fals
     consent node's public listener does, so that both pay for the same handshake."""
     ca = NetworkCA.open(running.folder.pki_dir, "bench")
     tls = ca.issue(scratch / "raw-tls", "raw endpoint", ["127.0.0.1"])
-    port = _free_port()
+    port = free_loopback_port()
     command = [sys.executable, "-m", "testbed.bench.raw_server", "--host", "127.0.0.1", "--port", str(port)]
     command += ["--cert", str(tls.cert), "--key", str(tls.key)]
     if mutual_tls:
@@ -53,12 +54,6 @@ def raw_endpoint(running: RunningNetwork, scratch: Path, mutual_tls: bool = Fals
     finally:
         server.terminate()
         server.wait(timeout=10)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _wait_listening(host: str, port: int, server: subprocess.Popen[bytes], timeout: float = 15) -> None:

@@ -84,17 +84,7 @@ def prepare(options: ConformanceOptions, catalogue: Catalogue) -> LoadedNetwork:
 def run_conformance(options: ConformanceOptions) -> RunResults:
     catalogue = Catalogue.load()
     loaded = prepare(options, catalogue)
-    results = RunResults(
-        run_id=options.folder.run_id,
-        harness_version=__version__,
-        git_revision=_git_revision(),
-        started=datetime.now(UTC),
-        runtime=options.runtime,
-        seed=loaded.network.seed,
-        network=InputFile(path=display_path(loaded.path), sha256=loaded.sha256),
-        scenario_files=[InputFile(path=display_path(s.path), sha256=s.sha256) for s in options.scenarios],
-        machine=MachineInfo(platform=platform.platform(), python=platform.python_version(), cpus=os.cpu_count() or 1),
-    )
+    results = base_results(options.folder.run_id, options.runtime, loaded, options.scenarios)
     try:
         if options.attach is not None:
             running = attach(options.attach)
@@ -118,12 +108,31 @@ def run_conformance(options: ConformanceOptions) -> RunResults:
     return results
 
 
+def base_results(run_id: str, runtime: str, loaded: LoadedNetwork, scenarios: list[LoadedScenario]) -> RunResults:
+    """What every run records to be reproducible, before anything has run."""
+    return RunResults(
+        run_id=run_id,
+        harness_version=__version__,
+        git_revision=_git_revision(),
+        started=datetime.now(UTC),
+        runtime=runtime,
+        seed=loaded.network.seed,
+        network=InputFile(path=display_path(loaded.path), sha256=loaded.sha256),
+        scenario_files=[InputFile(path=display_path(s.path), sha256=s.sha256) for s in scenarios],
+        machine=MachineInfo(platform=platform.platform(), python=platform.python_version(), cpus=os.cpu_count() or 1),
+    )
+
+
 def _replay(options: ConformanceOptions, loaded: LoadedNetwork, running: RunningNetwork, results: RunResults) -> None:
-    results.implementations = _implementations(running)
+    results.implementations = implementations(running)
     with running.client() as client:
         # `run.id` is this replay's own id, unique even when replaying against a network
         # that `testbed up` started earlier (whose id is `network.run_id`).
-        context = {**running.state.context, "run": {"id": options.folder.run_id}}
+        context = {
+            **running.state.context,
+            "run": {"id": options.folder.run_id},
+            "user": {"index": 0, "iteration": 1},  # a load run has many users; a conformance run one
+        }
         engine = Engine(loaded.network, context, client, running.log_tail, _signer(running))
         for scenario in options.scenarios:
             options.on_progress(f"scenario {scenario.scenario.name} ({len(scenario.scenario.steps)} steps)")
@@ -138,7 +147,7 @@ def _signer(running: RunningNetwork) -> SigningIdentity | None:
     return SigningIdentity.from_files(Path(state.client_cert), Path(state.client_key))
 
 
-def _implementations(running: RunningNetwork) -> list[ImplementationInfo]:
+def implementations(running: RunningNetwork) -> list[ImplementationInfo]:
     infos = []
     with running.client(timeout=3.0) as client:
         for node in running.state.nodes:

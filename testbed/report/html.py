@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -18,7 +19,8 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from testbed.report.model import CheckResult, Outcome, RunResults, ScenarioResult
+from testbed.report.charts import line_chart
+from testbed.report.model import CheckResult, Outcome, RunResults, ScenarioResult, SeriesPoint
 
 # The order outcomes are counted, charted and listed in: passed first, then what needs a look.
 OUTCOME_ORDER = (Outcome.PASSED, Outcome.FAILED, Outcome.ERROR, Outcome.SKIPPED)
@@ -142,7 +144,41 @@ def render_html(results: RunResults) -> str:
         bar=outcome_bar(counts),
         covered=covered,
         duration=run_duration(results),
+        perf_charts=performance_charts(results),
     )
+
+
+def performance_charts(results: RunResults) -> list[str]:
+    """Latency percentiles, throughput and errors over time, and each node's CPU and memory."""
+    perf = results.performance
+    if perf is None:
+        return []
+    series = perf.series
+
+    def over_time(pick: Callable[[SeriesPoint], float | None]) -> list[tuple[float, float]]:
+        return [(p.t, value) for p in series if (value := pick(p)) is not None]
+
+    return [
+        line_chart(
+            "Latency percentiles",
+            "ms",
+            {
+                "p50": over_time(lambda p: p.p50_ms),
+                "p95": over_time(lambda p: p.p95_ms),
+                "p99": over_time(lambda p: p.p99_ms),
+            },
+        ),
+        line_chart(
+            "Throughput and errors",
+            "per second",
+            {"requests/s": over_time(lambda p: p.rps), "failures/s": over_time(lambda p: p.failures_per_s)},
+        ),
+        line_chart("Users", "users", {"users": over_time(lambda p: float(p.users))}),
+        line_chart(
+            "CPU per node", "% of one core", {n: [(s.t, s.cpu_percent) for s in v] for n, v in perf.nodes.items()}
+        ),
+        line_chart("Memory per node", "MB resident", {n: [(s.t, s.rss_mb) for s in v] for n, v in perf.nodes.items()}),
+    ]
 
 
 def write_html(results: RunResults, path: Path) -> None:

@@ -126,6 +126,61 @@ class Summary(BaseModel):
     requirements_covered: int = 0
 
 
+class RequestFigures(BaseModel):
+    """What Locust measured for one step (or, as `overall`, for every request)."""
+
+    name: str
+    requests: int
+    failures: int
+    rps: float
+    failure_rate: float
+    avg_ms: float
+    min_ms: float
+    max_ms: float
+    percentiles_ms: dict[str, float] = Field(default_factory=dict)  # "50", "95", "99.9", ...
+
+
+class SeriesPoint(BaseModel):
+    """One moment of a load run (Locust writes one a second)."""
+
+    t: float  # seconds since the load started
+    users: int
+    rps: float
+    failures_per_s: float
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    p99_ms: float | None = None
+
+
+class NodeSample(BaseModel):
+    t: float
+    cpu_percent: float
+    rss_mb: float
+
+
+class ThresholdOutcome(BaseModel):
+    scope: str  # "overall" or a step id
+    expression: str  # as written, e.g. "p(95)<200"
+    actual: float | None
+    passed: bool
+    detail: str
+
+
+class Performance(BaseModel):
+    """The figures of a load run, per step and over time, with the thresholds checked."""
+
+    users: int
+    spawn_rate: float
+    duration_s: float
+    workers: int
+    overall: RequestFigures
+    steps: list[RequestFigures] = Field(default_factory=list)
+    series: list[SeriesPoint] = Field(default_factory=list)
+    nodes: dict[str, list[NodeSample]] = Field(default_factory=dict)  # node name -> samples
+    thresholds: list[ThresholdOutcome] = Field(default_factory=list)
+    files: list[str] = Field(default_factory=list)  # Locust's CSVs, next to the report
+
+
 class RunResults(BaseModel):
     schema_version: str = RESULTS_SCHEMA_VERSION
     kind: str = "conformance"
@@ -145,6 +200,7 @@ class RunResults(BaseModel):
     summary: Summary = Field(default_factory=Summary)
     exit_code: int = 0
     error: str | None = None  # a harness or environment error that stopped the run
+    performance: Performance | None = None  # load runs only
 
     def all_checks(self) -> list[tuple[ScenarioResult, CheckResult]]:
         return [(s, c) for s in self.scenarios for c in s.checks]

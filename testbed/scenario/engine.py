@@ -148,7 +148,7 @@ class Engine:
             request = step.request
         node = resolve_node(request.node, actors, self.network)
         evidence.node = node
-        return self._send(request, node, variables, evidence)
+        return self._send(request, node, variables, evidence, step.id)
 
     def _token_request(self, action: Action, variables: dict[str, Any]) -> Request:
         """`request-access-token` is a shorthand for the call a person would otherwise spell
@@ -168,7 +168,9 @@ class Engine:
             headers={"Cache-Control": "no-cache"} if action.fresh else {},
         )
 
-    def _send(self, request: Request, node: str, variables: dict[str, Any], evidence: Evidence) -> Exchange:
+    def _send(
+        self, request: Request, node: str, variables: dict[str, Any], evidence: Evidence, step_id: str
+    ) -> Exchange:
         base = self.context["nodes"][node]["url" if request.api == "public" else "internal_url"]
         url = base + str(render(request.path, variables))
         headers = {k: str(v) for k, v in render(request.headers, variables).items()}
@@ -179,7 +181,8 @@ class Engine:
             kwargs["data"] = render(request.form, variables)
         elif request.body is not None:
             kwargs["content"] = self._body(request, variables)
-        built = self.client.build_request(request.method, url, **kwargs)
+        # The step id travels with the request, for a transport that reports per step (load runs).
+        built = self.client.build_request(request.method, url, extensions={"testbed_step": step_id}, **kwargs)
         record = HttpRequestRecord(
             method=built.method,
             url=str(built.url),

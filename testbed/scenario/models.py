@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from testbed.load.settings import LoadSettings
+
 STEP_ID = r"^[a-z0-9][a-z0-9-]{0,63}$"
 TESTS = ("equals", "not_equals", "exists", "contains", "matches", "length", "at_least", "one_of")
 
@@ -145,4 +147,5 @@ class Scenario(Strict):
     network: str = Field(description="Network file, relative to this scenario file")
     actors: dict[str, str] = Field(default_factory=dict, description="Actor name -> organisation id in the network")
     variables: dict[str, Any] = Field(default_factory=dict, description="Constants steps can template")
+    load: LoadSettings | None = Field(default=None, description="Users, shape and thresholds of a load run")
     steps: list[Step] = Field(min_length=1)

@@ -1,5 +1,6 @@
 """`{{ name.path[0] }}` placeholders in scenario values, filled from the run's context:
-`orgs`, `nodes`, `actors`, `network`, `vars`, `run`, `time`, and every variable captured so far.
+`orgs`, `nodes`, `actors`, `network`, `vars`, `run`, `time`, `user` (the simulated user of a
+load run: `user.index`, 0 in a conformance run), and every variable captured so far.
 
 A value that is exactly one placeholder keeps its type (a captured number stays a number);
 placeholders inside a longer string are written into it as text."""
@@ -15,7 +16,7 @@ from urllib.parse import quote
 from nodes.common.jsonpath import JsonPathError, PathNotFound, find
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][\w\-]*(?:\.[\w\-]+|\[-?\d+\])*)\s*(?:\|\s*(\w+)\s*)?\}\}")
-NAMESPACES = ("orgs", "nodes", "actors", "network", "vars", "run", "time")
+NAMESPACES = ("orgs", "nodes", "actors", "network", "vars", "run", "time", "user")
 # `{{ value | filter }}`: what a value may be passed through on its way into a request.
 FILTERS: dict[str, Callable[[Any], Any]] = {
     "urlencode": lambda value: quote(_as_text(value), safe=""),  # e.g. a DID or credential id in a path

@@ -65,7 +65,7 @@ def test_cache_control_max_age():
 
 
 def test_wrk_output_is_read():
-    from testbed.bench.__main__ import _parse_wrk
+    from testbed.bench.drivers import parse_wrk
 
     sample = """Running 4s test @ https://127.0.0.1:9555/token
   Latency Distribution
@@ -75,13 +75,13 @@ def test_wrk_output_is_read():
   Non-2xx or 3xx responses: 12
 Requests/sec:   5141.16
 """
-    result = _parse_wrk(sample)
+    result = parse_wrk(sample)
     # Throughput counts answered requests only, not wrk's figure that includes refusals.
     assert result["per_second"] == round(20922 / 4.07, 1) and result["requests"] == 20934
     assert result["statuses"] == {"2xx": 20922, "other": 12, "socket errors": 0}
     assert (result["p50_ms"], result["p99_ms"]) == (0.76, 1.19)
     with pytest.raises(RuntimeError, match="measured nothing"):
-        _parse_wrk("unable to connect")
+        parse_wrk("unable to connect")
 
 
 @pytest.mark.parametrize(

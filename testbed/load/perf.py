@@ -1,0 +1,118 @@
+"""Locust's CSV files -> the performance part of the results model."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from testbed.load.thresholds import PERCENTILES, Threshold
+from testbed.report.model import RequestFigures, SeriesPoint, ThresholdOutcome
+
+OVERALL = "Aggregated"  # Locust's name for the row over every request
+
+
+def read_figures(stats_csv: Path) -> tuple[RequestFigures | None, list[RequestFigures]]:
+    """(overall, per step) from `<prefix>_stats.csv`."""
+    overall, steps = None, []
+    for row in _rows(stats_csv):
+        figures = _figures(row)
+        if row["Name"] == OVERALL:
+            overall = figures
+        else:
+            steps.append(figures)
+    return overall, steps
+
+
+def read_series(history_csv: Path) -> list[SeriesPoint]:
+    """The run over time from `<prefix>_stats_history.csv` (its rows over every request)."""
+    rows = [r for r in _rows(history_csv) if r["Name"] == OVERALL]
+    if not rows:
+        return []
+    start = float(rows[0]["Timestamp"])
+    return [
+        SeriesPoint(
+            t=float(r["Timestamp"]) - start,
+            users=int(float(r["User Count"] or 0)),
+            rps=_number(r["Requests/s"]) or 0.0,
+            failures_per_s=_number(r["Failures/s"]) or 0.0,
+            p50_ms=_number(r["50%"]),
+            p95_ms=_number(r["95%"]),
+            p99_ms=_number(r["99%"]),
+        )
+        for r in rows
+    ]
+
+
+def metrics(figures: RequestFigures) -> dict[str, float]:
+    """The names thresholds use for these figures."""
+    found = {
+        "avg": figures.avg_ms,
+        "min": figures.min_ms,
+        "max": figures.max_ms,
+        "rate": figures.failure_rate,
+        "rps": figures.rps,
+    }
+    if "50" in figures.percentiles_ms:
+        found["med"] = figures.percentiles_ms["50"]
+    found.update({f"p{key}": value for key, value in figures.percentiles_ms.items()})
+    return found
+
+
+def check_thresholds(
+    thresholds: list[tuple[str, Threshold]], overall: RequestFigures | None, steps: list[RequestFigures]
+) -> list[ThresholdOutcome]:
+    by_name = {f.name: f for f in steps}
+    outcomes = []
+    for scope, threshold in thresholds:
+        figures = overall if scope == "overall" else by_name.get(scope)
+        if figures is None:
+            outcomes.append(
+                ThresholdOutcome(
+                    scope=scope,
+                    expression=threshold.expression,
+                    actual=None,
+                    passed=False,
+                    detail=f"step {scope!r} made no request during the run",
+                )
+            )
+            continue
+        result = threshold.check(metrics(figures))
+        outcomes.append(
+            ThresholdOutcome(
+                scope=scope,
+                expression=threshold.expression,
+                actual=result.actual,
+                passed=result.passed,
+                detail=result.detail,
+            )
+        )
+    return outcomes
+
+
+def _figures(row: dict[str, str]) -> RequestFigures:
+    requests = int(row["Request Count"] or 0)
+    failures = int(row["Failure Count"] or 0)
+    percentiles = {f"{p:g}": _number(row.get(f"{p:g}%", "")) for p in PERCENTILES}
+    return RequestFigures(
+        name=row["Name"],
+        requests=requests,
+        failures=failures,
+        rps=_number(row["Requests/s"]) or 0.0,
+        failure_rate=failures / requests if requests else 0.0,
+        avg_ms=_number(row["Average Response Time"]) or 0.0,
+        min_ms=_number(row["Min Response Time"]) or 0.0,
+        max_ms=_number(row["Max Response Time"]) or 0.0,
+        percentiles_ms={k: v for k, v in percentiles.items() if v is not None},
+    )
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        return float(text) if text not in (None, "", "N/A") else None
+    except ValueError:
+        return None

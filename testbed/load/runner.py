@@ -1,0 +1,319 @@
+"""A load run, front to back: check the scenario and its `load:` settings, start (or attach
+to) the network, run Locust in its own processes (one, or a master and workers), show
+progress while it runs, then fold Locust's figures and the thresholds into the results model.
+
+Locust is never imported here: it patches the standard library with gevent on import."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psutil
+
+from testbed.conformance.catalogue import Catalogue
+from testbed.conformance.runner import base_results, finalise, implementations
+from testbed.errors import ConfigError, TestbedError
+from testbed.load import perf
+from testbed.load.plan import PLAN_VARIABLE, LoadPlan
+from testbed.load.settings import LoadSettings
+from testbed.load.thresholds import Threshold
+from testbed.network import RunningNetwork, attach, network_session
+from testbed.report.model import CheckResult, NodeSample, Outcome, Performance, RunResults, ScenarioResult
+from testbed.runtime.plan import free_loopback_port
+from testbed.runtime.state import RunFolder
+from testbed.scenario.loader import LoadedScenario, check_scenario, load_scenario
+from testbed.topology import load_network
+
+LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+SLO_REQUIREMENT = "LOAD-SLO-01"
+RAN_REQUIREMENT = "LOAD-RUN-01"
+GRACE_SECONDS = 30  # how long past its duration a Locust run may take to stop
+
+
+@dataclass
+class Overrides:
+    """Command-line values that replace the scenario's `load:` settings."""
+
+    users: int | None = None
+    spawn_rate: float | None = None
+    duration: float | None = None
+    thresholds: list[str] = field(default_factory=list)  # "p(95)<200" or "step-id:p(95)<200"
+
+
+@dataclass
+class LoadOptions:
+    scenario_path: Path
+    network_path: Path | None
+    runtime: str
+    folder: RunFolder
+    overrides: Overrides = field(default_factory=Overrides)
+    workers: int = 0
+    attach: RunFolder | None = None
+    ca_dir: Path | None = None
+    on_progress: Callable[[str], None] = lambda _: None
+
+
+def settings_for(loaded: LoadedScenario, overrides: Overrides) -> LoadSettings:
+    """The scenario's `load:` block (or the defaults) with the command line's values on top."""
+    base = loaded.scenario.load or LoadSettings()
+    values = base.model_dump()
+    if overrides.users is not None:
+        values.update(users=overrides.users, stages=[])
+    if overrides.spawn_rate is not None:
+        values["spawn_rate"] = overrides.spawn_rate
+    if overrides.duration is not None:
+        values.update(duration=overrides.duration, stages=[])
+    thresholds: dict[str, list[str]] = {k: list(v) for k, v in values["thresholds"].items()}
+    for given in overrides.thresholds:
+        scope, expression = split_threshold_option(given)
+        thresholds.setdefault(scope, []).append(expression)
+    values["thresholds"] = thresholds
+    try:
+        return LoadSettings.model_validate(values)
+    except ValueError as exc:
+        raise ConfigError(f"load settings of {loaded.path}: {exc}") from None
+
+
+def run_load(options: LoadOptions) -> RunResults:
+    catalogue = Catalogue.load()
+    scenario = load_scenario(options.scenario_path)
+    loaded_network = load_network(options.network_path or scenario.network_path)
+    check_scenario(scenario, loaded_network.network, catalogue)
+    settings = settings_for(scenario, options.overrides)
+    unknown = (
+        {scope for scope, _ in settings.parsed_thresholds()} - {"overall"} - {s.id for s in scenario.scenario.steps}
+    )
+    if unknown:
+        raise ConfigError(f"thresholds name steps that {scenario.path} does not have: {', '.join(sorted(unknown))}")
+    results = base_results(options.folder.run_id, options.runtime, loaded_network, [scenario])
+    results.kind = "load"
+    try:
+        if options.attach is not None:
+            _drive(options, scenario, settings, attach(options.attach), results, loaded_network.path)
+        else:
+            session = network_session(
+                loaded_network, options.runtime, options.folder, os.getpid(), options.on_progress, options.ca_dir
+            )
+            with session as running:
+                _drive(options, scenario, settings, running, results, loaded_network.path)
+    except TestbedError as exc:
+        results.error = str(exc)
+    results.finished = datetime.now(UTC)
+    finalise(results, catalogue)
+    return results
+
+
+def _drive(
+    options: LoadOptions,
+    scenario: LoadedScenario,
+    settings: LoadSettings,
+    running: RunningNetwork,
+    results: RunResults,
+    network_path: Path,
+) -> None:
+    results.implementations = implementations(running)
+    state = running.state
+    load_dir = options.folder.report_dir / "load"
+    load_dir.mkdir(parents=True, exist_ok=True)
+    plan = LoadPlan(
+        scenario=scenario.path.resolve(),
+        network=network_path.resolve(),
+        run_id=options.folder.run_id,
+        context=state.context,
+        ca_bundle=Path(state.trust_bundle).resolve(),
+        client_cert=Path(state.client_cert).resolve() if state.client_cert else None,
+        client_key=Path(state.client_key).resolve() if state.client_key else None,
+        settings=settings,
+        workers=options.workers,
+    )
+    plan_path = load_dir / "plan.json"
+    plan_path.write_text(plan.model_dump_json(indent=2), encoding="utf-8")
+    started = datetime.now(UTC)
+    nodes = {n.plan.name: n.pid for n in state.nodes if n.pid}
+    samples = _run_locust(plan_path, load_dir, settings, options.workers, nodes, options.on_progress)
+    performance = _performance(load_dir, settings, options.workers, samples)
+    results.performance = performance
+    results.scenarios.append(_as_checks(scenario, performance, started))
+
+
+def _run_locust(
+    plan_path: Path,
+    load_dir: Path,
+    settings: LoadSettings,
+    workers: int,
+    nodes: dict[str, int],
+    progress: Callable[[str], None],
+) -> dict[str, list[NodeSample]]:
+    """Run Locust to the end, reporting progress and sampling the nodes once a second."""
+    environment = {**os.environ, PLAN_VARIABLE: str(plan_path), "PYTHONUNBUFFERED": "1"}
+    commands = _commands(load_dir, settings, workers)
+    processes = [
+        subprocess.Popen(
+            command,
+            env=environment,
+            stdin=subprocess.DEVNULL,
+            stdout=(load_dir / f"locust-{index}.log").open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C reaches the harness, which stops them
+        )
+        for index, command in enumerate(commands)
+    ]
+    master = processes[0]
+    history = load_dir / "locust_stats_history.csv"
+    watched = {name: psutil.Process(pid) for name, pid in nodes.items() if psutil.pid_exists(pid)}
+    samples: dict[str, list[NodeSample]] = {name: [] for name in watched}
+    began, deadline = time.monotonic(), time.monotonic() + settings.duration + GRACE_SECONDS + 30
+    shown = ""
+    try:
+        while master.poll() is None:
+            if time.monotonic() > deadline:
+                raise TestbedError(f"Locust did not finish within {settings.duration + GRACE_SECONDS:.0f} s")
+            time.sleep(1.0)
+            _sample(watched, samples, time.monotonic() - began)
+            line = _progress_line(history)
+            if line and line != shown:  # Locust writes its history every few seconds
+                progress(line)
+                shown = line
+    finally:
+        _stop(processes)
+    if master.returncode not in (0, 1):  # 1: some requests failed, which the figures show
+        tail = (load_dir / "locust-0.log").read_text(encoding="utf-8", errors="replace").splitlines()[-15:]
+        raise TestbedError(f"Locust ended with exit code {master.returncode}:\n" + "\n".join(tail))
+    return samples
+
+
+def _commands(load_dir: Path, settings: LoadSettings, workers: int) -> list[list[str]]:
+    base = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--loglevel", "WARNING"]
+    run = [
+        "--headless",
+        "--users", str(settings.users),
+        "--spawn-rate", str(settings.spawn_rate),
+        "--run-time", f"{max(1, round(settings.duration))}s",
+        "--stop-timeout", "10",
+        "--csv", str(load_dir / "locust"),
+        "--csv-full-history",
+        "--only-summary",
+    ]  # fmt: skip
+    if workers == 0:
+        return [[*base, *run]]
+    port = free_loopback_port()
+    master = [*base, *run, "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
+              "--expect-workers", str(workers)]  # fmt: skip
+    worker = [*base, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)]
+    return [master, *([worker] * workers)]
+
+
+def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def _sample(watched: dict[str, psutil.Process], samples: dict[str, list[NodeSample]], t: float) -> None:
+    for name, process in watched.items():
+        try:
+            with process.oneshot():
+                cpu = process.cpu_percent(interval=None)  # since the previous sample
+                rss = process.memory_info().rss / 2**20
+        except psutil.Error:
+            continue
+        samples[name].append(NodeSample(t=round(t, 1), cpu_percent=cpu, rss_mb=round(rss, 1)))
+
+
+def _progress_line(history: Path) -> str:
+    if not history.exists():
+        return ""
+    try:
+        series = perf.read_series(history)
+    except (OSError, KeyError, ValueError):
+        return ""  # Locust is writing the file just now
+    if not series:
+        return ""
+    now = series[-1]
+    p95 = f"{now.p95_ms:.0f} ms" if now.p95_ms is not None else "-"
+    return (
+        f"{now.t:5.0f} s  users {now.users:4d}  {now.rps:7.1f} req/s  {now.failures_per_s:5.1f} failures/s  p95 {p95}"
+    )
+
+
+def _performance(
+    load_dir: Path, settings: LoadSettings, workers: int, samples: dict[str, list[NodeSample]]
+) -> Performance:
+    stats = load_dir / "locust_stats.csv"
+    if not stats.exists():
+        raise TestbedError(f"Locust wrote no statistics ({stats}); see {load_dir / 'locust-0.log'}")
+    overall, steps = perf.read_figures(stats)
+    if overall is None or overall.requests == 0:
+        raise TestbedError(f"no request was made during the load run; see {load_dir / 'locust-0.log'}")
+    performance = Performance(
+        users=settings.users,
+        spawn_rate=settings.spawn_rate,
+        duration_s=settings.duration,
+        workers=workers,
+        overall=overall,
+        steps=steps,
+        series=perf.read_series(load_dir / "locust_stats_history.csv"),
+        nodes=samples,
+        thresholds=perf.check_thresholds(settings.parsed_thresholds(), overall, steps),
+        files=sorted(p.name for p in load_dir.glob("locust_*.csv")),
+    )
+    (load_dir / "perf.json").write_text(performance.model_dump_json(indent=2), encoding="utf-8")
+    return performance
+
+
+def _as_checks(scenario: LoadedScenario, performance: Performance, started: datetime) -> ScenarioResult:
+    """The load run in the results model: one check that every step ran, one per threshold."""
+    result = ScenarioResult(name=f"{scenario.scenario.name}-load", file=str(scenario.path), sha256=scenario.sha256)
+    ran = {f.name for f in performance.steps}
+    missing = [s.id for s in scenario.scenario.steps if s.request is not None and s.id not in ran]
+    result.checks.append(
+        CheckResult(
+            id="every-step-ran",
+            title="Every request step of the scenario ran under load",
+            requirements=[RAN_REQUIREMENT],
+            outcome=Outcome.PASSED if not missing else Outcome.FAILED,
+            message=f"steps that made no request: {', '.join(missing)}" if missing else "",
+            started=started,
+            duration_ms=performance.duration_s * 1000,
+        )
+    )
+    for index, outcome in enumerate(performance.thresholds, start=1):
+        result.checks.append(
+            CheckResult(
+                id=f"threshold-{index}",
+                title=f"{outcome.scope}: {outcome.expression}",
+                requirements=[SLO_REQUIREMENT],
+                outcome=Outcome.PASSED if outcome.passed else Outcome.FAILED,
+                message="" if outcome.passed else outcome.detail,
+                started=started,
+                duration_ms=0,
+            )
+        )
+    return result
+
+
+def split_threshold_option(text: str) -> tuple[str, str]:
+    """`--threshold 'p(95)<200'` is about the whole run; `--threshold 'read-patient:p(95)<200'`
+    about one step."""
+    scope, separator, expression = text.partition(":")
+    return (scope.strip(), expression.strip()) if separator else ("overall", text.strip())
+
+
+def parse_threshold_option(text: str) -> str:
+    """`--threshold` values are checked before anything starts."""
+    Threshold.parse(split_threshold_option(text)[1])
+    return text

@@ -1,0 +1,145 @@
+"""Load runs: thresholds, load shapes, settings with command-line overrides, Locust's CSVs."""
+
+from pathlib import Path
+
+import pytest
+
+from testbed.errors import ConfigError
+from testbed.load.perf import check_thresholds, read_figures, read_series
+from testbed.load.runner import Overrides, settings_for, split_threshold_option
+from testbed.load.settings import LoadSettings, Stage
+from testbed.load.shape import target
+from testbed.load.thresholds import Threshold
+from testbed.scenario.loader import load_scenario
+from tests.conftest import ROOT
+
+
+@pytest.mark.parametrize(
+    ("expression", "metric", "comparison", "limit"),
+    [
+        ("p(95)<200", "p95", "<", 200),
+        ("p(99.9) <= 1500", "p99.9", "<=", 1500),
+        ("avg<100", "avg", "<", 100),
+        ("rate<0.01", "rate", "<", 0.01),
+        ("rps>=50", "rps", ">=", 50),
+        ("med<80", "med", "<", 80),
+    ],
+)
+def test_thresholds_are_parsed(expression, metric, comparison, limit):
+    threshold = Threshold.parse(expression)
+    assert (threshold.metric, threshold.comparison, threshold.limit) == (metric, comparison, limit)
+
+
+@pytest.mark.parametrize(
+    ("expression", "message"),
+    [
+        ("p(97)<200", "Locust reports the percentiles"),
+        ("p95<200", "not understood"),
+        ("latency<3", "not understood"),
+        ("rate<", "not understood"),
+        ("rate == 0", "not understood"),
+    ],
+)
+def test_wrong_thresholds_say_what_is_wrong(expression, message):
+    with pytest.raises(ValueError, match=message):
+        Threshold.parse(expression)
+
+
+def test_threshold_evaluation_says_by_how_much():
+    result = Threshold.parse("p(95)<200").check({"p95": 250.0})
+    assert not result.passed and result.actual == 250
+    assert "breached by 50 ms" in result.detail
+    assert Threshold.parse("rps>=50").check({"rps": 60.0}).passed
+    assert Threshold.parse("rate<0.01").check({"rate": 0.0}).passed
+    assert not Threshold.parse("max<10").check({}).passed  # nothing measured is no pass
+
+
+def test_stages_ramp_linearly_and_end():
+    stages = [Stage(duration=10, users=20), Stage(duration=10, users=20), Stage(duration=5, users=0)]
+    assert target(stages, 0) == (0, 2.0)
+    assert target(stages, 5) == (10, 2.0)
+    assert target(stages, 15) == (20, 1.0)
+    assert target(stages, 22.5)[0] == 10
+    assert target(stages, 25) is None
+    settings = LoadSettings(stages=stages)
+    assert settings.duration == 25 and settings.users == 20
+
+
+def test_command_line_overrides_the_scenarios_load_block():
+    scenario = load_scenario(ROOT / "scenarios" / "bgz-consent.yaml")
+    assert scenario.scenario.load is not None and scenario.scenario.load.users == 50
+    settings = settings_for(scenario, Overrides(users=5, duration=3, thresholds=["p(95)<1", "read-patient:max<9"]))
+    assert (settings.users, settings.duration) == (5, 3)
+    assert "p(95)<1" in settings.thresholds["overall"] and settings.thresholds["read-patient"][-1] == "max<9"
+    with pytest.raises(ConfigError, match="not understood"):
+        settings_for(scenario, Overrides(thresholds=["fast"]))
+    assert split_threshold_option("read-patient:p(95)<200") == ("read-patient", "p(95)<200")
+    assert split_threshold_option("p(95)<200") == ("overall", "p(95)<200")
+
+
+PERCENTILE_COLUMNS = "50%,66%,75%,80%,90%,95%,98%,99%,99.9%,99.99%,100%"
+STATS = (
+    "Type,Name,Request Count,Failure Count,Median Response Time,Average Response Time,Min Response Time,"
+    f"Max Response Time,Average Content Size,Requests/s,Failures/s,{PERCENTILE_COLUMNS}\n"
+    """GET,read-patient,100,2,40,45.5,10,300,800,20.0,0.4,40,50,55,60,80,120,200,250,300,300,300
+POST,token,100,0,20,22.0,5,90,500,20.0,0.0,20,22,24,25,30,40,60,80,90,90,90
+,Aggregated,200,2,30,33.7,5,300,650,40.0,0.4,30,40,45,50,70,100,150,200,300,300,300
+"""
+)
+HISTORY = (
+    f"Timestamp,User Count,Type,Name,Requests/s,Failures/s,{PERCENTILE_COLUMNS},"
+    "Total Request Count,Total Failure Count\n"
+    """1000,0,,Aggregated,0.000000,0.000000,N/A,N/A,N/A,N/A,N/A,N/A,N/A,N/A,N/A,N/A,N/A,0,0
+1001,5,GET,read-patient,3.0,0.0,40,50,55,60,80,120,200,250,300,300,300,3,0
+1001,5,,Aggregated,6.0,0.5,30,40,45,50,70,100,150,200,300,300,300,6,1
+"""
+)
+
+
+def test_locust_csvs_become_figures_series_and_verdicts(tmp_path: Path):
+    (tmp_path / "stats.csv").write_text(STATS)
+    (tmp_path / "history.csv").write_text(HISTORY)
+    overall, steps = read_figures(tmp_path / "stats.csv")
+    assert overall is not None and overall.requests == 200 and overall.failure_rate == 0.01
+    assert [s.name for s in steps] == ["read-patient", "token"]
+    assert steps[0].percentiles_ms["95"] == 120 and steps[0].percentiles_ms["99.9"] == 300
+    series = read_series(tmp_path / "history.csv")
+    assert [(p.t, p.users, p.p95_ms) for p in series] == [(0, 0, None), (1, 5, 100)]
+    outcomes = check_thresholds(
+        [
+            ("overall", Threshold.parse("rate<0.01")),
+            ("read-patient", Threshold.parse("p(95)<200")),
+            ("nowhere", Threshold.parse("avg<1")),
+        ],
+        overall,
+        steps,
+    )
+    assert [o.passed for o in outcomes] == [False, True, False]
+    assert "made no request" in outcomes[2].detail
+
+
+def test_load_driver_ratios_and_targets():
+    from testbed.bench.load_driver import ratios
+
+    def m(rate: float) -> dict:
+        return {"per_second": rate}
+
+    found = ratios(
+        {
+            "wrk": m(5000),
+            "raw Locust": m(1000),
+            "harness driver": m(850),
+            "harness driver, master + 1 worker": m(500),
+            "harness driver, master + 2 workers": m(700),
+        }
+    )
+    assert found["ratios"] == {"harness_vs_raw_locust": 0.85, "raw_locust_vs_wrk": 0.2, "two_workers_vs_one": 1.4}
+    assert found["targets_met"] == {"harness_vs_raw_locust": True, "two_workers_vs_one": False}
+
+
+def test_line_charts_are_inline_svg_and_say_when_empty():
+    from testbed.report.charts import line_chart
+
+    svg = line_chart("Latency", "ms", {"p95": [(0, 10.0), (1, 20.0)], "p99": [(0, 15.0), (1, 40.0)]})
+    assert svg.count("<polyline") == 2 and "p95" in svg and "Latency" in svg
+    assert "no data" in line_chart("CPU", "%", {})
