@@ -83,8 +83,7 @@ class DocumentStore:
         order = "DESC" if newest_first else "ASC"
         with self._lock:
             rows = self._db.execute(
-                "SELECT doc FROM documents WHERE collection = ? AND key >= ? AND key < ? "
-                f"ORDER BY seq {order} LIMIT ?",
+                f"SELECT doc FROM documents WHERE collection = ? AND key >= ? AND key < ? ORDER BY seq {order} LIMIT ?",
                 (collection, key_prefix, key_prefix + "\U0010ffff", -1 if limit is None else limit),
             ).fetchall()
         for (doc,) in rows:
