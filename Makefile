@@ -9,7 +9,7 @@ NETWORK_FLAG := $(if $(NETWORK),--network $(NETWORK),)
 CA ?=
 CA_FLAG := $(if $(CA),--ca $(CA),)
 
-.PHONY: install conformance load test lint bench wrk up status down schemas clean
+.PHONY: install conformance load test lint bench wrk up status down schemas clean images
 
 install:  ## create .venv and install the project with its test extras
 	$(PYTHON) -m venv $(VENV)
@@ -58,3 +58,6 @@ schemas:  ## regenerate the published JSON Schemas from the models
 
 clean:
 	rm -rf .testbed reports/*/ .pytest_cache .ruff_cache
+
+images:  ## the reference node image, built offline (mmdebstrap base + local wheels); BASE=image to use another base
+	$(BIN)/python -m testbed.images $(if $(BASE),--base $(BASE),)

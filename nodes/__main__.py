@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -31,8 +32,15 @@ def _builder(role: str) -> Callable[[NodeConfig], NodeApps]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m nodes", description=__doc__)
-    parser.add_argument("--config", type=Path, required=True, help="node configuration (JSON)")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=os.environ.get("TESTBED_CONFIG"),
+        help="node configuration (JSON); default: $TESTBED_CONFIG (the container contract)",
+    )
     args = parser.parse_args(argv)
+    if args.config is None:
+        parser.error("give --config or set TESTBED_CONFIG")
     try:
         config = NodeConfig.read(args.config)
     except (OSError, ValueError, ValidationError) as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -34,7 +35,9 @@ CaOption = Annotated[
     Path | None,
     typer.Option("--ca", help="Keep the network CA in this folder across runs (made there if missing)"),
 ]
-RuntimeOption = Annotated[str, typer.Option("--runtime", envvar="RUNTIME", help="How nodes run: process")]
+RuntimeOption = Annotated[
+    str, typer.Option("--runtime", envvar="RUNTIME", help="How nodes run: process (default) or docker")
+]
 
 
 def main() -> None:
@@ -227,8 +230,75 @@ def down(
         killed = stop_network(folder, run_state)
         note = f" (had to kill: {', '.join(killed)})" if killed else ""
         console.print(f"stopped run {run_id}{note}")
-    if not run_ids:
+    orphans = _remove_container_leftovers(state, reports) if all_runs else []
+    if not run_ids and not orphans:
         console.print("nothing to stop")
+
+
+def _remove_container_leftovers(state: Path, reports: Path) -> list[str]:
+    """Containers and networks of runs whose state is gone (a harness killed outright, a state
+    folder deleted by hand), found by their run label. Runs with a live owner stay."""
+    from testbed.runtime.docker import DockerUnavailable, docker_client, leftover_runs, remove_run
+
+    try:
+        client = docker_client()
+    except DockerUnavailable:
+        return []  # no engine, so nothing of ours runs in one
+    live = set()
+    for run_id in all_run_ids(state):
+        with contextlib.suppress(TestbedError):
+            if RunFolder(state, reports, run_id).load().owner_alive():
+                live.add(run_id)
+    removed = sorted(leftover_runs(client) - live)
+    for run_id in removed:
+        remove_run(client, run_id, reports / run_id / "logs")
+        console.print(f"removed the containers and network left by run {run_id}")
+    return removed
+
+
+export_app = typer.Typer(help="Write a network out for other tools", no_args_is_help=True)
+app.add_typer(export_app, name="export")
+
+
+@export_app.command("compose")
+def export_compose_command(
+    network: Annotated[Path, typer.Option("--network", help="Network file")] = DEFAULT_NETWORK,
+    out: Annotated[Path, typer.Option("--out", help="Folder to write (made if missing)")] = Path("compose"),
+) -> None:
+    """A docker-compose.yml that starts the network as the docker runtime does, bootstrap included."""
+    from testbed.export import export_compose
+    from testbed.topology import load_network
+
+    if (out / "docker-compose.yml").exists():
+        raise ConfigError(f"{out} holds an export already (its CA and keys): remove it or choose another --out")
+    try:
+        written = export_compose(load_network(network), out)
+    except ValueError as exc:
+        raise ConfigError(f"{network}: {exc}") from None
+    project = f"compose-{load_network(network).network.name}"
+    console.print(f"wrote {written}")
+    console.print(f"start it:  (cd {out} && docker-compose -p {project} up -d)   (or `docker compose`)")
+    console.print(f"test it:   testbed conformance --attach --state {out}/state")
+
+
+@app.command()
+def fault(
+    node: Annotated[str, typer.Argument(help="Node name")],
+    operation: Annotated[str, typer.Argument(help="stop, start, kill, pause, unpause, restart, disconnect or connect")],
+    run: Annotated[str | None, typer.Option("--run", help="Run id (default: the last `testbed up`)")] = None,
+    state: StateOption = Path(".testbed"),
+    reports: ReportsOption = Path("reports"),
+) -> None:
+    """Do something to a node of a running docker network: stop or kill it, pause it, restart
+    it, cut it off from the network and connect it again."""
+    from testbed.network import attach
+    from testbed.runtime.docker import DockerRuntime
+
+    running = attach(RunFolder(state, reports, run or current_run_id(state)))
+    if running.state.runtime != "docker":
+        raise ConfigError(f"faults need the docker runtime; run {running.state.run_id} uses {running.state.runtime}")
+    status = DockerRuntime().fault(running.state, node, operation)
+    console.print(f"{node}: {operation} done; the container is {status}")
 
 
 @app.command()

@@ -15,8 +15,8 @@ from testbed.bootstrap import bootstrap
 from testbed.errors import TestbedError
 from testbed.pki import NetworkCA, write_trust_bundle
 from testbed.runtime import get_runtime
+from testbed.runtime.client import harness_client
 from testbed.runtime.plan import address_lock, plan_network
-from testbed.runtime.process import log_tail, ssl_context_for
 from testbed.runtime.state import NodeState, RunFolder, RunState, all_run_ids
 from testbed.topology import LoadedNetwork
 
@@ -30,13 +30,13 @@ class RunningNetwork:
 
     def client(self, timeout: float = 15.0) -> httpx.Client:
         """An HTTP client that trusts the network CA (and extra CAs of implementations)."""
-        return httpx.Client(verify=ssl_context_for(self.state), timeout=timeout)
+        return harness_client(self.state, timeout)
 
     def node(self, name: str) -> NodeState:
         return next(n for n in self.state.nodes if n.plan.name == name)
 
     def log_tail(self, name: str) -> list[str]:
-        return log_tail(self.node(name))
+        return get_runtime(self.state.runtime).log_tail(self.node(name))
 
 
 def start_network(
@@ -62,7 +62,7 @@ def start_network(
         folder.save(state)
         ca = NetworkCA.open(ca_dir or folder.pki_dir, loaded.network.name)
         with address_lock():
-            plan = plan_network(loaded, taken_hosts=_hosts_of_other_runs(folder))
+            plan = plan_network(loaded, taken_hosts=_hosts_of_other_runs(folder), runtime=runtime_name)
             extra = [Path(n.ca_bundle) for n in plan.nodes if n.ca_bundle]
             state.trust_bundle = str(write_trust_bundle(folder.pki_dir / "trust-bundle.pem", ca, extra))
             harness = ca.issue(folder.pki_dir / "harness", "testbed harness", ["localhost"])

@@ -53,7 +53,14 @@ class UrlImplementation(Strict):
     )
 
 
-Implementation = Literal["reference"] | UrlImplementation
+class ImageImplementation(Strict):
+    """An implementation under test packaged as a container image (docker runtime only); it
+    is started like a reference node and gets the container contract (README)."""
+
+    image: str = Field(pattern=r"^[a-z0-9][\w./:-]*(@sha256:[0-9a-f]{64})?$", description="Image name:tag or digest")
+
+
+Implementation = Literal["reference"] | UrlImplementation | ImageImplementation
 
 
 class NodeSpec(Strict):
@@ -65,6 +72,11 @@ class NodeSpec(Strict):
     @property
     def is_reference(self) -> bool:
         return self.implementation == "reference"
+
+    @property
+    def image(self) -> str | None:
+        """The image an implementation under test comes as, if it comes as one."""
+        return self.implementation.image if isinstance(self.implementation, ImageImplementation) else None
 
 
 class Organisation(Strict):

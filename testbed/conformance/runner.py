@@ -4,6 +4,7 @@ network, replay the scenarios, and fold the checks into one results model."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import platform
 import subprocess
@@ -11,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -103,9 +105,19 @@ def run_conformance(options: ConformanceOptions) -> RunResults:
                 _replay(options, loaded, running, results)
     except TestbedError as exc:
         results.error = str(exc)
+    results.node_resources = node_resources(options.folder)
     results.finished = datetime.now(UTC)
     finalise(results, catalogue)
     return results
+
+
+def node_resources(folder: RunFolder) -> dict[str, dict[str, Any]]:
+    """What the docker runtime recorded per container at teardown (nothing for processes)."""
+    path = folder.logs_dir / "resources.json"
+    with contextlib.suppress(OSError, ValueError):
+        recorded = json.loads(path.read_text(encoding="utf-8"))
+        return recorded if isinstance(recorded, dict) else {}
+    return {}
 
 
 def base_results(run_id: str, runtime: str, loaded: LoadedNetwork, scenarios: list[LoadedScenario]) -> RunResults:

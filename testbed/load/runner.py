@@ -19,7 +19,7 @@ from pathlib import Path
 import psutil
 
 from testbed.conformance.catalogue import Catalogue
-from testbed.conformance.runner import base_results, finalise, implementations
+from testbed.conformance.runner import base_results, finalise, implementations, node_resources
 from testbed.errors import ConfigError, TestbedError
 from testbed.load import perf
 from testbed.load.plan import PLAN_VARIABLE, LoadPlan
@@ -106,6 +106,7 @@ def run_load(options: LoadOptions) -> RunResults:
                 _drive(options, scenario, settings, running, results, loaded_network.path)
     except TestbedError as exc:
         results.error = str(exc)
+    results.node_resources = node_resources(options.folder)
     results.finished = datetime.now(UTC)
     finalise(results, catalogue)
     return results

@@ -201,6 +201,8 @@ class RunResults(BaseModel):
     exit_code: int = 0
     error: str | None = None  # a harness or environment error that stopped the run
     performance: Performance | None = None  # load runs only
+    # Docker runtime: per container, its CPU time and memory when the run ended.
+    node_resources: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     def all_checks(self) -> list[tuple[ScenarioResult, CheckResult]]:
         return [(s, c) for s in self.scenarios for c in s.checks]

@@ -27,17 +27,23 @@ class NodePlan(BaseModel):
     name: str
     role: Role
     organisation: str
-    managed: bool  # True: a reference node the runtime starts; False: already running (url:)
-    host: str
+    managed: bool  # True: the runtime starts it (a reference node or an image); False: url:
+    host: str  # the host name in the node's URLs (and, in the process runtime, its address)
     public_port: int
     internal_port: int
     public_url: str
     internal_url: str
     ca_bundle: str | None = None  # extra CA the harness trusts for an implementation under test
+    image: str | None = None  # docker runtime: the image under test (None: the reference image)
+    # Docker runtime: the harness reaches `host` at this address, on the same ports, which the
+    # runtime publishes there (the node's URLs name the container, which only peers resolve).
+    reach_at: str | None = None
 
     @property
     def kind(self) -> str:
-        return "reference" if self.managed else "url"
+        if not self.managed:
+            return "url"
+        return "image" if self.image else "reference"
 
 
 class NetworkPlan(BaseModel):
@@ -50,7 +56,12 @@ class NetworkPlan(BaseModel):
         return [n for n in self.nodes if n.managed]
 
 
-def plan_network(loaded: LoadedNetwork, taken_hosts: set[str] | None = None) -> NetworkPlan:
+def plan_network(loaded: LoadedNetwork, taken_hosts: set[str] | None = None, runtime: str = "process") -> NetworkPlan:
+    if runtime == "docker":
+        return _container_plan(loaded)
+    images = [node.name for _, node in loaded.network.nodes() if node.image]
+    if images:
+        raise TestbedError(f"nodes given as an image need the docker runtime (--runtime docker): {', '.join(images)}")
     network = loaded.network
     references = [node for _, node in network.nodes() if node.is_reference]
     block = _free_block(len(references), taken_hosts or set())
@@ -73,6 +84,34 @@ def plan_network(loaded: LoadedNetwork, taken_hosts: set[str] | None = None) -> 
                 internal_port=INTERNAL_PORT,
                 public_url=f"https://{host}:{PUBLIC_PORT}",
                 internal_url=f"https://{host}:{INTERNAL_PORT}",
+            )
+        )
+    return NetworkPlan(nodes=plans)
+
+
+def _container_plan(loaded: LoadedNetwork) -> NetworkPlan:
+    """Each started node is a container named after the node, its URLs `https://<name>:<port>`
+    with ports free on this machine's loopback; the runtime publishes each port on 127.0.0.1
+    under the same number, so the container's peers and the harness use one URL."""
+    plans: list[NodePlan] = []
+    for org, node in loaded.network.nodes():
+        if isinstance(node.implementation, UrlImplementation):
+            plans.append(_external(org.id, node.name, node.role, node.implementation))
+            continue
+        public, internal = free_loopback_port(), free_loopback_port()
+        plans.append(
+            NodePlan(
+                name=node.name,
+                role=node.role,
+                organisation=org.id,
+                managed=True,
+                host=node.name,
+                public_port=public,
+                internal_port=internal,
+                public_url=f"https://{node.name}:{public}",
+                internal_url=f"https://{node.name}:{internal}",
+                image=node.image,
+                reach_at="127.0.0.1",
             )
         )
     return NetworkPlan(nodes=plans)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import ssl
 import subprocess
 import sys
 import time
@@ -15,12 +14,14 @@ from pathlib import Path
 
 import httpx
 
-from nodes.common.config import NodeConfig, OrganisationInfo, TlsConfig
+from nodes.common.config import NodeConfig, TlsConfig
 from testbed.errors import NodeStartError
 from testbed.pki import NetworkCA
-from testbed.runtime.plan import NetworkPlan, NodePlan
+from testbed.runtime.client import harness_client
+from testbed.runtime.nodeconfig import node_config
+from testbed.runtime.plan import NetworkPlan
 from testbed.runtime.state import NodeState, RunFolder, RunState
-from testbed.topology import LoadedNetwork, Role, organisation_subject
+from testbed.topology import LoadedNetwork
 
 HEALTH_TIMEOUT_SECONDS = 30.0
 STOP_GRACE_SECONDS = 5.0
@@ -48,42 +49,21 @@ class ProcessRuntime:
             node_state = NodeState(plan=node_plan)
             state.nodes.append(node_state)
             if node_plan.managed:
-                config = self._config(loaded, plan, node_plan, folder, ca, Path(state.trust_bundle), owner_pid)
+                node_dir = folder.state_dir / "nodes" / node_plan.name
+                tls = ca.issue(node_dir / "tls", node_plan.name, [node_plan.host, "localhost"])
+                config = node_config(
+                    loaded,
+                    plan,
+                    node_plan,
+                    bind=node_plan.host,
+                    tls=TlsConfig(cert=tls.cert, key=tls.key, ca=Path(state.trust_bundle)),
+                    data_dir=node_dir / "data",
+                    owner_pid=owner_pid,
+                )
                 self._spawn(node_state, config, folder)
                 progress(f"started {node_plan.name} ({node_plan.role}) at {node_plan.public_url}")
             folder.save(state)
         wait_healthy(state, progress)
-
-    def _config(
-        self,
-        loaded: LoadedNetwork,
-        plan: NetworkPlan,
-        node: NodePlan,
-        folder: RunFolder,
-        ca: NetworkCA,
-        trust_bundle: Path,
-        owner_pid: int | None,
-    ) -> NodeConfig:
-        network = loaded.network
-        org = network.organisation(node.organisation)
-        node_dir = folder.state_dir / "nodes" / node.name
-        tls = ca.issue(node_dir / "tls", node.name, [node.host, "localhost"])
-        return NodeConfig(
-            name=node.name,
-            role=node.role.value,
-            organisation=OrganisationInfo(id=org.id, name=org.name, ura=org.ura, city=org.city, category=org.category),
-            seed=network.seed,
-            host=node.host,
-            public_port=node.public_port,
-            internal_port=node.internal_port,
-            public_url=node.public_url,
-            internal_url=node.internal_url,
-            tls=TlsConfig(cert=tls.cert, key=tls.key, ca=trust_bundle),
-            data_dir=node_dir / "data",
-            parent_pid=owner_pid,
-            peers=_peers(loaded, plan, node),
-            settings=next(n for _, n in network.nodes() if n.name == node.name).settings,
-        )
 
     def _spawn(self, node_state: NodeState, config: NodeConfig, folder: RunFolder) -> None:
         config_path = folder.state_dir / "nodes" / config.name / "node.json"
@@ -103,6 +83,9 @@ class ProcessRuntime:
         node_state.config_path = str(config_path)
         node_state.log_path = str(log_path)
 
+    def log_tail(self, node: NodeState) -> list[str]:
+        return log_tail(node)
+
     def stop(self, state: RunState) -> list[str]:
         """Stop every node this run started; returns the names of nodes that needed SIGKILL."""
         alive = [n for n in state.nodes if n.pid and _is_our_node(n)]
@@ -121,41 +104,26 @@ class ProcessRuntime:
         return killed
 
 
-def _peers(loaded: LoadedNetwork, plan: NetworkPlan, node: NodePlan) -> dict[str, str]:
-    """What a node needs to find: its organisation's trust node and the consent service."""
-    peers: dict[str, str] = {}
-    trust = loaded.network.node_of(node.organisation, Role.TRUST)
-    if trust is not None and trust.name != node.name:
-        peers["trust_internal"] = plan.node(trust.name).internal_url
-        subject = organisation_subject(node.organisation)
-        peers["authorization_server"] = f"{plan.node(trust.name).public_url}/oauth2/{subject}"
-    if node.role == Role.TRUST:
-        # The discovery server of the network: the credential issuer's trust node.
-        server = loaded.network.node_of(loaded.network.credential_issuer, Role.TRUST)
-        if server is not None:
-            peers["discovery_server"] = plan.node(server.name).public_url
-    consent = loaded.network.nodes_with_role(Role.CONSENT)
-    if consent and node.role != Role.CONSENT:
-        peers["consent"] = plan.node(consent[0][1].name).public_url
-    hdab = loaded.network.nodes_with_role(Role.HDAB)
-    if hdab and node.role == Role.STATION:
-        peers["hdab"] = plan.node(hdab[0][1].name).public_url  # named in the station's catalogue
-    if node.role == Role.HDAB:
-        for org, station in loaded.network.nodes_with_role(Role.STATION):
-            peers[f"station:{org.id}"] = plan.node(station.name).public_url  # whose catalogues it harvests
-    return peers
-
-
-def wait_healthy(state: RunState, progress: Progress, timeout: float = HEALTH_TIMEOUT_SECONDS) -> None:
-    """Every node answers `GET {internal}/health` with 200 before the network counts as up."""
+def wait_healthy(
+    state: RunState,
+    progress: Progress,
+    timeout: float = HEALTH_TIMEOUT_SECONDS,
+    exited: Callable[[NodeState], bool] | None = None,
+    tail: Callable[[NodeState], list[str]] | None = None,
+) -> None:
+    """Every node answers `GET {internal}/health` with 200 before the network counts as up.
+    `exited` and `tail` tell, for the runtime at hand, whether a node has stopped and what it
+    logged last (default: a node process and its log file)."""
+    exited = exited or (lambda node: bool(node.pid) and _exited(node.pid))
+    tail = tail or log_tail
     pending = {n.plan.name: n for n in state.nodes}
     last_answer: dict[str, str] = {}  # why each pending node is not healthy yet
     deadline = time.monotonic() + timeout
-    with httpx.Client(verify=ssl_context_for(state), timeout=2.0) as client:
+    with harness_client(state, timeout=2.0) as client:
         while pending:
             for name, node in list(pending.items()):
-                if node.pid and _exited(node.pid):
-                    raise NodeStartError(f"node {name} exited during start-up\n{log_tail_text(node)}")
+                if exited(node):
+                    raise NodeStartError(f"node {name} exited during start-up\n{log_tail_text(node, tail(node))}")
                 last_answer[name] = _health_problem(client, node.plan.internal_url)
                 if not last_answer[name]:
                     progress(f"{name} is healthy")
@@ -164,18 +132,9 @@ def wait_healthy(state: RunState, progress: Progress, timeout: float = HEALTH_TI
                 return
             if time.monotonic() > deadline:
                 reasons = "\n".join(f"  {name}: {last_answer.get(name, 'not asked yet')}" for name in sorted(pending))
-                tails = "\n".join(log_tail_text(n) for n in pending.values() if n.pid)
+                tails = "\n".join(log_tail_text(n, tail(n)) for n in pending.values() if n.plan.managed)
                 raise NodeStartError(f"not healthy after {timeout:.0f} s:\n{reasons}\n{tails}".rstrip())
             time.sleep(0.1)
-
-
-def ssl_context_for(state: RunState) -> ssl.SSLContext:
-    """Trust what the run trusts (the network CA and the CAs of implementations under test),
-    and show the harness's own certificate to nodes that ask for one."""
-    context = ssl.create_default_context(cafile=state.trust_bundle)
-    if state.client_cert:
-        context.load_cert_chain(state.client_cert, state.client_key)
-    return context
 
 
 def _health_problem(client: httpx.Client, internal_url: str) -> str:
@@ -201,9 +160,9 @@ def log_tail(node: NodeState, lines: int = LOG_TAIL_LINES) -> list[str]:
     return text.splitlines()[-lines:]
 
 
-def log_tail_text(node: NodeState) -> str:
-    tail = log_tail(node)
-    header = f"--- last {len(tail)} lines of {node.log_path} ---"
+def log_tail_text(node: NodeState, tail: list[str] | None = None) -> str:
+    tail = log_tail(node) if tail is None else tail
+    header = f"--- last {len(tail)} lines of {node.container or node.log_path} ---"
     return "\n".join([header, *tail]) if tail else f"(no log output from {node.plan.name})"
 
 

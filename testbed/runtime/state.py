@@ -22,6 +22,7 @@ CURRENT = "current"  # file in the state root naming the run `status` and `down`
 class NodeState(BaseModel):
     plan: NodePlan
     pid: int | None = None  # process id (process runtime), None for nodes not started by us
+    container: str | None = None  # container name (docker runtime)
     config_path: str | None = None
     log_path: str | None = None
 

@@ -1,0 +1,102 @@
+"""The harness's HTTP client for a run: it trusts what the run trusts, shows the harness's own
+certificate, and reaches nodes whose URLs name a container (docker runtime) at the loopback
+port the runtime published for them. Names are mapped on connect only, so TLS still checks the
+certificate against the name in the URL."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterable
+from typing import Any
+
+import httpcore
+import httpx
+
+from testbed.runtime.state import RunState
+
+
+def ssl_context_for(state: RunState) -> ssl.SSLContext:
+    """Trust what the run trusts (the network CA and the CAs of implementations under test),
+    and show the harness's own certificate to nodes that ask for one."""
+    context = ssl.create_default_context(cafile=state.trust_bundle)
+    if state.client_cert:
+        context.load_cert_chain(state.client_cert, state.client_key)
+    return context
+
+
+def harness_client(state: RunState, timeout: float = 15.0) -> httpx.Client:
+    names = {n.plan.host: n.plan.reach_at for n in state.nodes if n.plan.reach_at}
+    context = ssl_context_for(state)
+    if not names:
+        return httpx.Client(verify=context, timeout=timeout)
+    return httpx.Client(transport=MappedTransport(names, context), timeout=timeout)
+
+
+class _MappedBackend(httpcore.SyncBackend):
+    def __init__(self, names: dict[str, str]):
+        self.names = names
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        return super().connect_tcp(self.names.get(host, host), port, timeout, local_address, socket_options)
+
+
+class MappedTransport(httpx.BaseTransport):
+    """httpx over an httpcore pool whose connections go to mapped addresses."""
+
+    def __init__(self, names: dict[str, str], context: ssl.SSLContext):
+        self.pool = httpcore.ConnectionPool(ssl_context=context, network_backend=_MappedBackend(names))
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return self._send(request)
+        except httpcore.TimeoutException as exc:
+            # httpx's own names for httpcore's errors (ConnectTimeout, ReadTimeout, ...), so
+            # callers handle them as they handle any httpx error.
+            raise getattr(httpx, type(exc).__name__, httpx.TimeoutException)(str(exc), request=request) from exc
+        except httpcore.NetworkError as exc:
+            raise getattr(httpx, type(exc).__name__, httpx.NetworkError)(str(exc), request=request) from exc
+        except httpcore.ProtocolError as exc:
+            raise getattr(httpx, type(exc).__name__, httpx.ProtocolError)(str(exc), request=request) from exc
+
+    def _send(self, request: httpx.Request) -> httpx.Response:
+        answer = self.pool.handle_request(
+            httpcore.Request(
+                method=request.method,
+                url=httpcore.URL(
+                    scheme=request.url.raw_scheme,
+                    host=request.url.raw_host,
+                    port=request.url.port,
+                    target=request.url.raw_path,
+                ),
+                headers=request.headers.raw,
+                content=request.stream,
+                extensions=request.extensions,
+            )
+        )
+        return httpx.Response(
+            status_code=answer.status,
+            headers=answer.headers,
+            stream=_Stream(answer),
+            extensions=answer.extensions,
+        )
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+class _Stream(httpx.SyncByteStream):
+    def __init__(self, answer: httpcore.Response):
+        self.answer = answer
+
+    def __iter__(self) -> Any:
+        yield from self.answer.stream  # type: ignore[union-attr]
+
+    def close(self) -> None:
+        self.answer.close()

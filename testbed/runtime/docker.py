@@ -1,0 +1,263 @@
+"""The docker runtime: every started node is a container on a bridge network made for the run.
+
+Containers are named after their node inside the network (peers find each other by name)
+and their URLs are `https://<node>:<port>`; each port is published on 127.0.0.1 under the
+same number, where the harness reaches it (see runtime/client.py). Every container and
+network carries the label `health-testbed.run=<run id>`: teardown removes by label, after a
+crash or Ctrl-C as well, and `testbed down --all` removes what earlier runs left.
+
+Testcontainers' reaper container would need an image pull, so it is not used: the Docker SDK
+and the labels do the work."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from docker.errors import DockerException, ImageNotFound, NotFound
+from docker.models.containers import Container
+
+import docker
+from nodes.common.config import NodeConfig, TlsConfig
+from testbed.errors import NodeStartError, TestbedError
+from testbed.pki import NetworkCA
+from testbed.runtime.nodeconfig import node_config
+from testbed.runtime.plan import NetworkPlan, NodePlan
+from testbed.runtime.process import LOG_TAIL_LINES, wait_healthy
+from testbed.runtime.state import NodeState, RunFolder, RunState
+from testbed.topology import LoadedNetwork
+
+RUN_LABEL = "health-testbed.run"
+NODE_LABEL = "health-testbed.node"
+REFERENCE_IMAGE = "health-testbed-node:latest"
+INSIDE = Path("/node")  # where a container finds its configuration, certificates and data
+STOP_SECONDS = 5
+Progress = Callable[[str], None]
+
+
+class DockerUnavailable(TestbedError):
+    """No Docker Engine answers; the message says so and what to do."""
+
+
+def docker_client() -> docker.DockerClient:
+    try:
+        client = docker.from_env()
+        client.ping()
+    except DockerException as exc:
+        raise DockerUnavailable(f"the docker runtime needs a Docker Engine, and none answers here: {exc}") from None
+    return client
+
+
+class DockerRuntime:
+    name = "docker"
+
+    def start(
+        self,
+        loaded: LoadedNetwork,
+        plan: NetworkPlan,
+        folder: RunFolder,
+        state: RunState,
+        ca: NetworkCA,
+        owner_pid: int | None,
+        progress: Progress,
+    ) -> None:
+        client = docker_client()
+        labels = {RUN_LABEL: state.run_id}
+        network = client.networks.create(f"testbed-{state.run_id}", driver="bridge", labels=labels)
+        progress(f"network {network.name}")
+        for node_plan in plan.nodes:
+            node_state = NodeState(plan=node_plan)
+            state.nodes.append(node_state)
+            if node_plan.managed:
+                container = self._run(client, loaded, plan, node_plan, folder, state, ca, network.name)
+                node_state.container = container.name
+                node_state.log_path = str(folder.logs_dir / f"{node_plan.name}.log")
+                progress(f"started {node_plan.name} ({node_plan.role}) as container {container.name}")
+            folder.save(state)
+        wait_healthy(state, progress, exited=lambda node: _exited(client, node), tail=self.log_tail)
+
+    def _run(
+        self,
+        client: docker.DockerClient,
+        loaded: LoadedNetwork,
+        plan: NetworkPlan,
+        node: NodePlan,
+        folder: RunFolder,
+        state: RunState,
+        ca: NetworkCA,
+        network: str,
+    ) -> Container:
+        node_dir = folder.state_dir / "nodes" / node.name
+        tls = ca.issue(node_dir / "tls", node.name, [node.name, "localhost"])
+        shutil.copy(state.trust_bundle, node_dir / "tls" / "trust-bundle.pem")
+        (node_dir / "data").mkdir(parents=True, exist_ok=True)
+        config = node_config(
+            loaded,
+            plan,
+            node,
+            bind="0.0.0.0",
+            tls=TlsConfig(
+                cert=INSIDE / "tls" / tls.cert.name,
+                key=INSIDE / "tls" / tls.key.name,
+                ca=INSIDE / "tls" / "trust-bundle.pem",
+            ),
+            data_dir=INSIDE / "data",
+            owner_pid=None,  # a container cannot watch the harness: teardown goes by label
+        )
+        config.write(node_dir / "node.json")
+        image = node.image or REFERENCE_IMAGE
+        try:
+            client.images.get(image)
+        except ImageNotFound:
+            hint = "run `make images`" if image == REFERENCE_IMAGE else "build or load it first"
+            raise NodeStartError(f"{node.name}: image {image} is not on this machine: {hint}") from None
+        ports = {f"{p}/tcp": ("127.0.0.1", p) for p in (node.public_port, node.internal_port)}
+        return client.containers.run(
+            image,
+            name=f"{state.run_id}-{node.name}",
+            hostname=node.name,
+            environment=contract_environment(config),
+            labels={RUN_LABEL: state.run_id, NODE_LABEL: node.name},
+            network=network,
+            ports=ports,
+            volumes={str(node_dir.resolve()): {"bind": str(INSIDE), "mode": "rw"}},
+            detach=True,
+        )
+
+    def log_tail(self, node: NodeState, lines: int = LOG_TAIL_LINES) -> list[str]:
+        if not node.container:
+            return []
+        with contextlib.suppress(DockerException):
+            container = docker_client().containers.get(node.container)
+            return container.logs(tail=lines).decode("utf-8", errors="replace").splitlines()
+        return []
+
+    def stop(self, state: RunState) -> list[str]:
+        """Keep each container's log and resource use, then remove the run's containers and
+        network by label. Returns the nodes that had to be killed."""
+        try:
+            client = docker_client()
+        except DockerUnavailable:
+            return []
+        return remove_run(client, state.run_id, _logs_dir(state))
+
+    # --- faults -----------------------------------------------------------------------------
+    def fault(self, state: RunState, node: str, operation: str) -> str:
+        client = docker_client()
+        container = client.containers.get(_container_of(state, node))
+        network = client.networks.get(f"testbed-{state.run_id}")
+        actions: dict[str, Callable[[], Any]] = {
+            "stop": lambda: container.stop(timeout=STOP_SECONDS),
+            "start": container.start,
+            "kill": container.kill,
+            "pause": container.pause,
+            "unpause": container.unpause,
+            "restart": lambda: container.restart(timeout=STOP_SECONDS),
+            "disconnect": lambda: network.disconnect(container),
+            "connect": lambda: network.connect(container, aliases=[node]),
+        }
+        if operation not in actions:
+            raise TestbedError(f"unknown fault {operation!r}; known: {', '.join(actions)}")
+        actions[operation]()
+        container.reload()
+        return container.status
+
+
+def contract_environment(config: NodeConfig) -> dict[str, str]:
+    """The container contract: what any node image is told (README, "Nodes as images")."""
+    return {
+        "TESTBED_CONFIG": str(INSIDE / "node.json"),  # all of the below as one JSON file
+        "TESTBED_ROLE": config.role,
+        "TESTBED_NAME": config.name,
+        "TESTBED_ORGANISATION": config.organisation.model_dump_json(),
+        "TESTBED_SEED": config.seed,
+        "TESTBED_PUBLIC_URL": config.public_url,
+        "TESTBED_INTERNAL_URL": config.internal_url,
+        "TESTBED_PUBLIC_PORT": str(config.public_port),
+        "TESTBED_INTERNAL_PORT": str(config.internal_port),
+        "TESTBED_TLS_CERT": str(config.tls.cert),
+        "TESTBED_TLS_KEY": str(config.tls.key),
+        "TESTBED_CA_BUNDLE": str(config.tls.ca),
+        "TESTBED_PEERS": json.dumps(config.peers),
+        "TESTBED_SETTINGS": json.dumps(config.settings),
+    }
+
+
+def remove_run(client: docker.DockerClient, run_id: str, logs_dir: Path | None) -> list[str]:
+    killed = []
+    for container in client.containers.list(all=True, filters={"label": f"{RUN_LABEL}={run_id}"}):
+        node = container.labels.get(NODE_LABEL, container.name)
+        if logs_dir is not None:
+            _keep_log_and_usage(container, node, logs_dir)
+        if container.status in ("running", "paused", "restarting"):
+            with contextlib.suppress(DockerException):
+                if container.status == "paused":
+                    container.unpause()
+                container.stop(timeout=STOP_SECONDS)
+                container.reload()
+                if container.status == "running":
+                    killed.append(node)
+        with contextlib.suppress(NotFound):
+            container.remove(force=True, v=True)
+    for network in client.networks.list(filters={"label": f"{RUN_LABEL}={run_id}"}):
+        with contextlib.suppress(NotFound):
+            network.remove()
+    for volume in client.volumes.list(filters={"label": f"{RUN_LABEL}={run_id}"}):
+        with contextlib.suppress(NotFound):
+            volume.remove(force=True)
+    return killed
+
+
+def leftover_runs(client: docker.DockerClient) -> set[str]:
+    """Run ids that still have containers or networks on this engine."""
+    found = {c.labels[RUN_LABEL] for c in client.containers.list(all=True, filters={"label": RUN_LABEL})}
+    found |= {n.attrs["Labels"][RUN_LABEL] for n in client.networks.list(filters={"label": RUN_LABEL})}
+    return found
+
+
+def _keep_log_and_usage(container: Container, node: str, logs_dir: Path) -> None:
+    """The node's log into the run's log folder, and its CPU time and memory into
+    resources.json there (what the report shows per container)."""
+    logs_dir.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(DockerException, OSError):
+        (logs_dir / f"{node}.log").write_bytes(container.logs())
+    usage: dict[str, Any] = {"status": container.status}
+    with contextlib.suppress(DockerException, KeyError, TypeError):
+        if container.status == "running":
+            stats = container.stats(stream=False)
+            usage.update(
+                cpu_seconds=round(stats["cpu_stats"]["cpu_usage"]["total_usage"] / 1e9, 2),
+                memory_mb=round(stats["memory_stats"]["usage"] / 2**20, 1),
+                memory_peak_mb=round(stats["memory_stats"].get("max_usage", 0) / 2**20, 1),
+            )
+    path = logs_dir / "resources.json"
+    with contextlib.suppress(OSError, ValueError):
+        recorded = json.loads(path.read_text()) if path.exists() else {}
+        recorded[node] = usage
+        path.write_text(json.dumps(recorded, indent=2))
+
+
+def _logs_dir(state: RunState) -> Path | None:
+    paths = [Path(n.log_path).parent for n in state.nodes if n.log_path]
+    return paths[0] if paths else None
+
+
+def _container_of(state: RunState, node: str) -> str:
+    for candidate in state.nodes:
+        if candidate.plan.name == node and candidate.container:
+            return candidate.container
+    raise TestbedError(f"no container of node {node!r} in run {state.run_id}")
+
+
+def _exited(client: docker.DockerClient, node: NodeState) -> bool:
+    if not node.container:
+        return False
+    try:
+        container = client.containers.get(node.container)
+    except NotFound:
+        return True
+    return container.status in ("exited", "dead")

@@ -1,0 +1,65 @@
+"""What a started node is told: its NodeConfig, the same for every runtime but for where it
+binds and where its files are (the container contract is this model as JSON, and as
+environment variables)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nodes.common.config import NodeConfig, OrganisationInfo, TlsConfig
+from testbed.runtime.plan import NetworkPlan, NodePlan
+from testbed.topology import LoadedNetwork, Role, organisation_subject
+
+
+def node_config(
+    loaded: LoadedNetwork,
+    plan: NetworkPlan,
+    node: NodePlan,
+    bind: str,
+    tls: TlsConfig,
+    data_dir: Path,
+    owner_pid: int | None,
+) -> NodeConfig:
+    network = loaded.network
+    org = network.organisation(node.organisation)
+    return NodeConfig(
+        name=node.name,
+        role=node.role.value,
+        organisation=OrganisationInfo(id=org.id, name=org.name, ura=org.ura, city=org.city, category=org.category),
+        seed=network.seed,
+        host=bind,
+        public_port=node.public_port,
+        internal_port=node.internal_port,
+        public_url=node.public_url,
+        internal_url=node.internal_url,
+        tls=tls,
+        data_dir=data_dir,
+        parent_pid=owner_pid,
+        peers=peers(loaded, plan, node),
+        settings=next(n for _, n in network.nodes() if n.name == node.name).settings,
+    )
+
+
+def peers(loaded: LoadedNetwork, plan: NetworkPlan, node: NodePlan) -> dict[str, str]:
+    """What a node needs to find: its organisation's trust node and the consent service."""
+    peers: dict[str, str] = {}
+    trust = loaded.network.node_of(node.organisation, Role.TRUST)
+    if trust is not None and trust.name != node.name:
+        peers["trust_internal"] = plan.node(trust.name).internal_url
+        subject = organisation_subject(node.organisation)
+        peers["authorization_server"] = f"{plan.node(trust.name).public_url}/oauth2/{subject}"
+    if node.role == Role.TRUST:
+        # The discovery server of the network: the credential issuer's trust node.
+        server = loaded.network.node_of(loaded.network.credential_issuer, Role.TRUST)
+        if server is not None:
+            peers["discovery_server"] = plan.node(server.name).public_url
+    consent = loaded.network.nodes_with_role(Role.CONSENT)
+    if consent and node.role != Role.CONSENT:
+        peers["consent"] = plan.node(consent[0][1].name).public_url
+    hdab = loaded.network.nodes_with_role(Role.HDAB)
+    if hdab and node.role == Role.STATION:
+        peers["hdab"] = plan.node(hdab[0][1].name).public_url  # named in the station's catalogue
+    if node.role == Role.HDAB:
+        for org, station in loaded.network.nodes_with_role(Role.STATION):
+            peers[f"station:{org.id}"] = plan.node(station.name).public_url  # whose catalogues it harvests
+    return peers
