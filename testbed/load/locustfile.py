@@ -14,6 +14,7 @@ import ssl
 from pathlib import Path
 from typing import Any
 
+import gevent.socket
 import gevent.ssl
 import httpx
 from locust import FastHttpUser, LoadTestShape, constant, task
@@ -30,6 +31,16 @@ PLAN = LoadPlan.model_validate_json(Path(os.environ[PLAN_VARIABLE]).read_text(en
 SCENARIO = load_scenario(PLAN.scenario)
 NETWORK = load_network(PLAN.network).network
 SIGNER = SigningIdentity.from_files(PLAN.client_cert, PLAN.client_key) if PLAN.client_cert and PLAN.client_key else None
+if PLAN.reach_at:
+    # Docker runtime: node URLs name containers, which only their peers resolve; from here
+    # they are reached at the ports published on loopback (TLS still checks the name).
+    _resolve = gevent.socket.getaddrinfo
+
+    def _mapped(host: str, *args: Any, **kwargs: Any) -> Any:
+        return _resolve(PLAN.reach_at.get(host, host), *args, **kwargs)
+
+    gevent.socket.getaddrinfo = _mapped
+
 HOP_BY_HOP = {"host", "content-length", "connection", "accept-encoding", "transfer-encoding"}
 _local_users = itertools.count()
 

@@ -23,12 +23,14 @@ def read_figures(stats_csv: Path) -> tuple[RequestFigures | None, list[RequestFi
     return overall, steps
 
 
-def read_series(history_csv: Path) -> list[SeriesPoint]:
-    """The run over time from `<prefix>_stats_history.csv` (its rows over every request)."""
-    rows = [r for r in _rows(history_csv) if r["Name"] == OVERALL]
+def read_series(history_csv: Path, name: str = OVERALL) -> list[SeriesPoint]:
+    """The run over time from `<prefix>_stats_history.csv`: over every request, or for the
+    requests of one step (`name`)."""
+    every = _rows(history_csv)
+    rows = [r for r in every if r["Name"] == name]
     if not rows:
         return []
-    start = float(rows[0]["Timestamp"])
+    start = float(every[0]["Timestamp"])  # one clock for every series of the run
     return [
         SeriesPoint(
             t=float(r["Timestamp"]) - start,

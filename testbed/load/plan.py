@@ -23,3 +23,5 @@ class LoadPlan(BaseModel):
     client_key: Path | None = None
     settings: LoadSettings
     workers: int = 0  # 0: one Locust process; otherwise a master and this many workers
+    # Docker runtime: node host names and the address the harness reaches them at.
+    reach_at: dict[str, str] = {}

@@ -134,6 +134,7 @@ def _drive(
         client_key=Path(state.client_key).resolve() if state.client_key else None,
         settings=settings,
         workers=options.workers,
+        reach_at={n.plan.host: n.plan.reach_at for n in state.nodes if n.plan.reach_at},
     )
     plan_path = load_dir / "plan.json"
     plan_path.write_text(plan.model_dump_json(indent=2), encoding="utf-8")
@@ -268,6 +269,7 @@ def _performance(
         overall=overall,
         steps=steps,
         series=perf.read_series(load_dir / "locust_stats_history.csv"),
+        step_series={f.name: perf.read_series(load_dir / "locust_stats_history.csv", f.name) for f in steps},
         nodes=samples,
         thresholds=perf.check_thresholds(settings.parsed_thresholds(), overall, steps),
         files=sorted(p.name for p in load_dir.glob("locust_*.csv")),

@@ -176,6 +176,7 @@ class Performance(BaseModel):
     overall: RequestFigures
     steps: list[RequestFigures] = Field(default_factory=list)
     series: list[SeriesPoint] = Field(default_factory=list)
+    step_series: dict[str, list[SeriesPoint]] = Field(default_factory=dict)  # step id -> its series
     nodes: dict[str, list[NodeSample]] = Field(default_factory=dict)  # node name -> samples
     thresholds: list[ThresholdOutcome] = Field(default_factory=list)
     files: list[str] = Field(default_factory=list)  # Locust's CSVs, next to the report

@@ -105,6 +105,7 @@ def test_locust_csvs_become_figures_series_and_verdicts(tmp_path: Path):
     assert steps[0].percentiles_ms["95"] == 120 and steps[0].percentiles_ms["99.9"] == 300
     series = read_series(tmp_path / "history.csv")
     assert [(p.t, p.users, p.p95_ms) for p in series] == [(0, 0, None), (1, 5, 100)]
+    assert [(p.t, p.p95_ms) for p in read_series(tmp_path / "history.csv", "read-patient")] == [(1, 120)]
     outcomes = check_thresholds(
         [
             ("overall", Threshold.parse("rate<0.01")),
