@@ -249,7 +249,7 @@ def _remove_container_leftovers(state: Path, reports: Path) -> list[str]:
         with contextlib.suppress(TestbedError):
             if RunFolder(state, reports, run_id).load().owner_alive():
                 live.add(run_id)
-    removed = sorted(leftover_runs(client) - live)
+    removed = sorted(leftover_runs(client, state) - live)
     for run_id in removed:
         remove_run(client, run_id, reports / run_id / "logs")
         console.print(f"removed the containers and network left by run {run_id}")

@@ -1,6 +1,7 @@
 """`testbed export compose`: a network as a docker-compose.yml that `docker compose up`
-starts the way the docker runtime does: the same container names, configuration, CA and
-ports, and the same bootstrap, run by a one-shot `bootstrap` service inside the network once
+starts the way the docker runtime does: the same container names, configuration and CA, URLs
+of the same form (with fixed ports, from 21000 up, where the runtime picks free ones), and the
+same bootstrap, run by a one-shot `bootstrap` service inside the network once
 every node is healthy. The export folder is also a state folder: `testbed conformance
 --attach --state <folder>/state` replays scenarios against the composed network.
 
@@ -14,6 +15,7 @@ every node is healthy. The export folder is also a state folder: `testbed confor
 from __future__ import annotations
 
 import argparse
+import itertools
 import shutil
 import sys
 from pathlib import Path
@@ -21,12 +23,11 @@ from typing import Any
 
 import yaml
 
-from nodes.common.config import TlsConfig
 from testbed.pki import NetworkCA, write_trust_bundle
 from testbed.runtime.client import harness_client
-from testbed.runtime.docker import INSIDE, NODE_LABEL, REFERENCE_IMAGE, RUN_LABEL, contract_environment
-from testbed.runtime.nodeconfig import node_config
-from testbed.runtime.plan import NetworkPlan, NodePlan
+from testbed.runtime.docker import INSIDE, NODE_LABEL, REFERENCE_IMAGE, contract_environment, run_labels
+from testbed.runtime.nodeconfig import container_node_dir
+from testbed.runtime.plan import NetworkPlan, NodePlan, container_plan
 from testbed.runtime.process import wait_healthy
 from testbed.runtime.state import NodeState, RunFolder, RunState
 from testbed.topology import LoadedNetwork, UrlImplementation, load_network
@@ -54,14 +55,14 @@ def export_compose(loaded: LoadedNetwork, out: Path, image: str = REFERENCE_IMAG
         "entrypoint": ["python", "-m", "testbed.export", "bootstrap", str(MOUNT / "state" / "runs" / run_id)],
         "volumes": [f"./:{MOUNT}"],
         "depends_on": [n.name for n in plan.nodes],
-        "labels": {RUN_LABEL: run_id},
+        "labels": run_labels(run_id, out / "state"),
         "networks": ["testbed"],
         "restart": "no",
     }
     compose = {
         "version": "3.8",  # read by docker-compose 1.29 and by `docker compose` alike
         "services": services,
-        "networks": {"testbed": {"name": f"testbed-{run_id}", "labels": {RUN_LABEL: run_id}}},
+        "networks": {"testbed": {"name": f"testbed-{run_id}", "labels": run_labels(run_id, out / "state")}},
     }
     (out / "docker-compose.yml").write_text(
         f"# Made by `testbed export compose`. `docker compose -p {run_id} up -d` (or docker-compose)\n"
@@ -86,25 +87,8 @@ def export_compose(loaded: LoadedNetwork, out: Path, image: str = REFERENCE_IMAG
 
 
 def _plan(loaded: LoadedNetwork) -> NetworkPlan:
-    nodes = []
-    for index, (org, node) in enumerate(loaded.network.nodes()):
-        public, internal = FIRST_PORT + 2 * index, FIRST_PORT + 2 * index + 1
-        nodes.append(
-            NodePlan(
-                name=node.name,
-                role=node.role,
-                organisation=org.id,
-                managed=True,
-                host=node.name,
-                public_port=public,
-                internal_port=internal,
-                public_url=f"https://{node.name}:{public}",
-                internal_url=f"https://{node.name}:{internal}",
-                image=node.image,
-                reach_at="127.0.0.1",
-            )
-        )
-    return NetworkPlan(nodes=nodes)
+    """The docker runtime's plan, with fixed ports: a deployment's ports should not change."""
+    return container_plan(loaded, ports=itertools.count(FIRST_PORT).__next__)
 
 
 def _service(
@@ -117,30 +101,13 @@ def _service(
     run_id: str,
     image: str,
 ) -> dict[str, Any]:
-    node_dir = out / "nodes" / node.name
-    tls = ca.issue(node_dir / "tls", node.name, [node.name, "localhost"])
-    shutil.copy(bundle, node_dir / "tls" / "trust-bundle.pem")
-    (node_dir / "data").mkdir(parents=True, exist_ok=True)
-    config = node_config(
-        loaded,
-        plan,
-        node,
-        bind="0.0.0.0",
-        tls=TlsConfig(
-            cert=INSIDE / "tls" / tls.cert.name,
-            key=INSIDE / "tls" / tls.key.name,
-            ca=INSIDE / "tls" / "trust-bundle.pem",
-        ),
-        data_dir=INSIDE / "data",
-        owner_pid=None,
-    )
-    config.write(node_dir / "node.json")
+    config = container_node_dir(loaded, plan, node, out / "nodes" / node.name, ca, bundle)
     return {
         "image": node.image or image,
         "container_name": f"{run_id}-{node.name}",
         "hostname": node.name,
         "environment": contract_environment(config),
-        "labels": {RUN_LABEL: run_id, NODE_LABEL: node.name},
+        "labels": {**run_labels(run_id, out / "state"), NODE_LABEL: node.name},
         "ports": [f"127.0.0.1:{p}:{p}" for p in (node.public_port, node.internal_port)],
         "volumes": [f"./nodes/{node.name}:{INSIDE}"],
         "networks": {"testbed": {"aliases": [node.name]}},

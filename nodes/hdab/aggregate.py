@@ -36,7 +36,8 @@ def combine(kind: str, results: list[dict[str, Any]], threshold: int) -> dict[st
         "rows": results[0].get("rows"),
         "columns": results[0].get("columns"),
         "cells": [
-            {"row": r, "column": c, **_cell("count", counts + [None] * (len(results) - len(counts)), threshold)}
+            # A station without a cell counted nobody there: zero, not unknown.
+            {"row": r, "column": c, **_cell("count", counts + [0] * (len(results) - len(counts)), threshold)}
             for (r, c), counts in sorted(cells.items())
         ],
     }

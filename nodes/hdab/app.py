@@ -71,7 +71,7 @@ class AccessBody:
             try:
                 catalogue = await call_json(self.client, "GET", f"{url}/catalogue", "the catalogue")
                 datasets = _datasets_of(catalogue, name)
-            except (HttpError, LookupError, TypeError) as exc:
+            except (HttpError, LookupError, TypeError, AttributeError, ValueError) as exc:
                 report["failed"].append({"station": name, "reason": str(exc)})
                 continue
             self.store.put_many(DATASETS, [(d["id"], d) for d in datasets])
@@ -201,8 +201,9 @@ def build(config: NodeConfig) -> NodeApps:
         application = application_of(request.path_params["id"])
         if application["status"] not in DECIDED_STATES:
             raise HttpError(409, "Conflict", f"an application that is {application['status']} has no permit to revoke")
+        reason = str((await read_json_object(request)).get("reason", ""))  # a bad request revokes nothing
         await body.issuer.revoke(application["permit"]["id"])
-        record(application, "revoked", str((await read_json_object(request)).get("reason", "")))
+        record(application, "revoked", reason)
         body.store.put(APPLICATIONS, application["id"], application)
         return JSONResponse(application)
 
@@ -238,10 +239,12 @@ def build(config: NodeConfig) -> NodeApps:
 def _datasets_of(catalogue: dict[str, Any], station: str) -> list[dict[str, Any]]:
     """The harvested view of a HealthDCAT-AP catalogue: each dataset with the analysis
     service that serves it and where that service's tokens come from."""
-    services = [s for s in catalogue.get("dcat:service", []) if s.get("dct:conformsTo", {}).get("@id") == ANALYSIS_API]
+    services = [s for s in _as_list(catalogue.get("dcat:service")) if ANALYSIS_API in _ids(s.get("dct:conformsTo"))]
     found = []
-    for dataset in catalogue["dcat:dataset"]:
-        service = next(s for s in services if s["dcat:servesDataset"]["@id"] == dataset["@id"])
+    for dataset in _as_list(catalogue["dcat:dataset"]):
+        service = next((s for s in services if dataset["@id"] in _ids(s.get("dcat:servesDataset"))), None)
+        if service is None:
+            raise LookupError(f"the catalogue offers no analysis service ({ANALYSIS_API}) for {dataset['@id']}")
         found.append(
             {
                 "id": dataset["@id"],
@@ -249,11 +252,21 @@ def _datasets_of(catalogue: dict[str, Any], station: str) -> list[dict[str, Any]
                 "station": station,
                 "individuals": int(dataset["healthdcatap:numberOfUniqueIndividuals"]["@value"]),
                 "access_rights": dataset.get("dct:accessRights", {}).get("@id"),
-                "analysis_endpoint": service["dcat:endpointURL"]["@id"],
-                "authorization_server": service["testbed:authorizationServer"]["@id"],
+                "analysis_endpoint": _ids(service["dcat:endpointURL"]).pop(),
+                "authorization_server": _ids(service["testbed:authorizationServer"]).pop(),
             }
         )
     return found
+
+
+def _as_list(value: Any) -> list[Any]:
+    """JSON-LD gives one value or a list of them alike."""
+    return value if isinstance(value, list) else [] if value is None else [value]
+
+
+def _ids(value: Any) -> set[str]:
+    """The identifiers a JSON-LD value names: `{"@id": ...}` objects or plain strings."""
+    return {v["@id"] if isinstance(v, dict) else v for v in _as_list(value) if isinstance(v, dict | str)}
 
 
 def _covered(body: AccessBody, application: dict[str, Any]) -> list[dict[str, Any]]:
@@ -270,7 +283,8 @@ async def _run_central(body: AccessBody, application: dict[str, Any], analysis: 
         "id": str(uuid.uuid4()),
         "application": application["id"],
         "analysis": analysis,
-        "runs": runs,
+        # Each station's own result stays here: only the combined, checked result leaves.
+        "runs": [{k: v for k, v in r.items() if k != "result"} for r in runs],
         "status": "completed" if completed and len(completed) == len(runs) else "failed",
     }
     if completed:

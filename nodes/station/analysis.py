@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from itertools import pairwise
 from statistics import fmean
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -78,7 +78,8 @@ class CrossTable(Strict):
 
 
 Analysis = Annotated[Count | Mean | Histogram | CrossTable, Field(discriminator="type")]
-ANALYSIS_TYPES = ("count", "mean", "histogram", "crosstab")
+AnalysisType = Literal["count", "mean", "histogram", "crosstab"]
+ANALYSIS_TYPES: tuple[str, ...] = get_args(AnalysisType)
 
 
 class AnalysisRequest(Strict):

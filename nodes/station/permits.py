@@ -15,13 +15,13 @@ PERMIT_TYPE = "DataPermitCredential"
 
 
 class PermitRefused(Exception):
-    """The permit does not allow this task; the message says why. `claimed` holds the id and
-    issuer the credential states, when it could be read, so the refusal is audited under the
-    permit it named."""
+    """The permit does not allow this task; the message says why. `permit` and `issuer` are
+    what the credential states when it could be read; `verified` says whether its signature,
+    issuer and status held (a real permit used out of its scope) or not (a claim only)."""
 
-    def __init__(self, reason: str, claimed: dict[str, Any] | None = None):
+    def __init__(self, reason: str, permit: str | None = None, issuer: str | None = None, verified: bool = False):
         super().__init__(reason)
-        self.claimed = claimed or {}
+        self.permit, self.issuer, self.verified = permit, issuer, verified
 
 
 class Permit:
@@ -44,19 +44,19 @@ async def check_permit(
         view = credential_view(Jwt.read(token))
     except (CredentialError, ValueError, KeyError, TypeError) as exc:
         raise PermitRefused(f"the permit is not a readable JWT credential: {exc}") from None
-    claimed = {"permit": view.get("id"), "permit_issuer": view.get("issuer")}
+    claimed = {"permit": view.get("id"), "issuer": view.get("issuer")}
     if PERMIT_TYPE not in types_of(view):
-        raise PermitRefused(f"the credential is not a {PERMIT_TYPE}", claimed)
+        raise PermitRefused(f"the credential is not a {PERMIT_TYPE}", **claimed)
     # Signature, validity period, trusted issuer and revocation: the trust node's job.
     verdict = await resources.ask_trust_node(
         "/internal/vcr/v2/verifier/vc", "permit verification", json={"verifiableCredential": token}
     )
     if verdict.get("validity") is not True:
-        raise PermitRefused(f"the permit does not verify: {verdict.get('message', 'no reason given')}", claimed)
+        raise PermitRefused(f"the permit does not verify: {verdict.get('message', 'no reason given')}", **claimed)
     permit = Permit(view)
     reason = _out_of_scope(permit, requester, dataset, analysis_type, own_datasets)
     if reason:
-        raise PermitRefused(reason, claimed)
+        raise PermitRefused(reason, **claimed, verified=True)
     return permit
 
 

@@ -70,13 +70,10 @@ def public_routes(station: Station) -> list[Route]:
     async def permit_audit(request: Request) -> Response:
         """A data access body sees the trail of the permits it issued, and nothing else."""
         token = await station.resources.authorise(request, {AUDIT_SCOPE})
-        issuer = token.get("client_id")
-        permit = request.query_params.get("permit")
-        entries = [
-            e
-            for e in station.audit.entries(int_param(request, "limit", 10000))
-            if e.get("permit_issuer") == issuer and (permit is None or e.get("permit") == permit)
-        ]
+        matching: dict[str, Any] = {"permit_issuer": token.get("client_id")}
+        if request.query_params.get("permit"):
+            matching["permit"] = request.query_params["permit"]
+        entries = station.audit.entries(int_param(request, "limit", 10000), **matching)
         return JSONResponse({"station": station.config.public_url, "entries": entries})
 
     return [
@@ -113,7 +110,13 @@ def _move(task: dict[str, Any], status: str, **details: Any) -> None:
 
 async def _run(station: Station, task: dict[str, Any], wanted: Any, permit_token: str, requester: str) -> int:
     """Take the task through its states; returns the HTTP status that answers its creation."""
-    audit: dict[str, Any] = {"action": "analysis", "task": task["id"], "client": requester, "analysis": wanted.type}
+    # The whole analysis, cohort included: a run of near-identical cohorts shows in the trail.
+    audit: dict[str, Any] = {
+        "action": "analysis",
+        "task": task["id"],
+        "client": requester,
+        "analysis": task["analysis"],
+    }
     status = 201
     try:
         permit = await check_permit(
@@ -125,7 +128,10 @@ async def _run(station: Station, task: dict[str, Any], wanted: Any, permit_token
         result = analysis.run(wanted, rows, station.threshold)
         _move(task, "completed", result=result, threshold=station.threshold)
     except PermitRefused as exc:
-        audit.update(exc.claimed, permit_verified=False)
+        if exc.verified:  # a real permit, used out of its scope: on the permit's own trail
+            audit.update(permit=exc.permit, permit_issuer=exc.issuer, permit_verified=True)
+        else:  # only a claim: kept apart, so nobody can write into a body's trail by naming it
+            audit.update(claimed_permit=exc.permit, claimed_issuer=exc.issuer, permit_verified=False)
         _move(task, "not allowed", reason=str(exc))
         status = 403
     except HttpError as exc:  # the consent service (opt-outs) or the trust node failed

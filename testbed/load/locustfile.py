@@ -20,6 +20,7 @@ import httpx
 from locust import FastHttpUser, LoadTestShape, constant, task
 
 from nodes.common.xmldsig import SigningIdentity
+from testbed.load.perf import STEP_TYPE
 from testbed.load.plan import PLAN_VARIABLE, LoadPlan
 from testbed.load.shape import target
 from testbed.report.model import CheckResult, Outcome
@@ -90,7 +91,7 @@ class LocustTransport(httpx.BaseTransport):
         if not self.pending and check.outcome in (Outcome.FAILED, Outcome.ERROR):
             # The step failed before anything was sent (an input missing, a body unsignable).
             self.session.request_event.fire(
-                request_type="STEP",
+                request_type=STEP_TYPE,
                 name=check.id,
                 response_time=check.duration_ms,
                 response_length=0,

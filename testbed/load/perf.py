@@ -11,16 +11,29 @@ from testbed.report.model import RequestFigures, SeriesPoint, ThresholdOutcome
 OVERALL = "Aggregated"  # Locust's name for the row over every request
 
 
+STEP_TYPE = "STEP"  # the request type of a step that failed before it sent anything
+
+
 def read_figures(stats_csv: Path) -> tuple[RequestFigures | None, list[RequestFigures]]:
-    """(overall, per step) from `<prefix>_stats.csv`."""
-    overall, steps = None, []
+    """(overall, per step) from `<prefix>_stats.csv`. A step's failures before sending (rows of
+    type STEP) count as its failures and in `step_errors`, not as requests it made."""
+    overall, steps = None, {}
     for row in _rows(stats_csv):
         figures = _figures(row)
         if row["Name"] == OVERALL:
             overall = figures
+        elif row["Type"] == STEP_TYPE:
+            steps.setdefault(row["Name"], figures.model_copy(update={"requests": 0, "failures": 0, "rps": 0.0}))
+            steps[row["Name"]].step_errors += figures.requests
+            steps[row["Name"]].failures += figures.failures
+        elif row["Name"] in steps:  # its STEP row came first: keep the request figures
+            errors = steps[row["Name"]].step_errors
+            steps[row["Name"]] = figures.model_copy(
+                update={"step_errors": errors, "failures": figures.failures + errors}
+            )
         else:
-            steps.append(figures)
-    return overall, steps
+            steps[row["Name"]] = figures
+    return overall, list(steps.values())
 
 
 def read_series(history_csv: Path, name: str = OVERALL) -> list[SeriesPoint]:

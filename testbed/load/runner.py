@@ -27,6 +27,7 @@ from testbed.load.settings import LoadSettings
 from testbed.load.thresholds import Threshold
 from testbed.network import RunningNetwork, attach, network_session
 from testbed.report.model import CheckResult, NodeSample, Outcome, Performance, RunResults, ScenarioResult
+from testbed.runtime.docker import container_pid
 from testbed.runtime.plan import free_loopback_port
 from testbed.runtime.state import RunFolder
 from testbed.scenario.loader import LoadedScenario, check_scenario, load_scenario
@@ -35,7 +36,7 @@ from testbed.topology import load_network
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 SLO_REQUIREMENT = "LOAD-SLO-01"
 RAN_REQUIREMENT = "LOAD-RUN-01"
-GRACE_SECONDS = 30  # how long past its duration a Locust run may take to stop
+GRACE_SECONDS = 60  # how long past its duration a Locust run may take to start up and stop
 
 
 @dataclass
@@ -139,7 +140,9 @@ def _drive(
     plan_path = load_dir / "plan.json"
     plan_path.write_text(plan.model_dump_json(indent=2), encoding="utf-8")
     started = datetime.now(UTC)
-    nodes = {n.plan.name: n.pid for n in state.nodes if n.pid}
+    # A node's process: its own (process runtime) or its container's main one (docker), both
+    # visible from here, so CPU and memory are sampled the same way.
+    nodes = {n.plan.name: pid for n in state.nodes if (pid := n.pid or (n.container and container_pid(n.container)))}
     samples = _run_locust(plan_path, load_dir, settings, options.workers, nodes, options.on_progress)
     performance = _performance(load_dir, settings, options.workers, samples)
     results.performance = performance
@@ -172,7 +175,7 @@ def _run_locust(
     history = load_dir / "locust_stats_history.csv"
     watched = {name: psutil.Process(pid) for name, pid in nodes.items() if psutil.pid_exists(pid)}
     samples: dict[str, list[NodeSample]] = {name: [] for name in watched}
-    began, deadline = time.monotonic(), time.monotonic() + settings.duration + GRACE_SECONDS + 30
+    began, deadline = time.monotonic(), time.monotonic() + settings.duration + GRACE_SECONDS
     shown = ""
     try:
         while master.poll() is None:
@@ -281,7 +284,7 @@ def _performance(
 def _as_checks(scenario: LoadedScenario, performance: Performance, started: datetime) -> ScenarioResult:
     """The load run in the results model: one check that every step ran, one per threshold."""
     result = ScenarioResult(name=f"{scenario.scenario.name}-load", file=str(scenario.path), sha256=scenario.sha256)
-    ran = {f.name for f in performance.steps}
+    ran = {f.name for f in performance.steps if f.requests > f.step_errors}
     missing = [s.id for s in scenario.scenario.steps if s.request is not None and s.id not in ran]
     result.checks.append(
         CheckResult(

@@ -5,7 +5,10 @@ from __future__ import annotations
 from html import escape
 
 WIDTH, HEIGHT, MARGIN = 640, 220, 44
-COLOURS = ("#2563eb", "#d97706", "#dc2626", "#059669", "#7c3aed", "#0891b2")
+COLOURS = (
+    "#2563eb", "#d97706", "#dc2626", "#059669", "#7c3aed", "#0891b2", "#be185d",
+    "#65a30d", "#92400e", "#4b5563", "#0f766e", "#9333ea", "#ea580c", "#1e3a8a",
+)  # fmt: skip
 
 
 def line_chart(title: str, unit: str, lines: dict[str, list[tuple[float, float]]]) -> str:
@@ -33,13 +36,17 @@ def line_chart(title: str, unit: str, lines: dict[str, list[tuple[float, float]]
         f'<text x="{WIDTH - MARGIN}" y="{HEIGHT - MARGIN + 16}" text-anchor="end" font-size="10">{x_max:.0f} s</text>',
         f'<text x="{MARGIN}" y="{HEIGHT - 8}" font-size="10">{escape(unit)}</text>',
     ]
-    for index, (label, series) in enumerate(lines.items()):
+    for index, series in enumerate(lines.values()):
         colour = COLOURS[index % len(COLOURS)]
         path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in series)
         parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{path}"/>')
-        parts.append(
-            f'<text x="{MARGIN + 8 + 110 * index}" y="{MARGIN / 2 + 4}" font-size="11" fill="{colour}">'
-            f"{escape(label)}</text>"
-        )
     parts.append("</svg>")
-    return f'<figure class="chart"><figcaption>{escape(title)}</figcaption>{"".join(parts)}</figure>'
+    # The legend under the chart, as HTML: it wraps however many lines there are.
+    legend = "".join(
+        f'<span style="color:{COLOURS[i % len(COLOURS)]};margin-right:1em">&#9632; {escape(label)}</span>'
+        for i, label in enumerate(lines)
+    )
+    return (
+        f'<figure class="chart"><figcaption>{escape(title)}</figcaption>{"".join(parts)}'
+        f'<div style="max-width:{WIDTH}px;font-size:12px">{legend}</div></figure>'
+    )

@@ -138,6 +138,7 @@ class RequestFigures(BaseModel):
     min_ms: float
     max_ms: float
     percentiles_ms: dict[str, float] = Field(default_factory=dict)  # "50", "95", "99.9", ...
+    step_errors: int = 0  # passes of the step that failed before sending a request
 
 
 class SeriesPoint(BaseModel):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,10 +21,10 @@ from docker.errors import DockerException, ImageNotFound, NotFound
 from docker.models.containers import Container
 
 import docker
-from nodes.common.config import NodeConfig, TlsConfig
+from nodes.common.config import NodeConfig
 from testbed.errors import NodeStartError, TestbedError
 from testbed.pki import NetworkCA
-from testbed.runtime.nodeconfig import node_config
+from testbed.runtime.nodeconfig import CONTAINER_HOME, container_node_dir
 from testbed.runtime.plan import NetworkPlan, NodePlan
 from testbed.runtime.process import LOG_TAIL_LINES, wait_healthy
 from testbed.runtime.state import NodeState, RunFolder, RunState
@@ -34,7 +33,8 @@ from testbed.topology import LoadedNetwork
 RUN_LABEL = "health-testbed.run"
 NODE_LABEL = "health-testbed.node"
 REFERENCE_IMAGE = "health-testbed-node:latest"
-INSIDE = Path("/node")  # where a container finds its configuration, certificates and data
+INSIDE = CONTAINER_HOME
+STATE_LABEL = "health-testbed.state"  # the state folder whose run it is (down --all keeps to its own)
 STOP_SECONDS = 5
 Progress = Callable[[str], None]
 
@@ -66,14 +66,20 @@ class DockerRuntime:
         progress: Progress,
     ) -> None:
         client = docker_client()
-        labels = {RUN_LABEL: state.run_id}
-        network = client.networks.create(f"testbed-{state.run_id}", driver="bridge", labels=labels)
+        labels = run_labels(state.run_id, folder.state_root)
+        try:
+            network = client.networks.create(f"testbed-{state.run_id}", driver="bridge", labels=labels)
+        except DockerException as exc:
+            raise NodeStartError(f"the run's docker network could not be made: {exc}") from None
         progress(f"network {network.name}")
         for node_plan in plan.nodes:
             node_state = NodeState(plan=node_plan)
             state.nodes.append(node_state)
             if node_plan.managed:
-                container = self._run(client, loaded, plan, node_plan, folder, state, ca, network.name)
+                try:
+                    container = self._run(client, loaded, plan, node_plan, folder, state, ca, network.name)
+                except DockerException as exc:
+                    raise NodeStartError(f"{node_plan.name}: its container could not start: {exc}") from None
                 node_state.container = container.name
                 node_state.log_path = str(folder.logs_dir / f"{node_plan.name}.log")
                 progress(f"started {node_plan.name} ({node_plan.role}) as container {container.name}")
@@ -92,23 +98,7 @@ class DockerRuntime:
         network: str,
     ) -> Container:
         node_dir = folder.state_dir / "nodes" / node.name
-        tls = ca.issue(node_dir / "tls", node.name, [node.name, "localhost"])
-        shutil.copy(state.trust_bundle, node_dir / "tls" / "trust-bundle.pem")
-        (node_dir / "data").mkdir(parents=True, exist_ok=True)
-        config = node_config(
-            loaded,
-            plan,
-            node,
-            bind="0.0.0.0",
-            tls=TlsConfig(
-                cert=INSIDE / "tls" / tls.cert.name,
-                key=INSIDE / "tls" / tls.key.name,
-                ca=INSIDE / "tls" / "trust-bundle.pem",
-            ),
-            data_dir=INSIDE / "data",
-            owner_pid=None,  # a container cannot watch the harness: teardown goes by label
-        )
-        config.write(node_dir / "node.json")
+        config = container_node_dir(loaded, plan, node, node_dir, ca, Path(state.trust_bundle))
         image = node.image or REFERENCE_IMAGE
         try:
             client.images.get(image)
@@ -121,7 +111,7 @@ class DockerRuntime:
             name=f"{state.run_id}-{node.name}",
             hostname=node.name,
             environment=contract_environment(config),
-            labels={RUN_LABEL: state.run_id, NODE_LABEL: node.name},
+            labels={**run_labels(state.run_id, folder.state_root), NODE_LABEL: node.name},
             network=network,
             ports=ports,
             volumes={str(node_dir.resolve()): {"bind": str(INSIDE), "mode": "rw"}},
@@ -148,8 +138,11 @@ class DockerRuntime:
     # --- faults -----------------------------------------------------------------------------
     def fault(self, state: RunState, node: str, operation: str) -> str:
         client = docker_client()
-        container = client.containers.get(_container_of(state, node))
-        network = client.networks.get(f"testbed-{state.run_id}")
+        try:
+            container = client.containers.get(_container_of(state, node))
+            network = client.networks.get(f"testbed-{state.run_id}")
+        except NotFound:
+            raise TestbedError(f"node {node!r} of run {state.run_id} has no container (any more)") from None
         actions: dict[str, Callable[[], Any]] = {
             "stop": lambda: container.stop(timeout=STOP_SECONDS),
             "start": container.start,
@@ -162,7 +155,10 @@ class DockerRuntime:
         }
         if operation not in actions:
             raise TestbedError(f"unknown fault {operation!r}; known: {', '.join(actions)}")
-        actions[operation]()
+        try:
+            actions[operation]()
+        except DockerException as exc:  # e.g. unpausing a running container
+            raise TestbedError(f"{operation} {node}: the Docker Engine refused: {exc}") from None
         container.reload()
         return container.status
 
@@ -197,26 +193,40 @@ def remove_run(client: docker.DockerClient, run_id: str, logs_dir: Path | None) 
             with contextlib.suppress(DockerException):
                 if container.status == "paused":
                     container.unpause()
-                container.stop(timeout=STOP_SECONDS)
+                container.stop(timeout=STOP_SECONDS)  # SIGTERM, then SIGKILL after the timeout
                 container.reload()
-                if container.status == "running":
+                if container.attrs["State"].get("ExitCode") == 137:  # 128 + SIGKILL
                     killed.append(node)
-        with contextlib.suppress(NotFound):
+        with contextlib.suppress(DockerException):
             container.remove(force=True, v=True)
     for network in client.networks.list(filters={"label": f"{RUN_LABEL}={run_id}"}):
-        with contextlib.suppress(NotFound):
+        with contextlib.suppress(DockerException):
             network.remove()
     for volume in client.volumes.list(filters={"label": f"{RUN_LABEL}={run_id}"}):
-        with contextlib.suppress(NotFound):
+        with contextlib.suppress(DockerException):
             volume.remove(force=True)
     return killed
 
 
-def leftover_runs(client: docker.DockerClient) -> set[str]:
-    """Run ids that still have containers or networks on this engine."""
-    found = {c.labels[RUN_LABEL] for c in client.containers.list(all=True, filters={"label": RUN_LABEL})}
-    found |= {n.attrs["Labels"][RUN_LABEL] for n in client.networks.list(filters={"label": RUN_LABEL})}
+def run_labels(run_id: str, state_root: Path) -> dict[str, str]:
+    return {RUN_LABEL: run_id, STATE_LABEL: str(state_root.resolve())}
+
+
+def leftover_runs(client: docker.DockerClient, state_root: Path) -> set[str]:
+    """Run ids of this state folder that still have containers or networks on this engine
+    (another checkout's runs, or a composed network, are not this folder's to remove)."""
+    mine = f"{STATE_LABEL}={state_root.resolve()}"
+    found = {c.labels[RUN_LABEL] for c in client.containers.list(all=True, filters={"label": [RUN_LABEL, mine]})}
+    found |= {n.attrs["Labels"][RUN_LABEL] for n in client.networks.list(filters={"label": [RUN_LABEL, mine]})}
     return found
+
+
+def container_pid(name: str) -> int | None:
+    """The host's process id of a container's main process (for sampling CPU and memory)."""
+    with contextlib.suppress(DockerException, KeyError):
+        pid = docker_client().containers.get(name).attrs["State"]["Pid"]
+        return int(pid) or None
+    return None
 
 
 def _keep_log_and_usage(container: Container, node: str, logs_dir: Path) -> None:

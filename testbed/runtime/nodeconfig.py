@@ -4,11 +4,40 @@ environment variables)."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from nodes.common.config import NodeConfig, OrganisationInfo, TlsConfig
+from testbed.pki import NetworkCA
 from testbed.runtime.plan import NetworkPlan, NodePlan
 from testbed.topology import LoadedNetwork, Role, organisation_subject
+
+CONTAINER_HOME = Path("/node")  # where a container finds its configuration, certificates and data
+
+
+def container_node_dir(
+    loaded: LoadedNetwork, plan: NetworkPlan, node: NodePlan, node_dir: Path, ca: NetworkCA, trust_bundle: Path
+) -> NodeConfig:
+    """A node's folder as a container sees it at /node: certificate, trust bundle, data folder
+    and node.json (the docker runtime and the compose export alike)."""
+    tls = ca.issue(node_dir / "tls", node.name, [node.name, "localhost"])
+    shutil.copy(trust_bundle, node_dir / "tls" / "trust-bundle.pem")
+    (node_dir / "data").mkdir(parents=True, exist_ok=True)
+    config = node_config(
+        loaded,
+        plan,
+        node,
+        bind="0.0.0.0",
+        tls=TlsConfig(
+            cert=CONTAINER_HOME / "tls" / tls.cert.name,
+            key=CONTAINER_HOME / "tls" / tls.key.name,
+            ca=CONTAINER_HOME / "tls" / "trust-bundle.pem",
+        ),
+        data_dir=CONTAINER_HOME / "data",
+        owner_pid=None,  # a container cannot watch the harness: teardown goes by label
+    )
+    config.write(node_dir / "node.json")
+    return config
 
 
 def node_config(

@@ -9,7 +9,7 @@ import contextlib
 import fcntl
 import socket
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -58,7 +58,7 @@ class NetworkPlan(BaseModel):
 
 def plan_network(loaded: LoadedNetwork, taken_hosts: set[str] | None = None, runtime: str = "process") -> NetworkPlan:
     if runtime == "docker":
-        return _container_plan(loaded)
+        return container_plan(loaded)
     images = [node.name for _, node in loaded.network.nodes() if node.image]
     if images:
         raise TestbedError(f"nodes given as an image need the docker runtime (--runtime docker): {', '.join(images)}")
@@ -89,16 +89,18 @@ def plan_network(loaded: LoadedNetwork, taken_hosts: set[str] | None = None, run
     return NetworkPlan(nodes=plans)
 
 
-def _container_plan(loaded: LoadedNetwork) -> NetworkPlan:
+def container_plan(loaded: LoadedNetwork, ports: Callable[[], int] | None = None) -> NetworkPlan:
     """Each started node is a container named after the node, its URLs `https://<name>:<port>`
-    with ports free on this machine's loopback; the runtime publishes each port on 127.0.0.1
-    under the same number, so the container's peers and the harness use one URL."""
+    with ports free on this machine's loopback (or as `ports` hands them out); the runtime
+    publishes each port on 127.0.0.1 under the same number, so the container's peers and the
+    harness use one URL."""
+    next_port = ports or _distinct_free_ports()
     plans: list[NodePlan] = []
     for org, node in loaded.network.nodes():
         if isinstance(node.implementation, UrlImplementation):
             plans.append(_external(org.id, node.name, node.role, node.implementation))
             continue
-        public, internal = free_loopback_port(), free_loopback_port()
+        public, internal = next_port(), next_port()
         plans.append(
             NodePlan(
                 name=node.name,
@@ -159,6 +161,20 @@ def _free_block(count: int, taken_hosts: set[str]) -> int:
         f"no free loopback block: ports {PUBLIC_PORT} and {INTERNAL_PORT} are taken on "
         f"127.0.{FIRST_BLOCK}-{LAST_BLOCK}.x; stop earlier runs with `testbed down --all`"
     )
+
+
+def _distinct_free_ports() -> Callable[[], int]:
+    """Free ports, none handed out twice (the system may offer a port again once its probe closed)."""
+    given: set[int] = set()
+
+    def take() -> int:
+        port = free_loopback_port()
+        while port in given:
+            port = free_loopback_port()
+        given.add(port)
+        return port
+
+    return take
 
 
 def free_loopback_port() -> int:

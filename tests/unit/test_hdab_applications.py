@@ -77,3 +77,20 @@ def test_the_permit_names_user_data_purpose_and_analyses():
 def test_incomplete_forms_are_refused(form):
     with pytest.raises(ValueError):
         ApplicationForm.model_validate(form)
+
+
+def test_harvest_reads_json_ld_in_either_form_and_names_a_missing_service():
+    from nodes.hdab.app import _datasets_of
+    from nodes.station.catalogue import ANALYSIS_API, catalogue
+
+    published = catalogue("https://s:1", {"name": "S", "ura": "1"}, "d", 1000, "https://s:2/oauth2/s", None)
+    [dataset] = _datasets_of(published, "s")
+    assert dataset["analysis_endpoint"] == "https://s:1/analysis/v1" and dataset["individuals"] == 1000
+    # One service instead of a list, plain strings instead of {"@id": ...}: the same catalogue.
+    service = next(s for s in published["dcat:service"] if s["dct:conformsTo"]["@id"] == ANALYSIS_API)
+    service["dct:conformsTo"], service["dcat:servesDataset"] = ANALYSIS_API, "https://s:1/catalogue/datasets/d"
+    published["dcat:service"] = service
+    assert _datasets_of(published, "s")[0]["id"] == dataset["id"]
+    published["dcat:service"] = []
+    with pytest.raises(LookupError, match="no analysis service"):
+        _datasets_of(published, "s")

@@ -144,3 +144,14 @@ def test_line_charts_are_inline_svg_and_say_when_empty():
     svg = line_chart("Latency", "ms", {"p95": [(0, 10.0), (1, 20.0)], "p99": [(0, 15.0), (1, 40.0)]})
     assert svg.count("<polyline") == 2 and "p95" in svg and "Latency" in svg
     assert "no data" in line_chart("CPU", "%", {})
+
+
+def test_failures_before_sending_are_a_steps_errors_not_its_requests(tmp_path: Path):
+    stats = STATS.replace(
+        "POST,token,100,0,", "STEP,token,3,3,0,0,0,0,0,0.1,0.1,0,0,0,0,0,0,0,0,0,0,0\nPOST,token,100,0,"
+    )
+    (tmp_path / "stats.csv").write_text(stats)
+    _, steps = read_figures(tmp_path / "stats.csv")
+    token = next(s for s in steps if s.name == "token")
+    assert (token.requests, token.failures, token.step_errors) == (100, 3, 3)
+    assert token.percentiles_ms["95"] == 40  # the request figures, not the empty STEP row's
