@@ -535,15 +535,40 @@ def test_terminal_summary(results: RunResults, tmp_path: Path) -> None:
 # --- all writers ---------------------------------------------------------------------------
 
 
-def test_write_all_writes_three_reports(results: RunResults, tmp_path: Path) -> None:
+def test_write_all_writes_every_report(results: RunResults, tmp_path: Path) -> None:
     report_dir = tmp_path / "reports" / results.run_id
     paths = write_all(results, report_dir)
 
     assert paths == {
-        "results.json": report_dir / "results.json",
-        "junit.xml": report_dir / "junit.xml",
-        "report.html": report_dir / "report.html",
+        name: report_dir / name for name in ("results.json", "junit.xml", "report.html", "earl.jsonld", "summary.md")
     }
     assert RunResults.model_validate_json(paths["results.json"].read_text("utf-8")) == results
     assert ET.parse(paths["junit.xml"]).getroot().get("tests") == "5"
     assert results.run_id in paths["report.html"].read_text("utf-8")
+
+
+def test_earl_has_one_assertion_per_check_about_the_node_it_talked_to(results: RunResults) -> None:
+    from testbed.report.earl import OUTCOMES, earl_document
+
+    graph = earl_document(results)["@graph"]
+    assertions = [g for g in graph if g.get("@type") == "earl:Assertion"]
+    checks = results.all_checks()
+    assert len(assertions) == len(checks)
+    subjects = {g["@id"] for g in graph if "earl:TestSubject" in g.get("@type", [])}
+    assert len(subjects) == len(results.implementations)
+    for assertion, (scenario, check) in zip(assertions, checks, strict=True):
+        assert assertion["earl:test"]["@id"].endswith(f"{scenario.name}/{check.id}")
+        assert assertion["earl:result"]["earl:outcome"]["@id"] == OUTCOMES[check.outcome]
+        if check.evidence.node:
+            assert assertion["earl:subject"]["@id"] in subjects
+    assert {a["earl:result"]["earl:outcome"]["@id"] for a in assertions} <= set(OUTCOMES.values())
+
+
+def test_summary_names_the_verdict_and_every_failed_check(results: RunResults) -> None:
+    from testbed.report.summary import summary_markdown
+
+    text = summary_markdown(results)
+    assert text.startswith(f"# Conformance run {results.run_id}")
+    failed = [(s, c) for s, c in results.all_checks() if c.outcome in (Outcome.FAILED, Outcome.ERROR)]
+    assert failed and all(f"`{s.name}/{c.id}`" in text for s, c in failed)
+    assert f"| {results.scenarios[0].name} |" in text
