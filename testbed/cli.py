@@ -124,6 +124,9 @@ def load(
     workers: Annotated[
         int, typer.Option("--workers", min=0, max=64, help="Run a Locust master and this many workers")
     ] = 0,
+    web: Annotated[
+        int | None, typer.Option("--web", min=1024, max=65535, help="Show Locust's web UI on 127.0.0.1:PORT")
+    ] = None,
     network: Annotated[
         Path | None, typer.Option("--network", help="Network file; default: the one the scenario names")
     ] = None,
@@ -149,6 +152,7 @@ def load(
         folder=folder,
         overrides=Overrides(users=users, spawn_rate=spawn_rate, duration=duration, thresholds=threshold or []),
         workers=workers,
+        web_port=web,
         attach=RunFolder(state, reports, current_run_id(state)) if attach else None,
         ca_dir=ca,
         on_progress=_progress,

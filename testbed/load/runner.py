@@ -57,6 +57,7 @@ class LoadOptions:
     folder: RunFolder
     overrides: Overrides = field(default_factory=Overrides)
     workers: int = 0
+    web_port: int | None = None  # show Locust's web UI on 127.0.0.1 at this port while it runs
     attach: RunFolder | None = None
     ca_dir: Path | None = None
     on_progress: Callable[[str], None] = lambda _: None
@@ -143,23 +144,21 @@ def _drive(
     # A node's process: its own (process runtime) or its container's main one (docker), both
     # visible from here, so CPU and memory are sampled the same way.
     nodes = {n.plan.name: pid for n in state.nodes if (pid := n.pid or (n.container and container_pid(n.container)))}
-    samples = _run_locust(plan_path, load_dir, settings, options.workers, nodes, options.on_progress)
+    samples = _run_locust(plan_path, load_dir, settings, options, nodes)
     performance = _performance(load_dir, settings, options.workers, samples)
     results.performance = performance
     results.scenarios.append(_as_checks(scenario, performance, started))
 
 
 def _run_locust(
-    plan_path: Path,
-    load_dir: Path,
-    settings: LoadSettings,
-    workers: int,
-    nodes: dict[str, int],
-    progress: Callable[[str], None],
+    plan_path: Path, load_dir: Path, settings: LoadSettings, options: LoadOptions, nodes: dict[str, int]
 ) -> dict[str, list[NodeSample]]:
     """Run Locust to the end, reporting progress and sampling the nodes once a second."""
+    progress = options.on_progress
     environment = {**os.environ, PLAN_VARIABLE: str(plan_path), "PYTHONUNBUFFERED": "1"}
-    commands = _commands(load_dir, settings, workers)
+    commands = _commands(load_dir, settings, options.workers, options.web_port)
+    if options.web_port:
+        progress(f"Locust's web UI: http://127.0.0.1:{options.web_port}/ (while the run lasts)")
     processes = [
         subprocess.Popen(
             command,
@@ -195,10 +194,12 @@ def _run_locust(
     return samples
 
 
-def _commands(load_dir: Path, settings: LoadSettings, workers: int) -> list[list[str]]:
+def _commands(load_dir: Path, settings: LoadSettings, workers: int, web_port: int | None) -> list[list[str]]:
     base = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--loglevel", "WARNING"]
+    # Headless, or with the web UI on loopback, started at once and closed when the run ends.
+    ui = ["--autostart", "--autoquit", "0", "--web-host", "127.0.0.1", "--web-port", str(web_port)]
     run = [
-        "--headless",
+        *(ui if web_port else ["--headless"]),
         "--users", str(settings.users),
         "--spawn-rate", str(settings.spawn_rate),
         "--run-time", f"{max(1, round(settings.duration))}s",
