@@ -286,6 +286,41 @@ def export_compose_command(
 
 
 @app.command()
+def bundle(
+    report_dir: Annotated[Path, typer.Argument(help="A run's report folder, reports/<run-id>")],
+    key: Annotated[Path, typer.Option("--key", help="Signing key (EC P-256, PEM); made there if missing")],
+    out: Annotated[Path | None, typer.Option("--out", help="Bundle file (default: <folder>.bundle.tar.gz)")] = None,
+) -> None:
+    """Freeze a run's reports into one file with a signed manifest, for publishing."""
+    from testbed.report.bundle import BundleError, make_bundle, new_key
+
+    if not key.exists():
+        public = new_key(key)
+        console.print(f"made a new signing key {key}; publish its public half, {public}")
+    try:
+        written = make_bundle(report_dir, key, out)
+    except BundleError as exc:
+        raise ConfigError(str(exc)) from None
+    console.print(f"wrote {written}")
+
+
+@app.command("verify-bundle")
+def verify_bundle_command(
+    bundle_file: Annotated[Path, typer.Argument(help="A bundle made by `testbed bundle`")],
+    public_key: Annotated[Path, typer.Option("--public-key", help="The publisher's public key (PEM)")],
+) -> None:
+    """Check a bundle's signature and that every file in it is as signed."""
+    from testbed.report.bundle import BundleError, verify_bundle
+
+    try:
+        manifest = verify_bundle(bundle_file, public_key)
+    except BundleError as exc:
+        errors.print(f"[bold red]not valid:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    console.print(f"valid: run {manifest['run_id']}, {len(manifest['files'])} files as signed on {manifest['made']}")
+
+
+@app.command()
 def fault(
     node: Annotated[str, typer.Argument(help="Node name")],
     operation: Annotated[str, typer.Argument(help="stop, start, kill, pause, unpause, restart, disconnect or connect")],
