@@ -12,7 +12,7 @@ The result is the context scenarios template against: organisations, DIDs, node 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -57,15 +57,7 @@ def bootstrap(
     issuer_org = network.credential_issuer
     issuer_node = trust_of[issuer_org]
     issuer_did = orgs[issuer_org]["did"]
-    for trust in trust_of.values():
-        _call(
-            client,
-            trust.name,
-            "POST",
-            f"{trust.internal_url}/internal/vcr/v2/verifier/trust",
-            json={"issuer": issuer_did, "credentialType": ORGANISATION_CREDENTIAL},
-            expect=(204,),
-        )
+    _trust_everywhere(client, trust_of.values(), issuer_did, ORGANISATION_CREDENTIAL)
     for org_id, trust in trust_of.items():
         org = orgs[org_id]
         issued = _call(
@@ -119,20 +111,25 @@ def bootstrap(
 def _set_up_access_body(
     client: httpx.Client, hdab: NodePlan, hdab_did: str, trust_of: dict[str, NodePlan], progress: Callable[[str], None]
 ) -> None:
-    for trust in trust_of.values():
-        _call(
-            client,
-            trust.name,
-            "POST",
-            f"{trust.internal_url}/internal/vcr/v2/verifier/trust",
-            json={"issuer": hdab_did, "credentialType": PERMIT_CREDENTIAL},
-            expect=(204,),
-        )
+    _trust_everywhere(client, trust_of.values(), hdab_did, PERMIT_CREDENTIAL)
     harvest = _call(client, hdab.name, "POST", f"{hdab.internal_url}/internal/hdab/v1/harvest", expect=(200,))
     failed = harvest.json().get("failed") or []
     if failed:
         raise BootstrapError(f"bootstrap: {hdab.name} could not harvest every catalogue: {failed}")
     progress(f"{hdab.name}: trusted for {PERMIT_CREDENTIAL}; harvested {harvest.json().get('datasets')} datasets")
+
+
+def _trust_everywhere(client: httpx.Client, trust_nodes: Iterable[NodePlan], issuer: str, credential_type: str) -> None:
+    """Every trust node trusts `issuer` for `credential_type` (the Nuts VCR trust API)."""
+    for trust in trust_nodes:
+        _call(
+            client,
+            trust.name,
+            "POST",
+            f"{trust.internal_url}/internal/vcr/v2/verifier/trust",
+            json={"issuer": issuer, "credentialType": credential_type},
+            expect=(204,),
+        )
 
 
 def _subject_did(client: httpx.Client, node: str, internal_url: str, subject: str) -> str:

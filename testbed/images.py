@@ -22,9 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from docker.errors import APIError, BuildError, DockerException, ImageNotFound
+from docker.errors import APIError, BuildError, ImageNotFound
 
 import docker
+from testbed.runtime.docker import DockerUnavailable, docker_client
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
@@ -149,11 +150,9 @@ def _exists(client: docker.DockerClient, tag: str) -> bool:
 
 def _client() -> docker.DockerClient:
     try:
-        client = docker.from_env()
-        client.ping()
-    except DockerException as exc:
-        raise ImageError(f"no Docker Engine answers here ({exc}); the docker runtime needs one") from None
-    return client
+        return docker_client()
+    except DockerUnavailable as exc:
+        raise ImageError(str(exc)) from None
 
 
 def main() -> None:

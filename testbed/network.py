@@ -4,6 +4,7 @@ whatever happens in between. Runtimes start nodes; this module owns the run fold
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -12,7 +13,8 @@ from pathlib import Path
 import httpx
 
 from testbed.bootstrap import bootstrap
-from testbed.errors import TestbedError
+from testbed.errors import ConfigError, TestbedError
+from testbed.files import display_path
 from testbed.pki import NetworkCA, write_trust_bundle
 from testbed.runtime import get_runtime
 from testbed.runtime.client import harness_client
@@ -112,6 +114,31 @@ def network_session(
 
 def attach(folder: RunFolder) -> RunningNetwork:
     return RunningNetwork(folder, folder.load())
+
+
+@contextlib.contextmanager
+def network_for_run(
+    loaded: LoadedNetwork,
+    runtime_name: str,
+    folder: RunFolder,
+    attach_to: RunFolder | None,
+    progress: Progress,
+    ca_dir: Path | None = None,
+) -> Iterator[RunningNetwork]:
+    """The network a run uses: one `testbed up` started (`attach_to`, left running, and only
+    if it was started from this very network file), or a fresh one torn down afterwards."""
+    if attach_to is not None:
+        running = attach(attach_to)
+        if running.state.network_sha256 != loaded.sha256:
+            raise ConfigError(
+                f"the running network was started from {running.state.network_file}, which is not "
+                f"{display_path(loaded.path)} as it is now; pass --network {running.state.network_file} "
+                "or start the network again"
+            )
+        yield running
+        return
+    with network_session(loaded, runtime_name, folder, os.getpid(), progress, ca_dir) as running:
+        yield running
 
 
 def sweep_abandoned_runs(folder: RunFolder, progress: Progress) -> None:

@@ -21,7 +21,7 @@ from testbed import __version__
 from testbed.conformance.catalogue import Catalogue
 from testbed.errors import ConfigError, ExitCode, TestbedError
 from testbed.files import display_path
-from testbed.network import RunningNetwork, attach, network_session
+from testbed.network import RunningNetwork, network_for_run
 from testbed.report.model import (
     CheckResult,
     ImplementationInfo,
@@ -88,21 +88,11 @@ def run_conformance(options: ConformanceOptions) -> RunResults:
     loaded = prepare(options, catalogue)
     results = base_results(options.folder.run_id, options.runtime, loaded, options.scenarios)
     try:
-        if options.attach is not None:
-            running = attach(options.attach)
-            if running.state.network_sha256 != loaded.sha256:
-                raise ConfigError(
-                    f"the running network was started from {running.state.network_file}, which is not "
-                    f"{display_path(loaded.path)} as it is now; pass --network {running.state.network_file} "
-                    "or start the network again"
-                )
+        network = network_for_run(
+            loaded, options.runtime, options.folder, options.attach, options.on_progress, options.ca_dir
+        )
+        with network as running:
             _replay(options, loaded, running, results)
-        else:
-            session = network_session(
-                loaded, options.runtime, options.folder, os.getpid(), options.on_progress, options.ca_dir
-            )
-            with session as running:
-                _replay(options, loaded, running, results)
     except TestbedError as exc:
         results.error = str(exc)
     results.node_resources = node_resources(options.folder)

@@ -25,7 +25,7 @@ from testbed.load import perf
 from testbed.load.plan import PLAN_VARIABLE, LoadPlan
 from testbed.load.settings import LoadSettings
 from testbed.load.thresholds import Threshold
-from testbed.network import RunningNetwork, attach, network_session
+from testbed.network import RunningNetwork, network_for_run
 from testbed.report.model import CheckResult, NodeSample, Outcome, Performance, RunResults, ScenarioResult
 from testbed.runtime.docker import container_pid
 from testbed.runtime.plan import free_loopback_port
@@ -98,14 +98,11 @@ def run_load(options: LoadOptions) -> RunResults:
     results = base_results(options.folder.run_id, options.runtime, loaded_network, [scenario])
     results.kind = "load"
     try:
-        if options.attach is not None:
-            _drive(options, scenario, settings, attach(options.attach), results, loaded_network.path)
-        else:
-            session = network_session(
-                loaded_network, options.runtime, options.folder, os.getpid(), options.on_progress, options.ca_dir
-            )
-            with session as running:
-                _drive(options, scenario, settings, running, results, loaded_network.path)
+        network = network_for_run(
+            loaded_network, options.runtime, options.folder, options.attach, options.on_progress, options.ca_dir
+        )
+        with network as running:
+            _drive(options, scenario, settings, running, results, loaded_network.path)
     except TestbedError as exc:
         results.error = str(exc)
     results.node_resources = node_resources(options.folder)
