@@ -38,6 +38,10 @@ CaOption = Annotated[
 RuntimeOption = Annotated[
     str, typer.Option("--runtime", envvar="RUNTIME", help="How nodes run: process (default) or docker")
 ]
+ScenarioNetworkOption = Annotated[
+    Path | None, typer.Option("--network", help="Network file; default: the one the scenario(s) name")
+]
+AttachOption = Annotated[bool, typer.Option("--attach", help="Use the network `testbed up` started")]
 
 
 def main() -> None:
@@ -74,13 +78,11 @@ def _progress(message: str) -> None:
 @app.command()
 def conformance(
     paths: Annotated[list[Path] | None, typer.Argument(help="Scenario files or folders (default: scenarios/)")] = None,
-    network: Annotated[
-        Path | None, typer.Option("--network", help="Network file; default: the one the scenarios name")
-    ] = None,
+    network: ScenarioNetworkOption = None,
     runtime: RuntimeOption = "process",
     state: StateOption = Path(".testbed"),
     reports: ReportsOption = Path("reports"),
-    attach: Annotated[bool, typer.Option("--attach", help="Use the network `testbed up` started")] = False,
+    attach: AttachOption = False,
     ca: CaOption = None,
     profile: Annotated[
         list[str] | None, typer.Option("--profile", help="A role's conformance profile (scenarios/profiles/NAME)")
@@ -127,13 +129,11 @@ def load(
     web: Annotated[
         int | None, typer.Option("--web", min=1024, max=65535, help="Show Locust's web UI on 127.0.0.1:PORT")
     ] = None,
-    network: Annotated[
-        Path | None, typer.Option("--network", help="Network file; default: the one the scenario names")
-    ] = None,
+    network: ScenarioNetworkOption = None,
     runtime: RuntimeOption = "process",
     state: StateOption = Path(".testbed"),
     reports: ReportsOption = Path("reports"),
-    attach: Annotated[bool, typer.Option("--attach", help="Use the network `testbed up` started")] = False,
+    attach: AttachOption = False,
     ca: CaOption = None,
 ) -> None:
     """Replay a scenario with many simulated users (Locust) and check its thresholds."""

@@ -40,10 +40,6 @@ class ImageError(Exception):
     """The image could not be built; the message says what to do."""
 
 
-def node_image_tag(base: str) -> str:
-    return f"{NODE_IMAGE}:{inputs_hash(base)[:12]}"
-
-
 def inputs_hash(base: str) -> str:
     digest = hashlib.sha256()
     digest.update(DOCKERFILE.read_bytes())
@@ -58,7 +54,8 @@ def ensure_node_image(base: str | None = None, progress=print) -> str:
     """The node image's tag, built if its inputs changed since the last build."""
     client = _client()
     base = base or ensure_debian_base(client, progress)
-    tag = node_image_tag(base)
+    digest = inputs_hash(base)
+    tag = f"{NODE_IMAGE}:{digest[:12]}"
     if _exists(client, tag):
         progress(f"{tag} is up to date (inputs unchanged): nothing to build")
         client.images.get(tag).tag(NODE_IMAGE, "latest")
@@ -75,7 +72,7 @@ def ensure_node_image(base: str | None = None, progress=print) -> str:
                 tag=tag,
                 buildargs={"BASE": base},
                 network_mode="none",
-                labels={LABEL: inputs_hash(base)},
+                labels={LABEL: digest},
                 rm=True,
             )
         except BuildError as exc:
@@ -113,15 +110,21 @@ def _wheels(folder: Path, progress) -> None:
     progress("building wheels of the project and its dependencies (pip)")
     # A fixed date makes the project's wheel the same bytes for the same sources.
     environment = {**os.environ, "SOURCE_DATE_EPOCH": "1767225600"}
+    # Built from a copy of the sources: a build writes its build/ folder there, not into the checkout.
+    sources = folder / "src"
+    for path in _source_files():
+        (sources / path.relative_to(ROOT)).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, sources / path.relative_to(ROOT))
     everything = folder / "all"
     done = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(everything), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(everything), str(sources)],
         capture_output=True,
         text=True,
         env=environment,
     )
     if done.returncode != 0:
         raise ImageError(f"pip could not build the wheels:\n{done.stderr[-2000:]}")
+    shutil.rmtree(sources)
     (folder / "deps").mkdir(parents=True)
     (folder / "project").mkdir(parents=True)
     for wheel in everything.glob("*.whl"):

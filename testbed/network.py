@@ -116,6 +116,21 @@ def attach(folder: RunFolder) -> RunningNetwork:
     return RunningNetwork(folder, folder.load())
 
 
+@dataclass(kw_only=True)
+class NetworkOptions:
+    """How a run gets its network; conformance and load runs add what they replay."""
+
+    network_path: Path | None  # None: the network the scenarios name
+    runtime: str
+    folder: RunFolder
+    attach: RunFolder | None = None  # use a network `testbed up` started
+    ca_dir: Path | None = None  # keep the network CA here across runs
+    on_progress: Progress = lambda _: None
+
+    def network(self, loaded: LoadedNetwork) -> contextlib.AbstractContextManager[RunningNetwork]:
+        return network_for_run(loaded, self.runtime, self.folder, self.attach, self.on_progress, self.ca_dir)
+
+
 @contextlib.contextmanager
 def network_for_run(
     loaded: LoadedNetwork,

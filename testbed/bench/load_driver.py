@@ -12,11 +12,9 @@ that a second worker has somewhere to run."""
 from __future__ import annotations
 
 import csv
-import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +22,9 @@ from testbed.bench import BenchError
 from testbed.bench.drivers import parse_wrk, run_pinned
 from testbed.bench.servers import raw_endpoint
 from testbed.load.plan import PLAN_VARIABLE, LoadPlan
+from testbed.load.runner import locust_commands
 from testbed.load.settings import LoadSettings
 from testbed.network import RunningNetwork
-from testbed.runtime.plan import free_loopback_port
 
 HARNESS_LOCUSTFILE = Path(__file__).resolve().parent.parent / "load" / "locustfile.py"
 RAW_LOCUSTFILE = Path(__file__).with_name("raw_locustfile.py")
@@ -62,20 +60,20 @@ steps:
 
 def measure(running: RunningNetwork, scratch: Path, seconds: float, users: int) -> dict[str, Any]:
     with raw_endpoint(running, scratch) as url:
-        plan_file = _harness_plan(running, scratch, url, users, seconds)
         ca = running.state.trust_bundle
-        measured = {
+
+        def harness(label: str, workers: int) -> dict[str, Any]:
+            plan = _harness_plan(running, scratch, url, users, seconds, workers)
+            return _locust(HARNESS_LOCUSTFILE, {PLAN_VARIABLE: str(plan)}, scratch, label, users, seconds, workers)
+
+        raw_env = {"TESTBED_BENCH_URL": url, "TESTBED_BENCH_CA": ca}
+        return {
             "wrk": _wrk(url, seconds, users),
-            "raw Locust": _locust(RAW_LOCUSTFILE, {"TESTBED_BENCH_URL": url, "TESTBED_BENCH_CA": ca}, scratch,
-                                  "raw", users, seconds, workers=0),
-            "harness driver": _locust(HARNESS_LOCUSTFILE, {PLAN_VARIABLE: str(plan_file)}, scratch, "harness", users,
-                                      seconds, workers=0),
-            "harness driver, master + 1 worker": _locust(HARNESS_LOCUSTFILE, {PLAN_VARIABLE: str(plan_file)}, scratch,
-                                                         "one-worker", users, seconds, workers=1),
-            "harness driver, master + 2 workers": _locust(HARNESS_LOCUSTFILE, {PLAN_VARIABLE: str(plan_file)}, scratch,
-                                                          "two-workers", users, seconds, workers=2),
-        }  # fmt: skip
-    return measured
+            "raw Locust": _locust(RAW_LOCUSTFILE, raw_env, scratch, "raw", users, seconds, workers=0),
+            "harness driver": harness("harness", 0),
+            "harness driver, master + 1 worker": harness("one-worker", 1),
+            "harness driver, master + 2 workers": harness("two-workers", 2),
+        }
 
 
 def ratios(measured: dict[str, Any]) -> dict[str, Any]:
@@ -96,7 +94,7 @@ def ratios(measured: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _harness_plan(running: RunningNetwork, scratch: Path, url: str, users: int, seconds: float) -> Path:
+def _harness_plan(running: RunningNetwork, scratch: Path, url: str, users: int, seconds: float, workers: int) -> Path:
     folder = scratch / "load-driver"
     folder.mkdir(exist_ok=True)
     (folder / "network.yaml").write_text(NETWORK.format(url=url), encoding="utf-8")
@@ -111,8 +109,9 @@ def _harness_plan(running: RunningNetwork, scratch: Path, url: str, users: int, 
         client_cert=Path(state.client_cert) if state.client_cert else None,
         client_key=Path(state.client_key) if state.client_key else None,
         settings=LoadSettings(users=users, spawn_rate=users, duration=seconds),
+        workers=workers,  # each worker takes its share of user indexes
     )
-    path = folder / "plan.json"
+    path = folder / f"plan-{workers}.json"
     path.write_text(plan.model_dump_json(), encoding="utf-8")
     return path
 
@@ -121,22 +120,8 @@ def _locust(
     locustfile: Path, env: dict[str, str], scratch: Path, label: str, users: int, seconds: float, workers: int
 ) -> dict[str, Any]:
     prefix = scratch / f"locust-{label}"
-    base = [sys.executable, "-m", "locust", "-f", str(locustfile), "--loglevel", "ERROR"]
-    run = ["--headless", "-u", str(users), "-r", str(users), "-t", f"{max(1, round(seconds))}s", "--csv", str(prefix),
-           "--only-summary", "--stop-timeout", "2"]  # fmt: skip
+    commands = locust_commands(locustfile, prefix, users, users, seconds, workers, extra=["--stop-timeout", "2"])
     environment = {**os.environ, **env}
-    if workers:
-        plan = json.loads(Path(env[PLAN_VARIABLE]).read_text()) if PLAN_VARIABLE in env else None
-        if plan is not None:  # each worker takes its share of user indexes
-            plan["workers"] = workers
-            Path(env[PLAN_VARIABLE]).write_text(json.dumps(plan))
-        port = free_loopback_port()
-        master = [*base, *run, "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
-                  "--expect-workers", str(workers)]  # fmt: skip
-        worker = [*base, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)]
-        commands = [master, *([worker] * workers)]
-    else:
-        commands = [[*base, *run]]
     processes = [
         subprocess.Popen(c, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for c in commands
     ]

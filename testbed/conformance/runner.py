@@ -21,7 +21,7 @@ from testbed import __version__
 from testbed.conformance.catalogue import Catalogue
 from testbed.errors import ConfigError, ExitCode, TestbedError
 from testbed.files import display_path
-from testbed.network import RunningNetwork, network_for_run
+from testbed.network import NetworkOptions, RunningNetwork
 from testbed.report.model import (
     CheckResult,
     ImplementationInfo,
@@ -39,15 +39,9 @@ from testbed.scenario.loader import LoadedScenario, check_scenario, load_scenari
 from testbed.topology import LoadedNetwork, load_network
 
 
-@dataclass
-class ConformanceOptions:
+@dataclass(kw_only=True)
+class ConformanceOptions(NetworkOptions):
     scenario_paths: list[Path]
-    network_path: Path | None  # None: the network the scenarios name
-    runtime: str
-    folder: RunFolder
-    attach: RunFolder | None = None  # replay against a network started by `testbed up`
-    ca_dir: Path | None = None  # keep the network CA here across runs
-    on_progress: Callable[[str], None] = lambda _: None
     on_check: Callable[[str, CheckResult], None] = lambda _s, _c: None
     scenarios: list[LoadedScenario] = field(default_factory=list)
 
@@ -88,10 +82,7 @@ def run_conformance(options: ConformanceOptions) -> RunResults:
     loaded = prepare(options, catalogue)
     results = base_results(options.folder.run_id, options.runtime, loaded, options.scenarios)
     try:
-        network = network_for_run(
-            loaded, options.runtime, options.folder, options.attach, options.on_progress, options.ca_dir
-        )
-        with network as running:
+        with options.network(loaded) as running:
             _replay(options, loaded, running, results)
     except TestbedError as exc:
         results.error = str(exc)

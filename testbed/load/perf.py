@@ -36,26 +36,34 @@ def read_figures(stats_csv: Path) -> tuple[RequestFigures | None, list[RequestFi
     return overall, list(steps.values())
 
 
-def read_series(history_csv: Path, name: str = OVERALL) -> list[SeriesPoint]:
-    """The run over time from `<prefix>_stats_history.csv`: over every request, or for the
-    requests of one step (`name`)."""
-    every = _rows(history_csv)
-    rows = [r for r in every if r["Name"] == name]
+def read_all_series(history_csv: Path) -> dict[str, list[SeriesPoint]]:
+    """The run over time from `<prefix>_stats_history.csv`, by name: `Aggregated` (every
+    request) and each step, on one clock. Read once for all of them."""
+    rows = _rows(history_csv)
     if not rows:
-        return []
-    start = float(every[0]["Timestamp"])  # one clock for every series of the run
-    return [
-        SeriesPoint(
-            t=float(r["Timestamp"]) - start,
-            users=int(float(r["User Count"] or 0)),
-            rps=_number(r["Requests/s"]) or 0.0,
-            failures_per_s=_number(r["Failures/s"]) or 0.0,
-            p50_ms=_number(r["50%"]),
-            p95_ms=_number(r["95%"]),
-            p99_ms=_number(r["99%"]),
+        return {}
+    start = float(rows[0]["Timestamp"])
+    found: dict[str, list[SeriesPoint]] = {}
+    for r in rows:
+        if r["Type"] == STEP_TYPE:
+            continue  # a step's failures before sending are no point of its request series
+        found.setdefault(r["Name"], []).append(
+            SeriesPoint(
+                t=float(r["Timestamp"]) - start,
+                users=int(float(r["User Count"] or 0)),
+                rps=_number(r["Requests/s"]) or 0.0,
+                failures_per_s=_number(r["Failures/s"]) or 0.0,
+                p50_ms=_number(r["50%"]),
+                p95_ms=_number(r["95%"]),
+                p99_ms=_number(r["99%"]),
+            )
         )
-        for r in rows
-    ]
+    return found
+
+
+def read_series(history_csv: Path, name: str = OVERALL) -> list[SeriesPoint]:
+    """One series of the run: over every request, or of one step's requests (`name`)."""
+    return read_all_series(history_csv).get(name, [])
 
 
 def metrics(figures: RequestFigures) -> dict[str, float]:

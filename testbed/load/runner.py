@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,11 +24,10 @@ from testbed.load import perf
 from testbed.load.plan import PLAN_VARIABLE, LoadPlan
 from testbed.load.settings import LoadSettings
 from testbed.load.thresholds import Threshold
-from testbed.network import RunningNetwork, network_for_run
+from testbed.network import NetworkOptions, RunningNetwork
 from testbed.report.model import CheckResult, NodeSample, Outcome, Performance, RunResults, ScenarioResult
 from testbed.runtime.docker import container_pid
 from testbed.runtime.plan import free_loopback_port
-from testbed.runtime.state import RunFolder
 from testbed.scenario.loader import LoadedScenario, check_scenario, load_scenario
 from testbed.topology import load_network
 
@@ -49,18 +47,12 @@ class Overrides:
     thresholds: list[str] = field(default_factory=list)  # "p(95)<200" or "step-id:p(95)<200"
 
 
-@dataclass
-class LoadOptions:
+@dataclass(kw_only=True)
+class LoadOptions(NetworkOptions):
     scenario_path: Path
-    network_path: Path | None
-    runtime: str
-    folder: RunFolder
     overrides: Overrides = field(default_factory=Overrides)
     workers: int = 0
     web_port: int | None = None  # show Locust's web UI on 127.0.0.1 at this port while it runs
-    attach: RunFolder | None = None
-    ca_dir: Path | None = None
-    on_progress: Callable[[str], None] = lambda _: None
 
 
 def settings_for(loaded: LoadedScenario, overrides: Overrides) -> LoadSettings:
@@ -98,10 +90,7 @@ def run_load(options: LoadOptions) -> RunResults:
     results = base_results(options.folder.run_id, options.runtime, loaded_network, [scenario])
     results.kind = "load"
     try:
-        network = network_for_run(
-            loaded_network, options.runtime, options.folder, options.attach, options.on_progress, options.ca_dir
-        )
-        with network as running:
+        with options.network(loaded_network) as running:
             _drive(options, scenario, settings, running, results, loaded_network.path)
     except TestbedError as exc:
         results.error = str(exc)
@@ -192,18 +181,40 @@ def _run_locust(
 
 
 def _commands(load_dir: Path, settings: LoadSettings, workers: int, web_port: int | None) -> list[list[str]]:
-    base = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--loglevel", "WARNING"]
-    # Headless, or with the web UI on loopback, started at once and closed when the run ends.
+    return locust_commands(
+        LOCUSTFILE,
+        load_dir / "locust",
+        settings.users,
+        settings.spawn_rate,
+        settings.duration,
+        workers,
+        web_port=web_port,
+        extra=["--csv-full-history", "--stop-timeout", "10"],
+    )
+
+
+def locust_commands(
+    locustfile: Path,
+    csv_prefix: Path,
+    users: int,
+    spawn_rate: float,
+    seconds: float,
+    workers: int,
+    web_port: int | None = None,
+    extra: list[str] | None = None,
+) -> list[list[str]]:
+    """Locust's command lines: one process, or a master (first) and `workers` workers on
+    loopback. Headless, or with the web UI on loopback, started at once and closed at the end."""
+    base = [sys.executable, "-m", "locust", "-f", str(locustfile), "--loglevel", "WARNING"]
     ui = ["--autostart", "--autoquit", "0", "--web-host", "127.0.0.1", "--web-port", str(web_port)]
     run = [
         *(ui if web_port else ["--headless"]),
-        "--users", str(settings.users),
-        "--spawn-rate", str(settings.spawn_rate),
-        "--run-time", f"{max(1, round(settings.duration))}s",
-        "--stop-timeout", "10",
-        "--csv", str(load_dir / "locust"),
-        "--csv-full-history",
+        "--users", str(users),
+        "--spawn-rate", str(spawn_rate),
+        "--run-time", f"{max(1, round(seconds))}s",
+        "--csv", str(csv_prefix),
         "--only-summary",
+        *(extra or []),
     ]  # fmt: skip
     if workers == 0:
         return [[*base, *run]]
@@ -262,6 +273,7 @@ def _performance(
     overall, steps = perf.read_figures(stats)
     if overall is None or overall.requests == 0:
         raise TestbedError(f"no request was made during the load run; see {load_dir / 'locust-0.log'}")
+    series = perf.read_all_series(load_dir / "locust_stats_history.csv")
     performance = Performance(
         users=settings.users,
         spawn_rate=settings.spawn_rate,
@@ -269,8 +281,8 @@ def _performance(
         workers=workers,
         overall=overall,
         steps=steps,
-        series=perf.read_series(load_dir / "locust_stats_history.csv"),
-        step_series={f.name: perf.read_series(load_dir / "locust_stats_history.csv", f.name) for f in steps},
+        series=series.pop(perf.OVERALL, []),
+        step_series=series,
         nodes=samples,
         thresholds=perf.check_thresholds(settings.parsed_thresholds(), overall, steps),
         files=sorted(p.name for p in load_dir.glob("locust_*.csv")),

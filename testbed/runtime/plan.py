@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import socket
 import tempfile
 from collections.abc import Callable, Iterator
@@ -16,7 +17,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel
 
 from testbed.errors import TestbedError
-from testbed.topology import LoadedNetwork, Role, UrlImplementation
+from testbed.topology import LoadedNetwork, NodeSpec, Role, UrlImplementation
 
 PUBLIC_PORT = 8443
 INTERNAL_PORT = 8081
@@ -62,31 +63,10 @@ def plan_network(loaded: LoadedNetwork, taken_hosts: set[str] | None = None, run
     images = [node.name for _, node in loaded.network.nodes() if node.image]
     if images:
         raise TestbedError(f"nodes given as an image need the docker runtime (--runtime docker): {', '.join(images)}")
-    network = loaded.network
-    references = [node for _, node in network.nodes() if node.is_reference]
+    references = [node for _, node in loaded.network.nodes() if node.is_reference]
     block = _free_block(len(references), taken_hosts or set())
-    plans: list[NodePlan] = []
-    index = 0
-    for org, node in network.nodes():
-        if isinstance(node.implementation, UrlImplementation):
-            plans.append(_external(org.id, node.name, node.role, node.implementation))
-            continue
-        index += 1
-        host = f"127.0.{block}.{index}"
-        plans.append(
-            NodePlan(
-                name=node.name,
-                role=node.role,
-                organisation=org.id,
-                managed=True,
-                host=host,
-                public_port=PUBLIC_PORT,
-                internal_port=INTERNAL_PORT,
-                public_url=f"https://{host}:{PUBLIC_PORT}",
-                internal_url=f"https://{host}:{INTERNAL_PORT}",
-            )
-        )
-    return NetworkPlan(nodes=plans)
+    addresses = (f"127.0.{block}.{n}" for n in itertools.count(1))
+    return _plan(loaded, lambda _node: (next(addresses), PUBLIC_PORT, INTERNAL_PORT, None))
 
 
 def container_plan(loaded: LoadedNetwork, ports: Callable[[], int] | None = None) -> NetworkPlan:
@@ -95,25 +75,33 @@ def container_plan(loaded: LoadedNetwork, ports: Callable[[], int] | None = None
     publishes each port on 127.0.0.1 under the same number, so the container's peers and the
     harness use one URL."""
     next_port = ports or _distinct_free_ports()
+    return _plan(loaded, lambda node: (node.name, next_port(), next_port(), "127.0.0.1"))
+
+
+# Where a started node lives: (host in its URLs, public port, internal port, reach-at address).
+Placement = Callable[[NodeSpec], tuple[str, int, int, str | None]]
+
+
+def _plan(loaded: LoadedNetwork, place: Placement) -> NetworkPlan:
     plans: list[NodePlan] = []
     for org, node in loaded.network.nodes():
         if isinstance(node.implementation, UrlImplementation):
             plans.append(_external(org.id, node.name, node.role, node.implementation))
             continue
-        public, internal = next_port(), next_port()
+        host, public, internal, reach_at = place(node)
         plans.append(
             NodePlan(
                 name=node.name,
                 role=node.role,
                 organisation=org.id,
                 managed=True,
-                host=node.name,
+                host=host,
                 public_port=public,
                 internal_port=internal,
-                public_url=f"https://{node.name}:{public}",
-                internal_url=f"https://{node.name}:{internal}",
+                public_url=f"https://{host}:{public}",
+                internal_url=f"https://{host}:{internal}",
                 image=node.image,
-                reach_at="127.0.0.1",
+                reach_at=reach_at,
             )
         )
     return NetworkPlan(nodes=plans)
