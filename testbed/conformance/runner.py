@@ -81,9 +81,23 @@ def run_conformance(options: ConformanceOptions) -> RunResults:
     catalogue = Catalogue.load()
     loaded = prepare(options, catalogue)
     results = base_results(options.folder.run_id, options.runtime, loaded, options.scenarios)
+    return run_on_network(
+        options, loaded, results, catalogue, lambda running: _replay(options, loaded, running, results)
+    )
+
+
+def run_on_network(
+    options: NetworkOptions,
+    loaded: LoadedNetwork,
+    results: RunResults,
+    catalogue: Catalogue,
+    work: Callable[[RunningNetwork], None],
+) -> RunResults:
+    """Do a run's work on its network, whatever fails, then complete the results: an error of
+    the harness or the environment, the containers' resource use, the end time, the verdict."""
     try:
         with options.network(loaded) as running:
-            _replay(options, loaded, running, results)
+            work(running)
     except TestbedError as exc:
         results.error = str(exc)
     results.node_resources = node_resources(options.folder)

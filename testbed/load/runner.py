@@ -18,7 +18,7 @@ from pathlib import Path
 import psutil
 
 from testbed.conformance.catalogue import Catalogue
-from testbed.conformance.runner import base_results, finalise, implementations, node_resources
+from testbed.conformance.runner import base_results, implementations, run_on_network
 from testbed.errors import ConfigError, TestbedError
 from testbed.load import perf
 from testbed.load.plan import PLAN_VARIABLE, LoadPlan
@@ -89,15 +89,13 @@ def run_load(options: LoadOptions) -> RunResults:
         raise ConfigError(f"thresholds name steps that {scenario.path} does not have: {', '.join(sorted(unknown))}")
     results = base_results(options.folder.run_id, options.runtime, loaded_network, [scenario])
     results.kind = "load"
-    try:
-        with options.network(loaded_network) as running:
-            _drive(options, scenario, settings, running, results, loaded_network.path)
-    except TestbedError as exc:
-        results.error = str(exc)
-    results.node_resources = node_resources(options.folder)
-    results.finished = datetime.now(UTC)
-    finalise(results, catalogue)
-    return results
+    return run_on_network(
+        options,
+        loaded_network,
+        results,
+        catalogue,
+        lambda running: _drive(options, scenario, settings, running, results, loaded_network.path),
+    )
 
 
 def _drive(
