@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 _TOKEN = re.compile(r"\.([A-Za-z_@$][\w@$-]*)|\[(-?\d+)\]|\['([^']*)'\]|\[\"([^\"]*)\"\]")
@@ -17,7 +18,9 @@ class PathNotFound(LookupError):
     """The path is well formed but the document has nothing there."""
 
 
-def parse(path: str) -> list[str | int]:
+@lru_cache(maxsize=4096)
+def parse(path: str) -> tuple[str | int, ...]:
+    """The steps of a path, read once per path (scenarios and definitions reuse a few)."""
     if not path.startswith("$"):
         raise JsonPathError(f"a JSON path starts with '$': {path!r}")
     parts: list[str | int] = []
@@ -32,25 +35,30 @@ def parse(path: str) -> list[str | int]:
         else:
             parts.append(next(p for p in (name, quoted, double_quoted) if p is not None))
         position = match.end()
-    return parts
+    return tuple(parts)
 
 
 def find(document: Any, path: str) -> Any:
     """The value at `path`; PathNotFound when some step is missing."""
+    return walk(document, parse(path))
+
+
+def walk(document: Any, parts: tuple[str | int, ...]) -> Any:
+    """The value the parsed steps lead to; PathNotFound when some step is missing."""
     value = document
-    walked = "$"
-    for part in parse(path):
+    for depth, part in enumerate(parts):
         if isinstance(part, int):
             if not isinstance(value, list) or not -len(value) <= part < len(value):
-                raise PathNotFound(f"{walked} has no item [{part}]")
-            value = value[part]
-            walked += f"[{part}]"
-        else:
-            if not isinstance(value, dict) or part not in value:
-                raise PathNotFound(f"{walked} has no member {part!r}")
-            value = value[part]
-            walked += f".{part}"
+                raise PathNotFound(f"{_shown(parts[:depth])} has no item [{part}]")
+        elif not isinstance(value, dict) or part not in value:
+            raise PathNotFound(f"{_shown(parts[:depth])} has no member {part!r}")
+        value = value[part]
     return value
+
+
+def _shown(parts: tuple[str | int, ...]) -> str:
+    """How far a walk got, written as a path, for the message of a step that was missing."""
+    return "$" + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in parts)
 
 
 def exists(document: Any, path: str) -> bool:

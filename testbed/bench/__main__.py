@@ -93,7 +93,7 @@ def _measure(results: dict[str, Any], scratch: Path, args: argparse.Namespace) -
         results["network_boot_seconds"] = round(time.monotonic() - started, 2)
         console.print(f"· the reference network was up and bootstrapped in {results['network_boot_seconds']} s")
         if drivers:
-            console.print(f"· load drivers on the raw endpoint, {args.load_users} users")
+            console.print(f"· load drivers on a static endpoint, {args.load_users} users (about two minutes)")
             driven = load_driver.measure(running, scratch, args.seconds, args.load_users)
             results["load_driver"] = {"measurements": driven, **load_driver.ratios(driven)}
         if tokens:
@@ -223,10 +223,21 @@ def _summarise(results: dict[str, Any]) -> None:
 
 
 def _load_driver_table(found: dict[str, Any]) -> None:
-    table = Table("load driver on the raw endpoint", "req/s", "p50 ms", "p99 ms", "failed")
-    for label, m in found["measurements"].items():
-        table.add_row(label, f"{m['per_second']:.0f}", f"{m['p50_ms']}", f"{m['p99_ms']}", str(m["statuses"]["other"]))
+    measured = found["measurements"]
+    table = Table(f"load drivers on {measured['endpoint']}", "req/s", "req per CPU-second")
+    table.add_row("wrk (the ceiling)", f"{measured['wrk']['per_second']:.0f}", "-")
+    for label, m in measured["alone"].items():
+        table.add_row(f"{label}, alone on the driver core", f"{m['per_second']:.0f}", f"{m['per_cpu_second']:.0f}")
     console.print(table)
+    pairs = Table("side by side on the driver core", "raw Locust, req per CPU-s", "harness, req per CPU-s", "ratio")
+    for n, pair in enumerate(measured["side_by_side"], 1):
+        figures = (f"{pair['raw Locust']:.0f}", f"{pair['harness driver']:.0f}", f"{pair['ratio']:.2f}")
+        pairs.add_row(f"round {n}", *figures)
+    console.print(pairs)
+    workers = Table("harness driver with workers", "master + 1 worker, req/s", "master + 2 workers, req/s", "ratio")
+    for n, run in enumerate(measured["workers"], 1):
+        workers.add_row(f"round {n}", f"{run['one worker']:.0f}", f"{run['two workers']:.0f}", f"{run['ratio']:.2f}")
+    console.print(workers)
     for name, value in found["ratios"].items():
         target = found["targets"].get(name)
         verdict = "" if target is None else (" [green]target met[/]" if value >= target else " [red]target not met[/]")

@@ -36,6 +36,7 @@ from testbed.report.model import (
 from testbed.runtime.state import RunFolder
 from testbed.scenario.engine import Engine
 from testbed.scenario.loader import LoadedScenario, check_scenario, load_scenario
+from testbed.scenario.transport import HttpxTransport
 from testbed.topology import LoadedNetwork, load_network
 
 
@@ -140,7 +141,7 @@ def _replay(options: ConformanceOptions, loaded: LoadedNetwork, running: Running
             "run": {"id": options.folder.run_id},
             "user": {"index": 0, "iteration": 1},  # a load run has many users; a conformance run one
         }
-        engine = Engine(loaded.network, context, client, running.log_tail, _signer(running))
+        engine = Engine(loaded.network, context, HttpxTransport(client), running.log_tail, _signer(running))
         for scenario in options.scenarios:
             options.on_progress(f"scenario {scenario.scenario.name} ({len(scenario.scenario.steps)} steps)")
             results.scenarios.append(engine.run(scenario, lambda c, s=scenario: options.on_check(s.scenario.name, c)))

@@ -2,30 +2,33 @@
 in the harness: Locust patches the standard library with gevent when it is imported.
 
 Every simulated user replays the scenario with the same engine as a conformance run, through
-an httpx transport that sends each request with the user's FastHttpUser session. A request is
+a transport that sends each request with the user's FastHttpUser session. A request is
 counted under its step id once the engine has judged the step: it passes when the step's
 expectations hold, and fails with the engine's message when they do not."""
 
 from __future__ import annotations
 
+import gc
 import itertools
 import os
 import ssl
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import gevent
 import gevent.socket
 import gevent.ssl
-import httpx
 from locust import FastHttpUser, LoadTestShape, constant, task
 
 from nodes.common.xmldsig import SigningIdentity
 from testbed.load.perf import STEP_TYPE
 from testbed.load.plan import PLAN_VARIABLE, LoadPlan
 from testbed.load.shape import target
-from testbed.report.model import CheckResult, Outcome
-from testbed.scenario.engine import Engine
+from testbed.report.model import Outcome
+from testbed.scenario.engine import Engine, Verdict
 from testbed.scenario.loader import load_scenario
+from testbed.scenario.transport import Outgoing, Reply, TransportError
 from testbed.topology import load_network
 
 PLAN = LoadPlan.model_validate_json(Path(os.environ[PLAN_VARIABLE]).read_text(encoding="utf-8"))
@@ -42,8 +45,14 @@ if PLAN.reach_at:
 
     gevent.socket.getaddrinfo = _mapped
 
-HOP_BY_HOP = {"host", "content-length", "connection", "accept-encoding", "transfer-encoding"}
 _local_users = itertools.count()
+# Each step allocates a few dozen short-lived objects that reference counting frees. With the
+# collector's default thresholds they would set off a sweep of young objects every few
+# steps and of the whole heap (Locust, gevent, the scenario's models) every few hundred:
+# a load driver's cycles spent on bookkeeping. What exists now lives as long as the process
+# (frozen: never swept), and young objects are swept less often.
+gc.freeze()
+gc.set_threshold(20_000, 50, 100)
 
 
 def _ssl_context() -> ssl.SSLContext:
@@ -58,52 +67,75 @@ class StepFailed(Exception):
     """A step whose expectations did not hold; counted as a failure under the step's id."""
 
 
-class LocustTransport(httpx.BaseTransport):
-    """httpx requests sent with a Locust FastHttpSession, held open until the step is judged."""
+class _Headers(Mapping[str, str]):
+    """An answer's headers with their names in lower case, read from Locust's response only
+    when a step looks at them (most steps judge a status and a body)."""
+
+    def __init__(self, source: Any):
+        self._source = source
+        self._read: dict[str, str] | None = None
+
+    def _all(self) -> dict[str, str]:
+        if self._read is None:
+            self._read = {}
+            for name, value in self._source.items() if self._source else ():
+                name = name.lower()
+                self._read[name] = f"{self._read[name]}, {value}" if name in self._read else value
+        return self._read
+
+    def __getitem__(self, name: str) -> str:
+        return self._all()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+
+class LocustTransport:
+    """The engine's requests sent with a Locust FastHttpSession, held open until the step is judged."""
 
     def __init__(self, session: Any):
         self.session = session
         self.pending: list[Any] = []
 
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        name = str(request.extensions.get("testbed_step", request.url.path))
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+    def send(self, outgoing: Outgoing) -> Reply:
         sent = self.session.request(
-            request.method,
-            str(request.url),
-            name=name,
-            headers=headers,
-            data=request.content or None,
+            outgoing.method,
+            outgoing.url,
+            name=outgoing.step,
+            headers=outgoing.headers,
+            data=outgoing.body,
             catch_response=True,
         )
         sent.__enter__()  # held open: settle() reports it once the engine has judged the step
         self.pending.append(sent)
         if not sent.status_code:
-            raise httpx.ConnectError(f"no answer: {sent.request_meta.get('exception')}", request=request)
-        answer_headers = [(k, v) for k, v in sent.headers.items()] if sent.headers else []
-        # A stream (not ready content), so that httpx reads it and times the exchange.
-        body = httpx.ByteStream(sent.content or b"")
-        return httpx.Response(sent.status_code, headers=answer_headers, stream=body, request=request)
+            error = sent.request_meta.get("exception")
+            raise TransportError(f"no answer: {error}", timed_out=isinstance(error, TimeoutError | gevent.Timeout))
+        return Reply(sent.status_code, _Headers(sent.headers), sent.content or b"", sent.request_meta["response_time"])
 
-    def settle(self, check: CheckResult) -> None:
+    def settle(self, step: str, verdict: Verdict) -> None:
         """Report the step's requests: the last one with the step's verdict, earlier ones (the
         attempts of a retried step) as failed attempts."""
-        if not self.pending and check.outcome in (Outcome.FAILED, Outcome.ERROR):
+        outcome = verdict.outcome
+        if not self.pending and outcome in (Outcome.FAILED, Outcome.ERROR):
             # The step failed before anything was sent (an input missing, a body unsignable).
             self.session.request_event.fire(
                 request_type=STEP_TYPE,
-                name=check.id,
-                response_time=check.duration_ms,
+                name=step,
+                response_time=verdict.duration_ms,
                 response_length=0,
-                exception=StepFailed(check.message),
+                exception=StepFailed(verdict.message),
                 context={},
             )
+        last = len(self.pending) - 1
         for index, sent in enumerate(self.pending):
-            last = index == len(self.pending) - 1
-            if last and check.outcome == Outcome.PASSED:
+            if index == last and outcome == Outcome.PASSED:
                 sent.success()
-            elif check.outcome != Outcome.SKIPPED or not last:
-                sent.failure(StepFailed(check.message if last else "an attempt of a retried step"))
+            elif outcome != Outcome.SKIPPED or index != last:
+                sent.failure(StepFailed(verdict.message if index == last else "an attempt of a retried step"))
             sent.__exit__(None, None, None)
         self.pending.clear()
 
@@ -124,22 +156,20 @@ class ScenarioUser(FastHttpUser):
         self.index = next(_local_users) * workers + worker
         self.iteration = 0
         self.transport = LocustTransport(self.client)
-        self.http = httpx.Client(transport=self.transport, timeout=30.0)
-
-    def on_stop(self) -> None:
-        self.http.close()
+        # Figures, not evidence, are what a load run reports: the engine keeps its verdicts only.
+        self.engine = Engine(NETWORK, PLAN.context, self.transport, lambda _node: [], SIGNER, keep_evidence=False)
 
     @task
     def flow(self) -> None:
         self.iteration += 1
-        context = {
-            **PLAN.context,
+        extra = {
             # Unique names per user and flow, so users do not trip over each other's subjects.
             "run": {"id": f"{PLAN.run_id}-u{self.index}-i{self.iteration}"},
             "user": {"index": self.index, "iteration": self.iteration},
         }
-        engine = Engine(NETWORK, context, self.http, lambda _node: [], SIGNER)
-        engine.run(SCENARIO, on_check=self.transport.settle)
+        settle = self.transport.settle
+        for step, verdict in self.engine.replay(SCENARIO, extra):
+            settle(step.id, verdict)
 
 
 if PLAN.settings.stages:

@@ -180,7 +180,7 @@ def _run_locust(
 
 def _commands(load_dir: Path, settings: LoadSettings, workers: int, web_port: int | None) -> list[list[str]]:
     return locust_commands(
-        LOCUSTFILE,
+        [LOCUSTFILE],
         load_dir / "locust",
         settings.users,
         settings.spawn_rate,
@@ -192,7 +192,7 @@ def _commands(load_dir: Path, settings: LoadSettings, workers: int, web_port: in
 
 
 def locust_commands(
-    locustfile: Path,
+    locustfiles: list[Path],
     csv_prefix: Path,
     users: int,
     spawn_rate: float,
@@ -202,8 +202,9 @@ def locust_commands(
     extra: list[str] | None = None,
 ) -> list[list[str]]:
     """Locust's command lines: one process, or a master (first) and `workers` workers on
-    loopback. Headless, or with the web UI on loopback, started at once and closed at the end."""
-    base = [sys.executable, "-m", "locust", "-f", str(locustfile), "--loglevel", "WARNING"]
+    loopback. Headless, or with the web UI on loopback, started at once and closed at the end.
+    Every process loads all `locustfiles` (a driver's own, and plugins beside it)."""
+    base = [sys.executable, "-m", "locust", "-f", ",".join(map(str, locustfiles)), "--loglevel", "WARNING"]
     ui = ["--autostart", "--autoquit", "0", "--web-host", "127.0.0.1", "--web-port", str(web_port)]
     run = [
         *(ui if web_port else ["--headless"]),

@@ -5,18 +5,17 @@ with the expectations, capture values for later steps, and keep the evidence."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
-
-import httpx
+from urllib.parse import urlencode
 
 from nodes.common.xmldsig import SigningIdentity, sign_soap_query
-from testbed.files import display_path
 from testbed.report.model import (
     CheckResult,
     Evidence,
@@ -28,8 +27,9 @@ from testbed.report.model import (
 )
 from testbed.scenario.expectations import NO_JSON, evaluate, jwt_claims, split_source
 from testbed.scenario.loader import LoadedScenario, resolve_node
-from testbed.scenario.models import Action, Expect, Request, Step
-from testbed.scenario.templating import UndefinedVariable, lookup, render
+from testbed.scenario.models import Action, Expect, JsonExpectation, Request, Step
+from testbed.scenario.templating import UndefinedVariable, lookup, render, roots
+from testbed.scenario.transport import Outgoing, Reply, Transport, TransportError
 from testbed.topology import Network
 
 BODY_LIMIT = 64 * 1024  # evidence keeps at most this much of a body
@@ -46,10 +46,30 @@ class StepError(Exception):
         self.outcome = outcome
 
 
-@dataclass
-class Exchange:
-    request: HttpRequestRecord
-    response: httpx.Response | None
+@dataclass(frozen=True)
+class _Reading:
+    """What replaying a step involves, worked out once per step (a load run replays each
+    step for every simulated user): the node it talks to, whether its expectations have
+    placeholders, and which forms of the answer's body judging it looks at."""
+
+    node: str | None  # None: an action that talks to no node (wait)
+    templated: bool  # its expectations have placeholders
+    timed: bool  # it uses `time.*` placeholders
+    json: bool  # the body as JSON: JSON paths in expectations or captures
+    text: bool  # the body as text: a regular expression over it, or a JWT it is
+
+
+@dataclass(slots=True)
+class Verdict:
+    """How one step went, as the engine judged it; `Engine.run` makes a check of the results
+    model of it, a load run counts it."""
+
+    outcome: Outcome
+    message: str
+    blocked_by: str | None  # skipped because this earlier step did not capture what it needs
+    started: datetime
+    duration_ms: float
+    evidence: Evidence | None  # None: the engine keeps no evidence (a load run)
 
 
 class Engine:
@@ -57,53 +77,86 @@ class Engine:
         self,
         network: Network,
         context: dict[str, Any],
-        client: httpx.Client,
+        transport: Transport,
         log_tail: Callable[[str], list[str]],
         signer: SigningIdentity | None = None,
+        keep_evidence: bool = True,
     ):
         """`signer`: what `sign: xmldsig` signs with, the key and certificate the harness
-        presents in mutual TLS (a node may insist that the two are the same)."""
+        presents in mutual TLS (a node may insist that the two are the same).
+        `keep_evidence`: record each step's request and answer (a conformance run's report
+        shows them); a load run, which reports figures, keeps only the verdicts."""
         self.network = network
         self.context = context
-        self.client = client
+        self.transport = transport
         self.log_tail = log_tail
         self.signer = signer
+        self.keep_evidence = keep_evidence
+        self._readings: dict[int, _Reading] = {}  # by id() of the step (steps live as long as their scenario)
 
-    def run(self, loaded: LoadedScenario, on_check: Callable[[CheckResult], None] = lambda _: None) -> ScenarioResult:
+    def run(
+        self,
+        loaded: LoadedScenario,
+        on_check: Callable[[CheckResult], None] = lambda _: None,
+        extra: dict[str, Any] | None = None,
+    ) -> ScenarioResult:
+        """The scenario replayed into the results model, one check per step."""
         scenario = loaded.scenario
-        variables: dict[str, Any] = {
-            **self.context,
-            "vars": scenario.variables,
-            "actors": {actor: self.context["orgs"][org] for actor, org in scenario.actors.items()},
-        }
-        failed_captures: dict[str, str] = {}  # variable -> step that should have captured it
         result = ScenarioResult(
-            name=scenario.name, file=display_path(loaded.path), sha256=loaded.sha256, description=scenario.description
+            name=scenario.name, file=loaded.display_path, sha256=loaded.sha256, description=scenario.description
         )
-        for step in scenario.steps:
-            check = self._run_step(step, scenario.actors, variables, failed_captures)
-            if check.outcome != Outcome.PASSED:
-                failed_captures.update(dict.fromkeys(step.capture, step.id))
+        for step, verdict in self.replay(loaded, extra):
+            check = CheckResult(
+                id=step.id,
+                title=step.title,
+                requirements=step.requirements,
+                outcome=verdict.outcome,
+                message=verdict.message,
+                blocked_by=verdict.blocked_by,
+                started=verdict.started,
+                duration_ms=verdict.duration_ms,
+                evidence=verdict.evidence or Evidence(),
+            )
             result.checks.append(check)
             on_check(check)
         return result
 
+    def replay(self, loaded: LoadedScenario, extra: dict[str, Any] | None = None) -> Iterator[tuple[Step, Verdict]]:
+        """Each step in turn with its verdict. `extra`: values of this replay alone, over the
+        engine's context (a load run's simulated user and iteration, its `run.id`)."""
+        scenario = loaded.scenario
+        context = {**self.context, **extra} if extra else self.context
+        variables: dict[str, Any] = {
+            **context,
+            "vars": scenario.variables,
+            "actors": {actor: context["orgs"][org] for actor, org in scenario.actors.items()},
+        }
+        failed_captures: dict[str, str] = {}  # variable -> step that should have captured it
+        for step in scenario.steps:
+            verdict = self._run_step(step, scenario.actors, variables, failed_captures)
+            if verdict.outcome != Outcome.PASSED:
+                failed_captures.update(dict.fromkeys(step.capture, step.id))
+            yield step, verdict
+
     def _run_step(
         self, step: Step, actors: dict[str, str], variables: dict[str, Any], failed: dict[str, str]
-    ) -> CheckResult:
+    ) -> Verdict:
         started = datetime.now(UTC)
         clock = time.perf_counter()
-        evidence = Evidence()
-        variables["time"] = time_variables(started)
+        evidence = Evidence() if self.keep_evidence else None
         blocked_by: str | None = None
         try:
-            expect = _rendered(step.expect, variables)  # before sending: a missing input stops the step here
+            reading = self._reading(step, actors)
+            if reading.timed:
+                variables["time"] = time_variables(started)
+            # Before sending: a missing input stops the step here.
+            expect = _rendered(step.expect, variables) if reading.templated else step.expect
             attempts = step.retry.attempts if step.retry else 1
             for attempt in range(attempts):
                 if attempt:
                     time.sleep(step.retry.interval if step.retry else 0)
-                exchange = self._exchange(step, actors, variables, evidence)
-                outcome, message = self._judge(step, expect, exchange, variables, evidence)
+                reply = self._exchange(step, reading, variables, evidence)
+                outcome, message = self._judge(step, reading, expect, reply, variables, evidence)
                 if outcome == Outcome.PASSED:
                     break
             if attempts > 1 and outcome != Outcome.PASSED:
@@ -124,32 +177,30 @@ class Engine:
                 Outcome.ERROR,
                 f"the harness could not carry out this step: {exc.__class__.__name__}: {exc}",
             )
-        if outcome in (Outcome.FAILED, Outcome.ERROR) and evidence.node:
+        if outcome in (Outcome.FAILED, Outcome.ERROR) and evidence is not None and evidence.node:
             evidence.node_log_tail = self.log_tail(evidence.node)
-        return CheckResult(
-            id=step.id,
-            title=step.title,
-            requirements=step.requirements,
-            outcome=outcome,
-            message=message,
-            blocked_by=blocked_by,
-            started=started,
-            duration_ms=round((time.perf_counter() - clock) * 1000, 2),
-            evidence=evidence,
-        )
+        duration_ms = round((time.perf_counter() - clock) * 1000, 2)
+        return Verdict(outcome, message, blocked_by, started, duration_ms, evidence)
 
-    def _exchange(self, step: Step, actors: dict[str, str], variables: dict[str, Any], evidence: Evidence) -> Exchange:
-        if step.action is not None and step.action.name == "wait":
+    def _reading(self, step: Step, actors: dict[str, str]) -> _Reading:
+        found = self._readings.get(id(step))
+        if found is None:
+            found = self._readings[id(step)] = _reading_of(step, actors, self.network)
+        return found
+
+    def _exchange(
+        self, step: Step, reading: _Reading, variables: dict[str, Any], evidence: Evidence | None
+    ) -> Reply | None:
+        """The node's answer to the step's request; None for an action that sends nothing."""
+        if reading.node is None:
+            assert step.action is not None
             time.sleep(step.action.seconds or 0)
-            return Exchange(HttpRequestRecord(method="-", url="action wait"), None)
-        if step.action is not None:
-            request = self._token_request(step.action, variables)
-        else:
-            assert step.request is not None
-            request = step.request
-        node = resolve_node(request.node, actors, self.network)
-        evidence.node = node
-        return self._send(request, node, variables, evidence, step.id)
+            return None
+        request = self._token_request(step.action, variables) if step.action is not None else step.request
+        assert request is not None
+        if evidence is not None:
+            evidence.node = reading.node
+        return self._send(request, reading.node, variables, evidence, step.id)
 
     def _token_request(self, action: Action, variables: dict[str, Any]) -> Request:
         """`request-access-token` is a shorthand for the call a person would otherwise spell
@@ -170,42 +221,54 @@ class Engine:
         )
 
     def _send(
-        self, request: Request, node: str, variables: dict[str, Any], evidence: Evidence, step_id: str
-    ) -> Exchange:
-        base = self.context["nodes"][node]["url" if request.api == "public" else "internal_url"]
-        url = base + str(render(request.path, variables))
-        headers = {k: str(v) for k, v in render(request.headers, variables).items()}
-        kwargs: dict[str, Any] = {"headers": headers, "params": render(request.query, variables) or None}
-        if request.json_body is not None:
-            kwargs["json"] = render(request.json_body, variables)
-        elif request.form is not None:
-            kwargs["data"] = render(request.form, variables)
-        elif request.body is not None:
-            kwargs["content"] = self._body(request, variables)
-        # The step id travels with the request, for a transport that reports per step (load runs).
-        built = self.client.build_request(request.method, url, extensions={"testbed_step": step_id}, **kwargs)
-        record = HttpRequestRecord(
-            method=built.method,
-            url=str(built.url),
-            headers=_redacted(built.headers),
-            body=_text(built.content) if built.content else None,
-        )
-        evidence.request = record
+        self, request: Request, node: str, variables: dict[str, Any], evidence: Evidence | None, step_id: str
+    ) -> Reply:
+        outgoing = self._outgoing(request, node, variables, step_id)
+        if evidence is not None:
+            evidence.request = HttpRequestRecord(
+                method=outgoing.method,
+                url=outgoing.url,
+                headers=_redacted(outgoing.headers),
+                body=_text(outgoing.body) if outgoing.body else None,
+            )
         try:
-            response = self.client.send(built)
-        except httpx.TimeoutException:
-            raise StepError(Outcome.ERROR, f"{node} did not answer {built.method} {built.url} in time") from None
-        except httpx.HTTPError as exc:
-            raise StepError(
-                Outcome.ERROR, f"{node} unreachable at {built.url}: {exc.__class__.__name__}: {exc}"
-            ) from None
-        evidence.response = HttpResponseRecord(
-            status=response.status_code,
-            headers=_redacted(response.headers),
-            body=_text(response.content),
-            elapsed_ms=round(response.elapsed.total_seconds() * 1000, 2),
-        )
-        return Exchange(record, response)
+            reply = self.transport.send(outgoing)
+        except TransportError as exc:
+            what = f"{outgoing.method} {outgoing.url}"
+            if exc.timed_out:
+                raise StepError(Outcome.ERROR, f"{node} did not answer {what} in time") from None
+            raise StepError(Outcome.ERROR, f"{node} unreachable at {outgoing.url}: {exc}") from None
+        if evidence is not None:
+            evidence.response = HttpResponseRecord(
+                status=reply.status,
+                headers=_redacted(reply.headers),
+                body=_text(reply.content),
+                elapsed_ms=reply.elapsed_ms,
+            )
+        return reply
+
+    def _outgoing(self, request: Request, node: str, variables: dict[str, Any], step_id: str) -> Outgoing:
+        """The request as it goes out: URL with its query string, headers, and the body
+        encoded (JSON, a form, or raw text, signed when the step says so)."""
+        url = self.context["nodes"][node]["url" if request.api == "public" else "internal_url"]
+        url += str(render(request.path, variables))
+        if request.query:
+            url += ("&" if "?" in url else "?") + urlencode(render(request.query, variables))
+        headers = {k: str(v) for k, v in render(request.headers, variables).items()} if request.headers else {}
+        body: bytes | None = None
+        content_type = ""
+        if request.json_body is not None:
+            value = render(request.json_body, variables)
+            body = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+            content_type = "application/json"
+        elif request.form is not None:
+            body = urlencode(render(request.form, variables)).encode("ascii")
+            content_type = "application/x-www-form-urlencoded"
+        elif request.body is not None:
+            body = self._body(request, variables).encode("utf-8")
+        if content_type and not any(name.lower() == "content-type" for name in headers):
+            headers["Content-Type"] = content_type
+        return Outgoing(request.method, url, headers, body, step_id)
 
     def _body(self, request: Request, variables: dict[str, Any]) -> str:
         """The raw body, rendered, then signed and changed afterwards when the step says so."""
@@ -221,26 +284,32 @@ class Engine:
         return _tampered(signed, render(request.tamper, variables))
 
     def _judge(
-        self, step: Step, expect: Expect, exchange: Exchange, variables: dict[str, Any], evidence: Evidence
+        self,
+        step: Step,
+        reading: _Reading,
+        expect: Expect,
+        reply: Reply | None,
+        variables: dict[str, Any],
+        evidence: Evidence | None,
     ) -> tuple[Outcome, str]:
-        response = exchange.response
-        if response is None:
+        if reply is None:
             status, headers, body, text = 0, {}, NO_JSON, ""
         else:
-            status, headers = response.status_code, dict(response.headers)
-            body, text = _json_or_marker(response), response.text
-        evidence.expectations = evaluate(expect, status, headers, body, text)
-        failures = [e for e in evidence.expectations if not e.passed]
+            status, headers = reply.status, reply.headers
+            text = reply.text if reading.text else ""
+            body = _json_or_marker(reply.content) if reading.json else NO_JSON
+        judged = evaluate(expect, status, headers, body, text, passed_too=evidence is not None)
+        failures = [e for e in judged if not e.passed]
+        if not failures and step.capture:
+            judged += (failures := self._capture(step, status, headers, body, text, variables))
+        if evidence is not None:
+            evidence.expectations = judged
         if failures:
             return Outcome.FAILED, "; ".join(_describe(e) for e in failures)
-        problems = self._capture(step, status, headers, body, text, variables)
-        if problems:
-            evidence.expectations.extend(problems)
-            return Outcome.FAILED, "; ".join(_describe(e) for e in problems)
         return Outcome.PASSED, ""
 
     def _capture(
-        self, step: Step, status: int, headers: dict[str, str], body: Any, text: str, variables: dict[str, Any]
+        self, step: Step, status: int, headers: Mapping[str, str], body: Any, text: str, variables: dict[str, Any]
     ) -> list[ExpectationResult]:
         problems = []
         lowered = {k.lower(): v for k, v in headers.items()}
@@ -295,22 +364,50 @@ def _tampered(body: str, changes: dict[str, str]) -> str:
 
 
 def _rendered(expect: Expect, variables: dict[str, Any]) -> Expect:
-    """The expectations with their placeholders filled in."""
-    checks = [c.model_copy(update={c.test: render(getattr(c, c.test), variables)}) for c in expect.json_checks]
-    updates = {"json_checks": checks, "headers": render(expect.headers, variables)}
-    if expect.body_matches is not None:
-        updates["body_matches"] = render(expect.body_matches, variables)
-    return expect.model_copy(update=updates)
+    """The expectations with their placeholders filled in (the same object when they have
+    none, as most have: a load run judges every step of every user)."""
+    checks = [_rendered_check(check, variables) for check in expect.json_checks]
+    headers = render(expect.headers, variables)
+    body_matches = render(expect.body_matches, variables)
+    unchanged = all(a is b for a, b in zip(checks, expect.json_checks, strict=True))
+    if unchanged and headers == expect.headers and body_matches == expect.body_matches:
+        return expect
+    return expect.model_copy(update={"json_checks": checks, "headers": headers, "body_matches": body_matches})
+
+
+def _rendered_check(check: JsonExpectation, variables: dict[str, Any]) -> JsonExpectation:
+    test = check.test
+    value = getattr(check, test)
+    filled = render(value, variables)
+    return check if filled is value or filled == value else check.model_copy(update={test: filled})
+
+
+def _reading_of(step: Step, actors: dict[str, str], network: Network) -> _Reading:
+    expect = step.expect
+    sources = [source for source in step.capture.values() if source != "status" and not source.startswith("header:")]
+    paths = [check.path for check in expect.json_checks] + sources
+    node: str | None = None  # an action that sends nothing (wait)
+    if step.request is not None:
+        node = resolve_node(step.request.node, actors, network)
+    elif step.action is not None and step.action.name == "request-access-token":
+        node = resolve_node(f"{step.action.requester}.trust", actors, network)  # as _token_request addresses it
+    return _Reading(
+        node=node,
+        templated=any(True for _ in roots(expect.model_dump(by_alias=True))),
+        timed="time" in roots(step.model_dump(by_alias=True)),
+        json=bool(paths),
+        text=expect.body_matches is not None or any(split_source(path)[0] for path in paths),
+    )
 
 
 def _describe(result: ExpectationResult) -> str:
     return f"{result.what}: expected {result.expected!r}, got {result.actual!r}"
 
 
-def _json_or_marker(response: httpx.Response) -> Any:
+def _json_or_marker(content: bytes) -> Any:
     try:
-        return response.json()
-    except ValueError:
+        return json.loads(content.decode("utf-8"))  # JSON is UTF-8 (RFC 8259, section 8.1)
+    except ValueError:  # UnicodeDecodeError included
         return NO_JSON
 
 
@@ -321,7 +418,7 @@ def _text(content: bytes) -> str:
     return text + ("\n… (truncated)" if len(content) > BODY_LIMIT else "")
 
 
-def _redacted(headers: httpx.Headers) -> dict[str, str]:
+def _redacted(headers: Mapping[str, str]) -> dict[str, str]:
     """Tokens in evidence are cut short: reports get published, and a token is a secret."""
     out = {}
     for name, value in headers.items():

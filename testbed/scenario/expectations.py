@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from joserfc import jws
@@ -36,33 +37,37 @@ def split_source(source: str) -> tuple[bool, str]:
 
 
 def evaluate(
-    expect: Expect, status: int, headers: dict[str, str], body: Any, text: str = ""
+    expect: Expect, status: int, headers: Mapping[str, str], body: Any, text: str = "", passed_too: bool = True
 ) -> list[ExpectationResult]:
-    results = []
+    """Every expectation with what was seen; `passed_too=False` leaves out those that hold
+    (a load run reports only what went wrong, and judges many steps)."""
+    return [
+        ExpectationResult(what=what, expected=expected, actual=actual, passed=passed)
+        for what, expected, actual, passed in _judged(expect, status, headers, body, text)
+        if passed_too or not passed
+    ]
+
+
+Judged = tuple[str, Any, Any, bool]  # what, expected, actual, passed
+
+
+def _judged(expect: Expect, status: int, headers: Mapping[str, str], body: Any, text: str) -> Iterator[Judged]:
     if expect.status is not None:
         allowed = expect.status if isinstance(expect.status, list) else [expect.status]
-        results.append(
-            ExpectationResult(what="status", expected=expect.status, actual=status, passed=status in allowed)
-        )
-    lowered = {k.lower(): v for k, v in headers.items()}
+        yield "status", expect.status, status, status in allowed
+    lowered = {k.lower(): v for k, v in headers.items()} if expect.headers else {}
     for name, pattern in expect.headers.items():
         actual = lowered.get(name.lower())
         passed = actual is not None and re.search(pattern, actual) is not None
-        results.append(
-            ExpectationResult(what=f"header {name}", expected=f"matches {pattern!r}", actual=actual, passed=passed)
-        )
+        yield f"header {name}", f"matches {pattern!r}", actual, passed
     for check in expect.json_checks:
-        results.append(_json(check, body, text))
+        yield _json(check, body, text)
     if expect.body_matches is not None:
         found = re.search(expect.body_matches, text) is not None
-        shown = text if len(text) <= 300 else text[:300] + "…"
-        results.append(
-            ExpectationResult(what="body", expected=f"matches {expect.body_matches!r}", actual=shown, passed=found)
-        )
-    return results
+        yield "body", f"matches {expect.body_matches!r}", text if len(text) <= 300 else text[:300] + "…", found
 
 
-def _json(check: JsonExpectation, body: Any, text: str) -> ExpectationResult:
+def _json(check: JsonExpectation, body: Any, text: str) -> Judged:
     test = check.test
     expected = getattr(check, test)
     what = f"json {check.path} {test.replace('_', ' ')}"
@@ -71,15 +76,14 @@ def _json(check: JsonExpectation, body: Any, text: str) -> ExpectationResult:
         try:
             body = jwt_claims(body, text)
         except ValueError as exc:
-            return ExpectationResult(what=what, expected=expected, actual=f"({exc})", passed=False)
+            return what, expected, f"({exc})", False
     if body is NO_JSON:
-        return ExpectationResult(what=what, expected=expected, actual="(body is not JSON)", passed=False)
+        return what, expected, "(body is not JSON)", False
     try:
         actual = find(body, path)
     except PathNotFound as exc:
-        passed = test == "exists" and expected is False
-        return ExpectationResult(what=what, expected=expected, actual=f"(absent: {exc})", passed=passed)
-    return ExpectationResult(what=what, expected=expected, actual=_short(actual), passed=_holds(test, expected, actual))
+        return what, expected, f"(absent: {exc})", test == "exists" and expected is False
+    return what, expected, _short(actual), _holds(test, expected, actual)
 
 
 def _holds(test: str, expected: Any, actual: Any) -> bool:

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from nodes.common import jsonpath
 from testbed.conformance.catalogue import Catalogue
 from testbed.errors import ConfigError
-from testbed.files import sha256_of
+from testbed.files import display_path, sha256_of
 from testbed.scenario.expectations import split_source
 from testbed.scenario.models import Scenario, Step
 from testbed.scenario.templating import NAMESPACES, roots, unknown_filters
@@ -28,6 +29,11 @@ class LoadedScenario:
     @property
     def network_path(self) -> Path:
         return (self.path.parent / self.scenario.network).resolve()
+
+    @cached_property
+    def display_path(self) -> str:
+        """The file as reports name it (worked out once: a load run replays it many times)."""
+        return display_path(self.path)
 
 
 def load_scenario(path: Path) -> LoadedScenario:

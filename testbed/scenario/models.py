@@ -7,6 +7,7 @@ from these models."""
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -91,8 +92,9 @@ class JsonExpectation(Strict):
             raise ValueError("name exactly one of " + ", ".join(TESTS) + "")
         return self
 
-    @property
+    @cached_property
     def test(self) -> str:
+        """The one test this expectation names (looked up once: a load run judges it often)."""
         return next(n for n in TESTS if n in self.model_fields_set)
 
 

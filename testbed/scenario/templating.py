@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
-from nodes.common.jsonpath import JsonPathError, PathNotFound, find
+from nodes.common.jsonpath import JsonPathError, PathNotFound, parse, walk
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][\w\-]*(?:\.[\w\-]+|\[-?\d+\])*)\s*(?:\|\s*(\w+)\s*)?\}\}")
 NAMESPACES = ("orgs", "nodes", "actors", "network", "vars", "run", "time", "user")
@@ -42,20 +44,46 @@ def render(value: Any, context: Mapping[str, Any]) -> Any:
     return value
 
 
+@dataclass(frozen=True)
+class _Placeholder:
+    """One `{{ expression | filter }}`, read once."""
+
+    expression: str
+    filter: str | None
+
+
 def _render_string(text: str, context: Mapping[str, Any]) -> Any:
+    pieces = _pieces(text)
+    if isinstance(pieces, _Placeholder):
+        return _filled(pieces, context)
+    if not pieces:
+        return text
+    return "".join(piece if isinstance(piece, str) else _as_text(_filled(piece, context)) for piece in pieces)
+
+
+@lru_cache(maxsize=8192)
+def _pieces(text: str) -> _Placeholder | tuple[str | _Placeholder, ...]:
+    """A text split into literal parts and placeholders, once per text: a load run renders
+    the same few texts for every simulated user. One placeholder alone keeps its value's
+    type; no placeholder at all is the empty tuple (the text stands as it is)."""
     whole = PLACEHOLDER.fullmatch(text.strip())
     if whole:
-        return _filtered(whole, context)
-    return PLACEHOLDER.sub(lambda m: _as_text(_filtered(m, context)), text)
+        return _Placeholder(whole.group(1), whole.group(2))
+    pieces: list[str | _Placeholder] = []
+    position = 0
+    for match in PLACEHOLDER.finditer(text):
+        pieces += [text[position : match.start()], _Placeholder(match.group(1), match.group(2))]
+        position = match.end()
+    return (*pieces, text[position:]) if pieces else ()
 
 
-def _filtered(match: re.Match[str], context: Mapping[str, Any]) -> Any:
-    value = lookup(match.group(1), context)
-    name = match.group(2)
+def _filled(placeholder: _Placeholder, context: Mapping[str, Any]) -> Any:
+    value = lookup(placeholder.expression, context)
+    name = placeholder.filter
     if name is None:
         return value
     if name not in FILTERS:
-        raise UndefinedVariable(match.group(1), "", f"unknown filter '{name}' (known: {', '.join(FILTERS)})")
+        raise UndefinedVariable(placeholder.expression, "", f"unknown filter '{name}' (known: {', '.join(FILTERS)})")
     return FILTERS[name](value)
 
 
@@ -71,20 +99,37 @@ def unknown_filters(value: Any) -> list[str]:
 
 
 def lookup(expression: str, context: Mapping[str, Any]) -> Any:
-    root = re.split(r"[.\[]", expression, maxsplit=1)[0]
+    root, path, syntax_error = _expression(expression)
     if root not in context:
         raise UndefinedVariable(expression, root, f"'{root}' is not defined")
+    if path is None:
+        raise UndefinedVariable(expression, root, syntax_error)
     try:
-        return find(context, "$." + expression)
-    except (PathNotFound, JsonPathError) as exc:
+        return walk(context, path)
+    except PathNotFound as exc:
         raise UndefinedVariable(expression, root, str(exc)) from None
+
+
+@lru_cache(maxsize=8192)
+def _expression(expression: str) -> tuple[str, tuple[str | int, ...] | None, str]:
+    """An expression's first name and its path, read once; the path is None (and the third
+    part says why) when it is not in the supported syntax."""
+    root = _root(expression)
+    try:
+        return root, parse("$." + expression), ""
+    except JsonPathError as exc:
+        return root, None, str(exc)
+
+
+def _root(expression: str) -> str:
+    return re.split(r"[.\[]", expression, maxsplit=1)[0]
 
 
 def roots(value: Any) -> Iterator[str]:
     """The first names of every placeholder in `value`, for checks before a run."""
     if isinstance(value, str):
         for match in PLACEHOLDER.finditer(value):
-            yield re.split(r"[.\[]", match.group(1), maxsplit=1)[0]
+            yield _root(match.group(1))
     elif isinstance(value, list):
         for item in value:
             yield from roots(item)

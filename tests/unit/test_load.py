@@ -1,5 +1,6 @@
 """Load runs: thresholds, load shapes, settings with command-line overrides, Locust's CSVs."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -119,23 +120,51 @@ def test_locust_csvs_become_figures_series_and_verdicts(tmp_path: Path):
     assert "made no request" in outcomes[2].detail
 
 
-def test_load_driver_ratios_and_targets():
+def test_load_driver_ratios_are_medians_of_their_rounds():
     from testbed.bench.load_driver import ratios
-
-    def m(rate: float) -> dict:
-        return {"per_second": rate}
 
     found = ratios(
         {
-            "wrk": m(5000),
-            "raw Locust": m(1000),
-            "harness driver": m(850),
-            "harness driver, master + 1 worker": m(500),
-            "harness driver, master + 2 workers": m(700),
+            "wrk": {"per_second": 50000},
+            "alone": {"raw Locust": {"per_second": 5000}, "harness driver": {"per_second": 4000}},
+            "side_by_side": [{"ratio": 0.70}, {"ratio": 0.85}, {"ratio": 0.82}],
+            "workers": [{"ratio": 1.7}, {"ratio": 1.5}, {"ratio": 1.55}],
         }
     )
-    assert found["ratios"] == {"harness_vs_raw_locust": 0.85, "raw_locust_vs_wrk": 0.2, "two_workers_vs_one": 1.4}
+    assert found["ratios"] == {"harness_vs_raw_locust": 0.82, "raw_locust_vs_wrk": 0.1, "two_workers_vs_one": 1.55}
     assert found["targets_met"] == {"harness_vs_raw_locust": True, "two_workers_vs_one": False}
+
+
+def _meter_file(path: Path, samples: list[tuple[float, float, int, int]]) -> Path:
+    lines = [json.dumps({"t": t, "cpu": cpu, "ok": ok, "failed": failed}) for t, cpu, ok, failed in samples]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_a_meter_window_leaves_out_start_up(tmp_path: Path):
+    from testbed.bench.load_driver import WARMUP_SECONDS, read_window
+
+    # Nothing answered for a second (imports, TLS), then 1000 answers a second on 0.5 CPU-seconds.
+    samples = [(0.0, 0.4, 0, 0), (0.5, 0.7, 0, 0)]
+    samples += [(1.0 + n * 0.5, 0.7 + n * 0.25, n * 500, 0) for n in range(1, 13)]
+    window = read_window(_meter_file(tmp_path / "1.jsonl", samples), "raw")
+    assert window.seconds == pytest.approx(7.0 - (1.5 + WARMUP_SECONDS))  # from the first answer plus warm-up
+    assert window.per_second == pytest.approx(1000)
+    assert window.per_cpu_second == pytest.approx(2000)
+
+
+def test_a_meter_window_refuses_failures_and_runs_too_short(tmp_path: Path):
+    from testbed.bench import BenchError
+    from testbed.bench.load_driver import read_window
+
+    failing = [(n * 0.5, n * 0.25, n * 100, n) for n in range(1, 12)]
+    with pytest.raises(BenchError, match="requests failed"):
+        read_window(_meter_file(tmp_path / "failing.jsonl", failing), "harness")
+    short = [(n * 0.5, n * 0.25, n * 100, 0) for n in range(1, 5)]
+    with pytest.raises(BenchError, match="too short"):
+        read_window(_meter_file(tmp_path / "short.jsonl", short), "harness")
+    with pytest.raises(BenchError, match="made no request"):
+        read_window(_meter_file(tmp_path / "idle.jsonl", [(0.0, 0.1, 0, 0), (0.5, 0.2, 0, 0)]), "harness")
 
 
 def test_line_charts_are_inline_svg_and_say_when_empty():

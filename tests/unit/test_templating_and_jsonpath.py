@@ -14,7 +14,7 @@ CONTEXT = {
 
 def test_jsonpath_reads_members_indices_and_quoted_names():
     doc = {"a": {"b-c": [1, {"d": True}]}, "x y": 5}
-    assert parse("$.a['b-c'][1].d") == ["a", "b-c", 1, "d"]
+    assert parse("$.a['b-c'][1].d") == ("a", "b-c", 1, "d")
     assert find(doc, "$.a.b-c[1].d") is True
     assert find(doc, "$.a.b-c[-1].d") is True
     assert find(doc, "$['x y']") == 5

@@ -220,7 +220,7 @@ def test_the_profiles_outsider_query_is_sound_but_for_its_signer(pki: Pki):
 
 
 def engine(signer: xmldsig.SigningIdentity | None) -> Engine:
-    return Engine(network=None, context={}, client=None, log_tail=lambda _: [], signer=signer)  # type: ignore[arg-type]
+    return Engine(network=None, context={}, transport=None, log_tail=lambda _: [], signer=signer)  # type: ignore[arg-type]
 
 
 def step_request(**fields: object) -> Request:
