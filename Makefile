@@ -27,8 +27,8 @@ load:  ## replay a scenario under load with Locust (its `load:` block); LOAD_SCE
 test:  ## the test suite: unit tests and integration tests on real node processes
 	$(BIN)/python -m pytest -q
 
-bench:  ## benchmarks (not part of `make test`): token endpoint and closed question, each next to a raw endpoint
-	@command -v wrk >/dev/null || $(MAKE) --no-print-directory wrk
+bench:  ## benchmarks (not part of `make test`): token endpoint and closed question next to a raw endpoint, load drivers
+	@{ command -v wrk && { command -v nginx || test -x /usr/sbin/nginx; }; } >/dev/null || $(MAKE) --no-print-directory wrk
 # oha presents a client certificate, which the consent node's public listener asks for (wrk cannot)
 	@command -v oha >/dev/null || test -x $(BIN)/oha || { \
 		echo "installing oha 1.16.0, the closed question's load driver, with cargo install (a few minutes)"; \
@@ -36,10 +36,10 @@ bench:  ## benchmarks (not part of `make test`): token endpoint and closed quest
 		|| echo "oha could not be installed (no cargo, or the build failed: $(VENV)/oha-install.log): the closed question is measured with the Python driver, whose own ceiling limits the figures"; }
 	$(BIN)/python -m testbed.bench
 
-wrk:  ## the benchmarks' load driver, from Debian's packages (needs root)
-	@echo "installing wrk, the benchmarks' load driver"
-	@(apt-get update -qq && apt-get install -y -qq wrk) >/dev/null 2>&1 \
-		|| echo "wrk could not be installed: the Python driver is used, and its own ceiling limits the figures"
+wrk:  ## the benchmarks' load driver and static endpoint (wrk, nginx), from Debian's packages (needs root)
+	@echo "installing wrk, the benchmarks' load driver, and nginx, the load-driver bench's static endpoint"
+	@(apt-get update -qq && apt-get install -y -qq wrk nginx-light) >/dev/null 2>&1 \
+		|| echo "wrk or nginx could not be installed: the Python driver and the raw endpoint stand in, and their own ceilings limit the figures"
 
 lint:  ## ruff
 	$(BIN)/ruff check .

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from functools import lru_cache
 from typing import Any
 
 from cryptography import x509
 from starlette.requests import Request
-from uvicorn.protocols.http.auto import AutoHTTPProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 
-class TlsScopeProtocol(AutoHTTPProtocol):  # type: ignore[misc,valid-type]
-    """uvicorn's HTTP protocol, with the TLS extension in the scope of every request made
-    over the connection (the certificate is the same for all of them)."""
+class TlsScopeProtocol(HttpToolsProtocol):
+    """uvicorn's HTTP protocol on httptools (the parser of uvicorn's standard install), with
+    the TLS extension in the scope of every request made over the connection (the
+    certificate is the same for all of them)."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -48,4 +50,10 @@ def tls_extension(connection: ssl.SSLObject | None) -> dict[str, Any]:
 def client_certificate(request: Request) -> x509.Certificate | None:
     """The certificate the TLS client presented on this request's connection, if any."""
     chain = request.scope.get("extensions", {}).get("tls", {}).get("client_cert_chain") or []
-    return x509.load_pem_x509_certificate(chain[0].encode("ascii")) if chain else None
+    return _certificate(chain[0]) if chain else None
+
+
+@lru_cache(maxsize=256)
+def _certificate(pem: str) -> x509.Certificate:
+    """Read once per certificate: a connection's every request carries the same one."""
+    return x509.load_pem_x509_certificate(pem.encode("ascii"))

@@ -11,6 +11,7 @@ import ssl
 from collections.abc import Iterator
 
 import uvicorn
+import uvloop
 
 from nodes.common.app import NodeApps
 from nodes.common.config import NodeConfig
@@ -47,7 +48,9 @@ def serve(config: NodeConfig, apps: NodeApps) -> None:
         # certificate from the network CA (the harness, the organisation's other nodes) may call it.
         _QuietServer(_uvicorn_config(config, apps.internal, config.internal_port, ssl.CERT_REQUIRED)),
     ]
-    asyncio.run(_serve_all(config, servers))
+    # uvloop: the event loop (and its TLS) in compiled code, as uvicorn's standard install runs it.
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(_serve_all(config, servers))
 
 
 def _public_mode(apps: NodeApps) -> ssl.VerifyMode:
@@ -63,7 +66,7 @@ def _uvicorn_config(config: NodeConfig, app: object, port: int, client_certifica
         ssl_keyfile=str(config.tls.key),
         ssl_ca_certs=str(config.tls.ca),
         ssl_cert_reqs=client_certificates,
-        http=TlsScopeProtocol,  # handlers see the client's certificate (e.g. to bind a signed query to it)
+        http=TlsScopeProtocol,  # httptools; handlers see the client's certificate (e.g. to bind a signed query to it)
         log_level="info",
         log_config=LOG_CONFIG,
         access_log=True,

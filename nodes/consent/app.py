@@ -30,11 +30,13 @@ CHOICES_BY_BSN = "choices_by_bsn"  # bsn|choice id -> the choice's id: the index
 LOCATIONS = "locations"  # bsn|data holder -> which holder holds data about which citizen
 OPT_OUTS = "opt_outs"  # bsn -> an objection to secondary use
 SOAP_XML = "application/soap+xml"
+REMEMBERED_CITIZENS = 10_000
 
 
 def build(config: NodeConfig) -> NodeApps:
     store = DocumentStore(config.data_dir / "consent.sqlite")
     client = outbound_client(config)
+    signatures = xmldsig.SignatureVerifier(config.tls.ca)
     deliveries: set[asyncio.Task[bool]] = set()  # notifications under way (kept from the collector)
 
     @asynccontextmanager
@@ -53,13 +55,24 @@ def build(config: NodeConfig) -> NodeApps:
             deliveries.add(task)
             task.add_done_callback(deliveries.discard)
 
+    # A citizen's choices are read for every question and change seldom: kept in memory once
+    # read, and forgotten when one of them changes (storage stays the record; a restart reads it).
+    remembered: dict[str, list[dict[str, Any]]] = {}
+
     def keep(choice: dict[str, Any]) -> None:
         store.put(CONSENTS, choice["id"], choice)
         store.put(CHOICES_BY_BSN, f"{choice['bsn']}|{choice['id']}", {"id": choice["id"]})
+        remembered.pop(choice["bsn"], None)
 
     def choices_of(bsn: str) -> list[dict[str, Any]]:
         """Every choice of one citizen, found through the index rather than by reading all."""
-        return [store.get(CONSENTS, entry["id"]) for entry in store.iterate(CHOICES_BY_BSN, key_prefix=f"{bsn}|")]
+        found = remembered.get(bsn)
+        if found is None:
+            found = [store.get(CONSENTS, entry["id"]) for entry in store.iterate(CHOICES_BY_BSN, key_prefix=f"{bsn}|")]
+            if len(remembered) >= REMEMBERED_CITIZENS:
+                remembered.clear()  # a bound on memory; refilled as questions come
+            remembered[bsn] = found
+        return found
 
     async def register(request: Request) -> Response:
         body = await read_json_object(request)
@@ -117,9 +130,9 @@ def build(config: NodeConfig) -> NodeApps:
         """Mitz's closed question: SOAP 1.2 + XACML 3.0. A malformed query, or one not signed
         by this connection's TLS client, is a SOAP fault, never a Permit."""
         relates_to = ""
-        trust = xmldsig.SignatureTrust(ca_file=config.tls.ca, client_certificate=client_certificate(request))
+        tls_client = client_certificate(request)
         try:
-            query = xacml.parse_query(await read_body(request), trust.verified)
+            query = xacml.parse_query(await read_body(request), lambda signed: signatures.verified(signed, tls_client))
             relates_to = query.message_id
             if not is_valid_bsn(query.bsn):
                 raise xacml.SoapFault("Sender", f"{query.bsn!r} is not a valid BSN (eleven-test)")

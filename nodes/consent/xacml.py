@@ -6,9 +6,9 @@ a SOAP envelope, or a SOAP fault. Attribute ids and OIDs as the Mitz interface u
 from __future__ import annotations
 
 import uuid
-import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass
+from xml.sax.saxutils import escape
 
 from lxml import etree
 
@@ -108,57 +108,60 @@ def parse_query(body: bytes, verified: Verifier) -> Question:
     )
 
 
+ATTRIBUTE = f"{{{XACML}}}Attribute"
+ATTRIBUTE_VALUE = f"{{{XACML}}}AttributeValue"
+INSTANCE_IDENTIFIER = f"{{{HL7}}}InstanceIdentifier"  # HL7 II
+CODED_VALUE = f"{{{HL7}}}CodedValue"  # HL7 CV
+
+
 def _attributes(request: etree._Element) -> dict[str, tuple[str, str | None]]:
     """AttributeId -> (value, OID root or code system): HL7 II values carry `extension` and
     `root`, CV values `code` and `codeSystem`."""
     found: dict[str, tuple[str, str | None]] = {}
-    for attribute in request.iter(f"{{{XACML}}}Attribute"):
-        value = attribute.find(f"{{{XACML}}}AttributeValue")
+    for attribute in request.iter(ATTRIBUTE):
+        value = next(attribute.iterchildren(ATTRIBUTE_VALUE), None)
         if value is None:
             continue
-        if attribute.get("AttributeId", "") in found:
-            raise SoapFault("Sender", f"attribute {attribute.get('AttributeId')} is given more than once")
-        identifier = value.find(f"{{{HL7}}}InstanceIdentifier")
-        coded = value.find(f"{{{HL7}}}CodedValue")
+        name = attribute.get("AttributeId", "")
+        if name in found:
+            raise SoapFault("Sender", f"attribute {name} is given more than once")
+        identifier = next(value.iterchildren(INSTANCE_IDENTIFIER), None)
+        coded = next(value.iterchildren(CODED_VALUE), None) if identifier is None else None
         if identifier is not None:
-            found[attribute.get("AttributeId", "")] = (identifier.get("extension", ""), identifier.get("root"))
+            found[name] = (identifier.get("extension", ""), identifier.get("root"))
         elif coded is not None:
-            found[attribute.get("AttributeId", "")] = (coded.get("code", ""), coded.get("codeSystem"))
+            found[name] = (coded.get("code", ""), coded.get("codeSystem"))
         else:
-            found[attribute.get("AttributeId", "")] = ((value.text or "").strip(), None)
+            found[name] = ((value.text or "").strip(), None)
     return found
 
 
+# Answers have one fixed shape each: written from templates, their values escaped.
+ENVELOPE = (
+    "<?xml version='1.0' encoding='utf-8'?>\n"
+    f'<soap:Envelope xmlns:soap="{SOAP}" xmlns:wsa="{WSA}" xmlns:xacml="{XACML}">'
+    "<soap:Header><wsa:Action>XACMLAuthorizationDecisionQueryResponse</wsa:Action>"
+    "<wsa:MessageID>urn:uuid:{message_id}</wsa:MessageID>{relates_to}</soap:Header>"
+    "<soap:Body>{body}</soap:Body></soap:Envelope>"
+)
+DECISION = (
+    "<xacml:Response><xacml:Result><xacml:Decision>{decision}</xacml:Decision><xacml:Status>"
+    '<xacml:StatusCode Value="urn:oasis:names:tc:xacml:1.0:status:ok" /></xacml:Status></xacml:Result></xacml:Response>'
+)
+FAULT = (
+    "<soap:Fault><soap:Code><soap:Value>soap:{code}</soap:Value></soap:Code>"
+    '<soap:Reason><soap:Text xml:lang="en">{reason}</soap:Text></soap:Reason></soap:Fault>'
+)
+
+
 def response(decision: str, relates_to: str) -> bytes:
-    envelope = _envelope(relates_to)
-    body = ET.SubElement(envelope, f"{{{SOAP}}}Body")
-    result = ET.SubElement(ET.SubElement(body, f"{{{XACML}}}Response"), f"{{{XACML}}}Result")
-    ET.SubElement(result, f"{{{XACML}}}Decision").text = decision
-    status = ET.SubElement(result, f"{{{XACML}}}Status")
-    ET.SubElement(status, f"{{{XACML}}}StatusCode", Value="urn:oasis:names:tc:xacml:1.0:status:ok")
-    return ET.tostring(envelope, xml_declaration=True, encoding="utf-8")
+    return _envelope(relates_to, DECISION.format(decision=escape(decision)))
 
 
 def fault(error: SoapFault, relates_to: str = "") -> bytes:
-    envelope = _envelope(relates_to)
-    body = ET.SubElement(envelope, f"{{{SOAP}}}Body")
-    soap_fault = ET.SubElement(body, f"{{{SOAP}}}Fault")
-    ET.SubElement(ET.SubElement(soap_fault, f"{{{SOAP}}}Code"), f"{{{SOAP}}}Value").text = f"soap:{error.code}"
-    reason = ET.SubElement(ET.SubElement(soap_fault, f"{{{SOAP}}}Reason"), f"{{{SOAP}}}Text")
-    reason.text = error.reason
-    reason.set("{http://www.w3.org/XML/1998/namespace}lang", "en")
-    return ET.tostring(envelope, xml_declaration=True, encoding="utf-8")
+    return _envelope(relates_to, FAULT.format(code=escape(error.code), reason=escape(error.reason)))
 
 
-for _prefix, _uri in (("soap", SOAP), ("wsa", WSA), ("xacml", XACML)):
-    ET.register_namespace(_prefix, _uri)  # once, at import: the prefixes answers are written with
-
-
-def _envelope(relates_to: str) -> ET.Element:
-    envelope = ET.Element(f"{{{SOAP}}}Envelope")
-    header = ET.SubElement(envelope, f"{{{SOAP}}}Header")
-    ET.SubElement(header, f"{{{WSA}}}Action").text = "XACMLAuthorizationDecisionQueryResponse"
-    ET.SubElement(header, f"{{{WSA}}}MessageID").text = f"urn:uuid:{uuid.uuid4()}"
-    if relates_to:
-        ET.SubElement(header, f"{{{WSA}}}RelatesTo").text = relates_to
-    return envelope
+def _envelope(relates_to: str, body: str) -> bytes:
+    relates = f"<wsa:RelatesTo>{escape(relates_to)}</wsa:RelatesTo>" if relates_to else ""
+    return ENVELOPE.format(message_id=uuid.uuid4(), relates_to=relates, body=body).encode("utf-8")

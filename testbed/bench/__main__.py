@@ -77,11 +77,16 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=16, help="for the token endpoint")
     parser.add_argument("--closed-question-connections", type=int, default=32)
     parser.add_argument("--load-users", type=int, default=32, help="simulated users for the load-driver part")
+    parser.add_argument(
+        "--load-seconds", type=float, default=8.0, help="steady window of each load-driver measurement (3 to 60)"
+    )
     parser.add_argument("--only", choices=PARTS, help="run one of the benchmarks (default: both)")
     parser.add_argument("--out", type=Path, default=Path("reports/bench"))
     args = parser.parse_args()
     if not 1 <= args.seconds <= MAX_SECONDS:
         parser.error(f"--seconds must be between 1 and {MAX_SECONDS}: prepared presentations expire after that")
+    if not 3 <= args.load_seconds <= 60:
+        parser.error("--load-seconds must be between 3 and 60")
     return args
 
 
@@ -93,8 +98,8 @@ def _measure(results: dict[str, Any], scratch: Path, args: argparse.Namespace) -
         results["network_boot_seconds"] = round(time.monotonic() - started, 2)
         console.print(f"· the reference network was up and bootstrapped in {results['network_boot_seconds']} s")
         if drivers:
-            console.print(f"· load drivers on a static endpoint, {args.load_users} users (about two minutes)")
-            driven = load_driver.measure(running, scratch, args.seconds, args.load_users)
+            console.print(f"· load drivers on a static endpoint, {args.load_users} users (about four minutes)")
+            driven = load_driver.measure(running, scratch, args.load_seconds, args.load_users)
             results["load_driver"] = {"measurements": driven, **load_driver.ratios(driven)}
         if tokens:
             console.print("· token endpoint, status list fetched each time")
@@ -205,7 +210,8 @@ def _summarise(results: dict[str, Any]) -> None:
         statuses = ", ".join(f"{kind} {count}" for kind, count in m["statuses"].items() if count or kind == "2xx")
         figures = [f"{m['per_second']:.0f}", f"{m['p50_ms']}", f"{m['p99_ms']}", statuses, ratio]
         table.add_row(label, m["driver"], *figures)
-    console.print(table)
+    if measured:
+        console.print(table)
     problems = {label: problem for label, m in measured.items() if (problem := invalid(m))}
     if problems:
         console.print(f"[red]these figures are not valid: {problems}")
@@ -234,9 +240,14 @@ def _load_driver_table(found: dict[str, Any]) -> None:
         figures = (f"{pair['raw Locust']:.0f}", f"{pair['harness driver']:.0f}", f"{pair['ratio']:.2f}")
         pairs.add_row(f"round {n}", *figures)
     console.print(pairs)
-    workers = Table("harness driver with workers", "master + 1 worker, req/s", "master + 2 workers, req/s", "ratio")
+    workers = Table(
+        "harness driver with workers", "master + 1 worker, req/s", "master + 2 workers, req/s", "ratio", "cores"
+    )
     for n, run in enumerate(measured["workers"], 1):
-        workers.add_row(f"round {n}", f"{run['one worker']:.0f}", f"{run['two workers']:.0f}", f"{run['ratio']:.2f}")
+        cores = f"{run['cores']['one worker']:.2f} / {run['cores']['two workers']:.2f}"
+        workers.add_row(
+            f"round {n}", f"{run['one worker']:.0f}", f"{run['two workers']:.0f}", f"{run['ratio']:.2f}", cores
+        )
     console.print(workers)
     for name, value in found["ratios"].items():
         target = found["targets"].get(name)

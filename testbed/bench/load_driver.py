@@ -36,7 +36,8 @@ HARNESS_LOCUSTFILE = Path(__file__).resolve().parent.parent / "load" / "locustfi
 RAW_LOCUSTFILE = Path(__file__).with_name("raw_locustfile.py")
 METER = Path(__file__).with_name("meter.py")
 TARGETS = {"harness_vs_raw_locust": 0.8, "two_workers_vs_one": 1.6}
-ROUNDS = 3
+PAIR_ROUNDS = 3  # side by side, both see the same moments: their ratio varies little
+WORKER_ROUNDS = 5  # one after the other: each round sees the machine at another speed
 WARMUP_SECONDS = 2.0  # after the first answer: users spawned, connections made, caches filled
 
 NETWORK = """\
@@ -99,8 +100,8 @@ def measure(running: RunningNetwork, scratch: Path, seconds: float, users: int) 
         raw = Driver("raw Locust", RAW_LOCUSTFILE, {"TESTBED_BENCH_URL": endpoint.url, **tls})
         harness = Driver("harness driver", HARNESS_LOCUSTFILE, {})
         alone = {driver.label: runs.alone(driver) for driver in (raw, harness)}
-        pairs = [runs.side_by_side(raw, harness) for _ in range(ROUNDS)]
-        workers = [runs.with_workers(harness) for _ in range(ROUNDS)]
+        pairs = [runs.side_by_side(raw, harness) for _ in range(PAIR_ROUNDS)]
+        workers = [runs.with_workers(harness) for _ in range(WORKER_ROUNDS)]
         return {
             "endpoint": endpoint.name,
             "users": users,
@@ -150,10 +151,17 @@ class _Runs:
 
     def with_workers(self, harness: Driver) -> dict[str, Any]:
         """A master and one worker, then a master and two, left to the scheduler (a second
-        worker needs the second core); the workers' rates summed."""
-        one = sum(w.per_second for w in self._run([(harness, 1)], pinned=False)[harness.label])
-        two = sum(w.per_second for w in self._run([(harness, 2)], pinned=False)[harness.label])
-        return {"one worker": round(one, 1), "two workers": round(two, 1), "ratio": round(two / one, 3)}
+        worker needs the second core); the workers' rates summed, and the cores they got."""
+        one = self._run([(harness, 1)], pinned=False)[harness.label]
+        two = self._run([(harness, 2)], pinned=False)[harness.label]
+        rate_one, rate_two = (sum(w.per_second for w in windows) for windows in (one, two))
+        cores_one, cores_two = (sum(w.cpu_seconds / w.seconds for w in windows) for windows in (one, two))
+        return {
+            "one worker": round(rate_one, 1),
+            "two workers": round(rate_two, 1),
+            "ratio": round(rate_two / rate_one, 3),
+            "cores": {"one worker": round(cores_one, 2), "two workers": round(cores_two, 2)},
+        }
 
     def _run(self, drivers: list[tuple[Driver, int]], pinned: bool) -> dict[str, list[Window]]:
         """Start every driver's processes at once, wait for them, and read their meters."""

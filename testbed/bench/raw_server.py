@@ -1,7 +1,8 @@
-"""The yardstick: the smallest HTTPS endpoint the same server stack can offer (uvicorn and
-Starlette, same TLS certificate). `/token` reads a form body and answers a small JSON object;
-`/soap` reads a body and answers a small fixed SOAP envelope. With `--client-ca` it asks for
-a client certificate from that CA (mutual TLS), as a consent node's public listener does."""
+"""The yardstick: the smallest HTTPS endpoint the same server stack can offer (uvicorn on
+uvloop and httptools, and Starlette, as the nodes run; a certificate from the same CA).
+`/token` reads a form body and answers a small JSON object; `/soap` reads a body and answers
+a small fixed SOAP envelope. With `--client-ca` it asks for a client certificate from that CA
+(mutual TLS), as a consent node's public listener does."""
 
 from __future__ import annotations
 
@@ -54,6 +55,8 @@ def main() -> None:
         ssl_keyfile=args.key,
         ssl_ca_certs=args.client_ca,
         ssl_cert_reqs=ssl.CERT_REQUIRED if args.client_ca else ssl.CERT_NONE,
+        loop="uvloop",
+        http="httptools",
         log_level="warning",
     )
 

@@ -100,8 +100,9 @@ def test_the_bench_sends_the_profiles_query_signed_so_that_the_service_accepts_i
     ca = NetworkCA.open(tmp_path / "pki", "bench-test")
     harness = ca.issue(tmp_path / "harness", "testbed harness", ["localhost"])
     body = signed_query(question, variables, xmldsig.SigningIdentity.from_files(harness.cert, harness.key))
-    trust = xmldsig.SignatureTrust(ca.cert_path, x509.load_pem_x509_certificate(harness.cert.read_bytes()))
-    asked = xacml.parse_query(body, trust.verified)
+    verifier = xmldsig.SignatureVerifier(ca.cert_path)
+    client = x509.load_pem_x509_certificate(harness.cert.read_bytes())
+    asked = xacml.parse_query(body, lambda query: verifier.verified(query, client))
     assert (asked.requester_ura, asked.holder_ura, asked.purpose) == ("90000003", "90000002", xacml.TREATMENT)
 
 

@@ -4,17 +4,23 @@ harness's `sign: xmldsig` / `tamper` that make the signed queries the profile se
 from __future__ import annotations
 
 import base64
+import copy
 import datetime as dt
+import hashlib
+import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from lxml import etree
 from pydantic import ValidationError
-from signxml import XMLVerifier
+from signxml import DigestAlgorithm, SignatureMethod, XMLSigner, XMLVerifier, methods
 from starlette.requests import Request as StarletteRequest
 
 from nodes.common import peer, xmldsig
@@ -64,12 +70,17 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     )
 
 
-def trust(pki: Pki, client: x509.Certificate | None = None) -> xmldsig.SignatureTrust:
-    return xmldsig.SignatureTrust(ca_file=pki.ca_file, client_certificate=client or pki.client.cert)
+Verified = Callable[[etree._Element], etree._Element]
 
 
-def ask(body: bytes, trust: xmldsig.SignatureTrust) -> xacml.Question:
-    return xacml.parse_query(body, trust.verified)
+def trust(pki: Pki, client: x509.Certificate | None = None) -> Verified:
+    """What the consent service checks a query with, arriving over `client`'s connection."""
+    verifier = xmldsig.SignatureVerifier(pki.ca_file)
+    return lambda query: verifier.verified(query, client or pki.client.cert)
+
+
+def ask(body: bytes, verified: Verified) -> xacml.Question:
+    return xacml.parse_query(body, verified)
 
 
 def signed(body: bytes, signer: Party) -> bytes:
@@ -186,9 +197,9 @@ def test_refused_signatures_are_sender_faults_never_answers(pki: Pki, case: str)
 
 
 def test_without_a_tls_client_certificate_nothing_binds_the_signature(pki: Pki):
-    service = xmldsig.SignatureTrust(ca_file=pki.ca_file, client_certificate=None)
+    verifier = xmldsig.SignatureVerifier(pki.ca_file)
     with pytest.raises(xacml.SoapFault, match="no TLS client certificate"):
-        ask(signed(query(), pki.client), service)
+        ask(signed(query(), pki.client), lambda query: verifier.verified(query, None))
 
 
 def test_only_a_soap_query_can_be_signed(pki: Pki):
@@ -200,6 +211,168 @@ def test_only_a_soap_query_can_be_signed(pki: Pki):
         )
     with pytest.raises(ValueError, match="not well-formed"):
         xmldsig.sign_soap_query(b"<s:Envelope", pki.client.identity)
+
+
+def _signed_by_signxml(
+    pki: Pki, placeholder_tail: str = "", inclusive_ns_prefixes: list[str] | None = None, body: bytes | None = None
+) -> bytes:
+    """A query signed by signxml itself, with choices the harness's signer does not make."""
+    root = xmldsig.parse_xml(body or query())
+    query_element = xmldsig.soap_query(root)
+    query_element.set("ID", "_q1")
+    placeholder = etree.Element(f"{{{xmldsig.DS}}}Signature", Id="placeholder", nsmap={"ds": xmldsig.DS})
+    placeholder.tail = placeholder_tail
+    query_element.insert(0, placeholder)
+    signer = XMLSigner(
+        method=methods.enveloped,
+        signature_algorithm=SignatureMethod.ECDSA_SHA256,
+        digest_algorithm=DigestAlgorithm.SHA256,
+        c14n_algorithm=xmldsig.EXCLUSIVE_C14N,
+    )
+    key = serialization.load_pem_private_key(pki.client.identity.key_pem, password=None)
+    signed_root = signer.sign(
+        root,
+        key=key,
+        cert=pki.client.identity.cert_pem.decode(),
+        reference_uri="#_q1",
+        id_attribute="ID",
+        inclusive_ns_prefixes=inclusive_ns_prefixes,
+    )
+    return etree.tostring(signed_root)
+
+
+def test_text_after_the_signature_stays_part_of_what_is_signed(pki: Pki):
+    body = _signed_by_signxml(pki, placeholder_tail="\n    ")
+    assert b"</ds:Signature>\n    <" in body
+    assert ask(body, trust(pki)).bsn == "968548829"
+    changed = body.replace(b"</ds:Signature>\n    <", b"</ds:Signature>\n <")
+    with pytest.raises(xacml.SoapFault, match="changed after it was signed"):
+        ask(changed, trust(pki))
+
+
+def _resigned_with_prefix_list(pki: Pki, body: bytes, prefix: str) -> bytes:
+    """`body` signed again with an InclusiveNamespaces PrefixList in its Reference's exclusive
+    c14n transform, by hand from XML Signature 1.1 (sections 4.4.3 and 6.5; signxml's signer
+    gets this case wrong, and libxmlsec1 refuses what it makes): lxml canonicalises, the
+    harness's key signs."""
+    root = xmldsig.parse_xml(body)
+    query_element = xmldsig.soap_query(root)
+    signature = query_element.find("ds:Signature", xmldsig.NS)
+    signed_info = signature.find("ds:SignedInfo", xmldsig.NS)
+    transform = signed_info.find(
+        f"ds:Reference/ds:Transforms/ds:Transform[@Algorithm='{xmldsig.EXCLUSIVE_C14N.value}']", xmldsig.NS
+    )
+    etree.SubElement(transform, f"{{{xmldsig.EXCLUSIVE_C14N.value}}}InclusiveNamespaces", PrefixList=prefix)
+    content = copy.deepcopy(query_element)
+    content.remove(content.find("ds:Signature", xmldsig.NS))
+    canonical = etree.tostring(
+        content, method="c14n", exclusive=True, with_comments=False, inclusive_ns_prefixes=[prefix]
+    )
+    digest = signed_info.find("ds:Reference/ds:DigestValue", xmldsig.NS)
+    digest.text = base64.b64encode(hashlib.sha256(canonical).digest()).decode()
+    key = serialization.load_pem_private_key(pki.client.identity.key_pem, password=None)
+    der = key.sign(
+        etree.tostring(signed_info, method="c14n", exclusive=True, with_comments=False), ec.ECDSA(hashes.SHA256())
+    )
+    r, s_ = decode_dss_signature(der)
+    signature.find("ds:SignatureValue", xmldsig.NS).text = base64.b64encode(
+        r.to_bytes(32, "big") + s_.to_bytes(32, "big")
+    ).decode()
+    return etree.tostring(root)
+
+
+def test_inclusive_namespace_prefixes_are_honoured(pki: Pki):
+    """A prefix the query declares but does not use (as SAML messages do for xsi:type values)
+    is part of what is signed when the transform's PrefixList names it."""
+    declared = query().replace(b"<Request ", b'<Request xmlns:xs="http://www.w3.org/2001/XMLSchema" ')
+    body = _resigned_with_prefix_list(pki, signed(declared, pki.client), "xs")
+    assert b'PrefixList="xs"' in body
+    assert ask(body, trust(pki)).bsn == "968548829"
+    with pytest.raises(xacml.SoapFault, match="changed after it was signed"):
+        ask(body.replace(b' xmlns:xs="http://www.w3.org/2001/XMLSchema"', b""), trust(pki))
+    # Without a PrefixList, exclusive c14n does not see the unused prefix: taking it out changes nothing.
+    plain = signed(declared, pki.client)
+    assert ask(plain.replace(b' xmlns:xs="http://www.w3.org/2001/XMLSchema"', b""), trust(pki)).bsn == "968548829"
+
+
+def _malformed(pki: Pki, old: bytes, new: bytes, pattern: str = "") -> bytes:
+    body = signed(query(), pki.client)
+    if pattern:
+        return re.sub(pattern.encode(), new, body, count=1, flags=re.S)
+    assert old in body
+    return body.replace(old, new, 1)
+
+
+MALFORMED = {
+    "another digest method": (
+        lambda p: _malformed(p, b"xmlenc#sha256", b"xmldsig#sha1"),
+        "digested with SHA-256",
+    ),
+    "no certificate": (
+        lambda p: _malformed(p, b"", b"", r"<ds:X509Data>.*</ds:X509Data>"),
+        "carries no X.509 certificate",
+    ),
+    "a certificate that is not one": (
+        lambda p: _malformed(
+            p,
+            b"",
+            b"<ds:X509Certificate>bm90IGEgY2VydA==</ds:X509Certificate>",
+            r"<ds:X509Certificate>[^<]*</ds:X509Certificate>",
+        ),
+        "cannot be read",
+    ),
+    "a signature value that is not base64": (
+        lambda p: _malformed(
+            p,
+            b"",
+            b"<ds:SignatureValue>*not base64*</ds:SignatureValue>",
+            r"<ds:SignatureValue>[^<]*</ds:SignatureValue>",
+        ),
+        "SignatureValue is not base64",
+    ),
+    "a signature value of odd length": (
+        lambda p: _malformed(
+            p, b"", b"<ds:SignatureValue>AAAA</ds:SignatureValue>", r"<ds:SignatureValue>[^<]*</ds:SignatureValue>"
+        ),
+        "signature value does not verify",
+    ),
+    "two SignedInfo": (
+        lambda p: _malformed(p, b"</ds:SignedInfo>", b"</ds:SignedInfo><ds:SignedInfo/>"),
+        "one ds:SignedInfo, not 2",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", MALFORMED, ids=list(MALFORMED))
+def test_malformed_signatures_are_refused_saying_what_is_wrong(pki: Pki, case: str):
+    make, reason = MALFORMED[case]
+    with pytest.raises(xacml.SoapFault, match=reason):
+        ask(make(pki), trust(pki))
+
+
+def test_a_signers_certificate_path_is_checked_once_while_it_holds(pki: Pki, monkeypatch: pytest.MonkeyPatch):
+    verifier = xmldsig.SignatureVerifier(pki.ca_file)
+    built: list[object] = []
+    real = xmldsig.PolicyBuilder.build_client_verifier
+
+    def counted(self):  # type: ignore[no-untyped-def]
+        built.append(self)
+        return real(self)
+
+    monkeypatch.setattr(xmldsig.PolicyBuilder, "build_client_verifier", counted)
+    for _ in range(3):
+        ask(signed(query(), pki.client), lambda q: verifier.verified(q, pki.client.cert))
+    assert len(built) == 1
+    # An outsider is refused every time, never remembered.
+    for _ in range(2):
+        with pytest.raises(xacml.SoapFault, match="does not chain"):
+            ask(signed(query(), pki.outsider), lambda q: verifier.verified(q, pki.outsider.cert))
+    assert len(built) == 3
+    # Once the remembered time has passed, the path is checked again.
+    later = time.time() + xmldsig.TRUSTED_PATH_SECONDS + 1
+    monkeypatch.setattr(xmldsig.time, "time", lambda: later)
+    ask(signed(query(), pki.client), lambda q: verifier.verified(q, pki.client.cert))
+    assert len(built) == 4
 
 
 def test_the_profiles_outsider_query_is_sound_but_for_its_signer(pki: Pki):
