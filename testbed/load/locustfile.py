@@ -12,7 +12,6 @@ import gc
 import itertools
 import os
 import ssl
-from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ from testbed.load.shape import target
 from testbed.report.model import Outcome
 from testbed.scenario.engine import Engine, Verdict
 from testbed.scenario.loader import load_scenario
-from testbed.scenario.transport import Outgoing, Reply, TransportError
+from testbed.scenario.transport import LowerCaseHeaders, Outgoing, Reply, TransportError
 from testbed.topology import load_network
 
 PLAN = LoadPlan.model_validate_json(Path(os.environ[PLAN_VARIABLE]).read_text(encoding="utf-8"))
@@ -67,32 +66,6 @@ class StepFailed(Exception):
     """A step whose expectations did not hold; counted as a failure under the step's id."""
 
 
-class _Headers(Mapping[str, str]):
-    """An answer's headers with their names in lower case, read from Locust's response only
-    when a step looks at them (most steps judge a status and a body)."""
-
-    def __init__(self, source: Any):
-        self._source = source
-        self._read: dict[str, str] | None = None
-
-    def _all(self) -> dict[str, str]:
-        if self._read is None:
-            self._read = {}
-            for name, value in self._source.items() if self._source else ():
-                name = name.lower()
-                self._read[name] = f"{self._read[name]}, {value}" if name in self._read else value
-        return self._read
-
-    def __getitem__(self, name: str) -> str:
-        return self._all()[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._all())
-
-    def __len__(self) -> int:
-        return len(self._all())
-
-
 class LocustTransport:
     """The engine's requests sent with a Locust FastHttpSession, held open until the step is judged."""
 
@@ -114,7 +87,8 @@ class LocustTransport:
         if not sent.status_code:
             error = sent.request_meta.get("exception")
             raise TransportError(f"no answer: {error}", timed_out=isinstance(error, TimeoutError | gevent.Timeout))
-        return Reply(sent.status_code, _Headers(sent.headers), sent.content or b"", sent.request_meta["response_time"])
+        headers = LowerCaseHeaders(sent.headers or {})
+        return Reply(sent.status_code, headers, sent.content or b"", sent.request_meta["response_time"])
 
     def settle(self, step: str, verdict: Verdict) -> None:
         """Report the step's requests: the last one with the step's verdict, earlier ones (the

@@ -6,7 +6,7 @@ httpx (`HttpxTransport`); a load run with each simulated user's Locust session
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -39,6 +39,36 @@ class Reply:
             return self.content.decode(declared.group(1) if declared else "utf-8", errors="replace")
         except LookupError:  # a charset Python does not know
             return self.content.decode("utf-8", errors="replace")
+
+
+class HasItems(Protocol):
+    def items(self) -> Iterable[tuple[str, str]]: ...
+
+
+class LowerCaseHeaders(Mapping[str, str]):
+    """Headers with their names in lower case and a repeated header's values joined, read
+    from `source` only when a step looks at them (most steps judge a status and a body)."""
+
+    def __init__(self, source: HasItems):
+        self._source = source
+        self._read: dict[str, str] | None = None
+
+    def _all(self) -> dict[str, str]:
+        if self._read is None:
+            self._read = {}
+            for name, value in self._source.items():
+                lowered = name.lower()
+                self._read[lowered] = f"{self._read[lowered]}, {value}" if lowered in self._read else value
+        return self._read
+
+    def __getitem__(self, name: str) -> str:
+        return self._all()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
 
 
 class TransportError(Exception):

@@ -184,3 +184,21 @@ def test_failures_before_sending_are_a_steps_errors_not_its_requests(tmp_path: P
     token = next(s for s in steps if s.name == "token")
     assert (token.requests, token.failures, token.step_errors) == (100, 3, 3)
     assert token.percentiles_ms["95"] == 40  # the request figures, not the empty STEP row's
+
+
+def test_reply_headers_are_read_when_looked_at_with_lower_case_names():
+    from testbed.scenario.transport import LowerCaseHeaders
+
+    class Source:
+        reads = 0
+
+        def items(self):
+            Source.reads += 1
+            return [("Content-Type", "application/json"), ("Set-Cookie", "a=1"), ("set-cookie", "b=2")]
+
+    headers = LowerCaseHeaders(Source())
+    assert Source.reads == 0  # nothing read until a step looks
+    assert headers["content-type"] == "application/json"
+    assert headers.get("set-cookie") == "a=1, b=2"
+    assert dict(headers) == {"content-type": "application/json", "set-cookie": "a=1, b=2"}
+    assert Source.reads == 1
