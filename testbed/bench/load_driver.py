@@ -36,7 +36,7 @@ HARNESS_LOCUSTFILE = Path(__file__).resolve().parent.parent / "load" / "locustfi
 RAW_LOCUSTFILE = Path(__file__).with_name("raw_locustfile.py")
 METER = Path(__file__).with_name("meter.py")
 TARGETS = {"harness_vs_raw_locust": 0.8, "two_workers_vs_one": 1.6}
-PAIR_ROUNDS = 3  # side by side, both see the same moments: their ratio varies little
+PAIR_ROUNDS = 5  # side by side, both see the same moments: their ratio varies little
 WORKER_ROUNDS = 5  # one after the other: each round sees the machine at another speed
 WARMUP_SECONDS = 2.0  # after the first answer: users spawned, connections made, caches filled
 
