@@ -148,8 +148,8 @@ class SignatureVerifier:
         `client_certificate`: what the TLS client presented on the connection the query came
         over; the signer must be that client."""
         signature = _the_signature(query)
-        _check_profile(query, signature)
         signed_info = _child(signature, "SignedInfo")
+        _check_profile(query, signed_info)
         signer, intermediates = _key_info_certificates(signature)
         self._check_path(signer, intermediates)
         _check_signature_value(signature, signed_info, signer)
@@ -202,13 +202,12 @@ def _child(parent: etree._Element, name: str) -> etree._Element:
     return found[0]
 
 
-def _check_profile(query: etree._Element, signature: etree._Element) -> None:
+def _check_profile(query: etree._Element, signed_info: etree._Element) -> None:
     """What SAML asks of a signed message (SAML 2.0 core, sections 5.4.2 to 5.4.4), checked
     before any cryptography so that a refusal says what is wrong."""
     identifier = query.get(ID_ATTRIBUTE)
     if not identifier:
         raise SignatureRefused(f"the signed query has no {ID_ATTRIBUTE} attribute for the signature to refer to")
-    signed_info = _child(signature, "SignedInfo")
     references = signed_info.findall("ds:Reference", NS)
     if len(references) != 1 or references[0].get("URI") != f"#{identifier}":
         uris = [r.get("URI") for r in references]
@@ -238,23 +237,24 @@ def _key_info_certificates(signature: etree._Element) -> tuple[x509.Certificate,
     found = signature.findall("ds:KeyInfo/ds:X509Data/ds:X509Certificate", NS)
     if not found:
         raise SignatureRefused("the signature carries no X.509 certificate in ds:KeyInfo/ds:X509Data")
-    certificates = [_certificate("".join((element.text or "").split())) for element in found]
+    certificates = [_certificate(element.text or "") for element in found]
     return certificates[0], certificates[1:]
 
 
 @lru_cache(maxsize=256)
 def _certificate(text: str) -> x509.Certificate:
     """A certificate from its base64 text, read once: a client signs every query with the same."""
+    der = _base64(text, "an X509Certificate in ds:KeyInfo")
     try:
-        return x509.load_der_x509_certificate(base64.b64decode(text, validate=True))
-    except (binascii.Error, ValueError) as exc:
+        return x509.load_der_x509_certificate(der)
+    except ValueError as exc:
         raise SignatureRefused(f"a certificate in ds:KeyInfo cannot be read: {exc}") from None
 
 
 def _check_digest(query: etree._Element, signature: etree._Element, reference: etree._Element) -> None:
     """The enveloped-signature transform (the query without its ds:Signature, the text after
     it kept), canonicalised as the Reference says, must have the digest the signature names."""
-    expected = _base64(_child(reference, "DigestValue"), "the DigestValue")
+    expected = _base64(_child(reference, "DigestValue").text or "", "the DigestValue")
     transform = reference.find(f"ds:Transforms/ds:Transform[@Algorithm='{EXCLUSIVE_C14N.value}']", NS)
     _take_out(signature)
     canonical = etree.tostring(
@@ -270,7 +270,7 @@ def _check_digest(query: etree._Element, signature: etree._Element, reference: e
 
 def _check_signature_value(signature: etree._Element, signed_info: etree._Element, signer: x509.Certificate) -> None:
     method = _child(signed_info, "SignatureMethod").get("Algorithm")
-    value = _base64(_child(signature, "SignatureValue"), "the SignatureValue")
+    value = _base64(_child(signature, "SignatureValue").text or "", "the SignatureValue")
     canonical = etree.tostring(
         signed_info,
         method="c14n",
@@ -337,9 +337,10 @@ def _prefix_list(element: etree._Element | None) -> list[str] | None:
     return (inclusive.get("PrefixList") or "").split() if inclusive is not None else None
 
 
-def _base64(element: etree._Element, what: str) -> bytes:
+def _base64(text: str, what: str) -> bytes:
+    """Base64 as XML Signature writes it (line breaks and spaces allowed between the characters)."""
     try:
-        return base64.b64decode("".join((element.text or "").split()), validate=True)
+        return base64.b64decode("".join(text.split()), validate=True)
     except binascii.Error:
         raise SignatureRefused(f"{what} is not base64") from None
 

@@ -70,10 +70,9 @@ steps:
 
 @dataclass(frozen=True)
 class Window:
-    """What one Locust process did over its steady window."""
+    """What one Locust process did over its steady window (in which none may fail)."""
 
     requests: int
-    failed: int
     seconds: float
     cpu_seconds: float
 
@@ -134,6 +133,7 @@ class _Runs:
         self.running, self.scratch, self.endpoint = running, scratch, endpoint
         self.users, self.seconds = users, seconds
         self.count = 0
+        self.plans: dict[int, Path] = {}  # workers -> the harness driver's plan (raw Locust reads none)
 
     def alone(self, driver: Driver) -> Window:
         [window] = self._run([(driver, 0)], pinned=True)[driver.label]
@@ -173,7 +173,7 @@ class _Runs:
                 folder = self.scratch / f"load-{self.count}"
                 folder.mkdir()
                 env = {**os.environ, **driver.env, METER_FOLDER_VARIABLE: str(folder)}
-                env[PLAN_VARIABLE] = str(self._harness_plan(folder, workers))
+                env[PLAN_VARIABLE] = str(self._harness_plan(workers))
                 commands = locust_commands(
                     [driver.locustfile, METER],
                     folder / "locust",
@@ -206,22 +206,27 @@ class _Runs:
                 log.close()
         return {driver.label: _windows(folder, driver.label) for driver, folder, _ in started}
 
-    def _harness_plan(self, folder: Path, workers: int) -> Path:
-        """The harness driver's plan: the one-step scenario against the endpoint."""
+    def _harness_plan(self, workers: int) -> Path:
+        """The harness driver's plan: the one-step scenario against the endpoint, written once
+        per number of workers (which share out the users' indexes by it)."""
+        if workers in self.plans:
+            return self.plans[workers]
+        folder = self.scratch / "harness-plan"
         url = self.endpoint.url
-        (folder / "network.yaml").write_text(NETWORK.format(url=url), encoding="utf-8")
-        (folder / "scenario.yaml").write_text(SCENARIO, encoding="utf-8")
-        state = self.running.state
+        if not self.plans:
+            folder.mkdir()
+            (folder / "network.yaml").write_text(NETWORK.format(url=url), encoding="utf-8")
+            (folder / "scenario.yaml").write_text(SCENARIO, encoding="utf-8")
         plan = LoadPlan(
             scenario=folder / "scenario.yaml",
             network=folder / "network.yaml",
             run_id="bench",
             context={"nodes": {"raw": {"name": "raw", "url": url, "internal_url": url}}, "orgs": {}, "network": {}},
-            ca_bundle=Path(state.trust_bundle),
+            ca_bundle=Path(self.running.state.trust_bundle),
             settings=LoadSettings(users=self.users, spawn_rate=self.users, duration=self.seconds),
-            workers=workers,  # each worker takes its share of user indexes
+            workers=workers,
         )
-        path = folder / "plan.json"
+        path = self.plans[workers] = folder / f"plan-{workers}.json"
         path.write_text(plan.model_dump_json(), encoding="utf-8")
         return path
 
@@ -251,7 +256,6 @@ def read_window(path: Path, label: str) -> Window:
         raise BenchError(f"Locust ({label}): {failed} requests failed; the endpoint must answer every one")
     return Window(
         requests=last["ok"] - first["ok"],
-        failed=failed,
         seconds=last["t"] - first["t"],
         cpu_seconds=last["cpu"] - first["cpu"],
     )

@@ -27,7 +27,7 @@ from testbed.report.model import (
 )
 from testbed.scenario.expectations import NO_JSON, evaluate, jwt_claims, split_source
 from testbed.scenario.loader import LoadedScenario, resolve_node
-from testbed.scenario.models import Action, Expect, JsonExpectation, Request, Step
+from testbed.scenario.models import Action, Expect, Request, Step
 from testbed.scenario.templating import UndefinedVariable, lookup, render, roots
 from testbed.scenario.transport import Outgoing, Reply, Transport, TransportError
 from testbed.topology import Network
@@ -94,18 +94,13 @@ class Engine:
         self.keep_evidence = keep_evidence
         self._readings: dict[int, _Reading] = {}  # by id() of the step (steps live as long as their scenario)
 
-    def run(
-        self,
-        loaded: LoadedScenario,
-        on_check: Callable[[CheckResult], None] = lambda _: None,
-        extra: dict[str, Any] | None = None,
-    ) -> ScenarioResult:
+    def run(self, loaded: LoadedScenario, on_check: Callable[[CheckResult], None] = lambda _: None) -> ScenarioResult:
         """The scenario replayed into the results model, one check per step."""
         scenario = loaded.scenario
         result = ScenarioResult(
             name=scenario.name, file=loaded.display_path, sha256=loaded.sha256, description=scenario.description
         )
-        for step, verdict in self.replay(loaded, extra):
+        for step, verdict in self.replay(loaded):
             check = CheckResult(
                 id=step.id,
                 title=step.title,
@@ -149,7 +144,7 @@ class Engine:
             reading = self._reading(step, actors)
             if reading.timed:
                 variables["time"] = time_variables(started)
-            # Before sending: a missing input stops the step here.
+            # Before sending, so that a missing input stops the step here; most have no placeholders.
             expect = _rendered(step.expect, variables) if reading.templated else step.expect
             attempts = step.retry.attempts if step.retry else 1
             for attempt in range(attempts):
@@ -208,7 +203,7 @@ class Engine:
         requester = variables["actors"][action.requester]
         holder = variables["actors"][action.holder]
         return Request(
-            node=f"{action.requester}.trust",
+            node=_token_node(action),
             api="internal",
             method="POST",
             path=f"/internal/auth/v2/{requester['subject']}/request-service-access-token",
@@ -364,40 +359,33 @@ def _tampered(body: str, changes: dict[str, str]) -> str:
 
 
 def _rendered(expect: Expect, variables: dict[str, Any]) -> Expect:
-    """The expectations with their placeholders filled in (the same object when they have
-    none, as most have: a load run judges every step of every user)."""
-    checks = [_rendered_check(check, variables) for check in expect.json_checks]
-    headers = render(expect.headers, variables)
-    body_matches = render(expect.body_matches, variables)
-    unchanged = all(a is b for a, b in zip(checks, expect.json_checks, strict=True))
-    if unchanged and headers == expect.headers and body_matches == expect.body_matches:
-        return expect
-    return expect.model_copy(update={"json_checks": checks, "headers": headers, "body_matches": body_matches})
-
-
-def _rendered_check(check: JsonExpectation, variables: dict[str, Any]) -> JsonExpectation:
-    test = check.test
-    value = getattr(check, test)
-    filled = render(value, variables)
-    return check if filled is value or filled == value else check.model_copy(update={test: filled})
+    """The expectations with their placeholders filled in."""
+    checks = [c.model_copy(update={c.test: render(getattr(c, c.test), variables)}) for c in expect.json_checks]
+    updates = {"json_checks": checks, "headers": render(expect.headers, variables)}
+    if expect.body_matches is not None:
+        updates["body_matches"] = render(expect.body_matches, variables)
+    return expect.model_copy(update=updates)
 
 
 def _reading_of(step: Step, actors: dict[str, str], network: Network) -> _Reading:
-    expect = step.expect
-    sources = [source for source in step.capture.values() if source != "status" and not source.startswith("header:")]
-    paths = [check.path for check in expect.json_checks] + sources
+    paths = step.body_paths
     node: str | None = None  # an action that sends nothing (wait)
     if step.request is not None:
         node = resolve_node(step.request.node, actors, network)
     elif step.action is not None and step.action.name == "request-access-token":
-        node = resolve_node(f"{step.action.requester}.trust", actors, network)  # as _token_request addresses it
+        node = resolve_node(_token_node(step.action), actors, network)
     return _Reading(
         node=node,
-        templated=any(True for _ in roots(expect.model_dump(by_alias=True))),
+        templated=any(True for _ in roots(step.expect.model_dump(by_alias=True))),
         timed="time" in roots(step.model_dump(by_alias=True)),
         json=bool(paths),
-        text=expect.body_matches is not None or any(split_source(path)[0] for path in paths),
+        text=step.expect.body_matches is not None or any(split_source(path)[0] for path in paths),
     )
+
+
+def _token_node(action: Action) -> str:
+    """Where `request-access-token` is sent: the requester's trust node."""
+    return f"{action.requester}.trust"
 
 
 def _describe(result: ExpectationResult) -> str:

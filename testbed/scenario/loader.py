@@ -91,9 +91,7 @@ def _expression_problems(step: Step) -> list[str]:
             re.compile(pattern)
         except re.error as exc:
             problems.append(f"regular expression {pattern!r} does not compile: {exc}")
-    paths = [c.path for c in step.expect.json_checks]
-    paths += [source for source in step.capture.values() if source != "status" and not source.startswith("header:")]
-    for path in paths:
+    for path in step.body_paths:
         try:
             jsonpath.parse(split_source(path)[1])
         except jsonpath.JsonPathError as exc:

@@ -129,6 +129,13 @@ class Step(Strict):
         "'status', or 'header:<name>'",
     )
 
+    @property
+    def body_paths(self) -> list[str]:
+        """The paths into the answer's body that judging the step reads: its JSON expectations'
+        and its captures' other than `status` and `header:<name>` (`jwt:` ones included)."""
+        captured = [s for s in self.capture.values() if s != "status" and not s.startswith("header:")]
+        return [check.path for check in self.expect.json_checks] + captured
+
     @model_validator(mode="after")
     def _request_or_action(self) -> Step:
         if (self.request is None) == (self.action is None):
