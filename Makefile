@@ -9,7 +9,7 @@ NETWORK_FLAG := $(if $(NETWORK),--network $(NETWORK),)
 CA ?=
 CA_FLAG := $(if $(CA),--ca $(CA),)
 
-.PHONY: install conformance load test lint bench wrk up status down schemas clean images
+.PHONY: install conformance load test lint bench wrk up status down schemas clean images selftest
 
 install:  ## create .venv and install the project with its test extras
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ load:  ## replay a scenario under load with Locust (its `load:` block); LOAD_SCE
 
 test:  ## the test suite: unit tests and integration tests on real node processes
 	$(BIN)/python -m pytest -q
+
+PROFILE ?=  # empty: every role
+selftest:  ## every profile against the faulty variants of its reference node; PROFILE=role for one
+	$(BIN)/testbed selftest $(if $(PROFILE),--profile $(PROFILE),) --runtime $(RUNTIME)
 
 bench:  ## benchmarks (not part of `make test`): token endpoint and closed question next to a raw endpoint, load drivers
 	@{ command -v wrk && { command -v nginx || test -x /usr/sbin/nginx; }; } >/dev/null || $(MAKE) --no-print-directory wrk

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from nodes.common.app import NodeApps
 from nodes.common.config import NodeConfig
+from nodes.common.faults import UnknownFault, fault_switch
 from nodes.common.server import serve
 
 # Each role's module is imported only when a node of that role starts.
@@ -48,6 +49,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if config.role not in ROLE_MODULES:
         print(f"{args.config}: unknown role {config.role!r}; known: {', '.join(ROLE_MODULES)}", file=sys.stderr)
+        return 2
+    try:
+        fault_switch(config)  # a misspelt defect must not start as a correct node
+    except UnknownFault as exc:
+        print(f"{args.config}: {exc}", file=sys.stderr)
         return 2
     serve(config, _builder(config.role)(config))
     return 0

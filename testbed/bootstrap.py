@@ -59,7 +59,7 @@ def bootstrap(
     issuer_did = orgs[issuer_org]["did"]
     _trust_everywhere(client, trust_of.values(), issuer_did, ORGANISATION_CREDENTIAL)
     for org_id, trust in trust_of.items():
-        org = orgs[org_id]
+        entry = orgs[org_id]
         issued = _call(
             client,
             issuer_node.name,
@@ -69,8 +69,8 @@ def bootstrap(
                 "type": ORGANISATION_CREDENTIAL,
                 "issuer": issuer_did,
                 "credentialSubject": {
-                    "id": org["did"],
-                    "organization": {"name": org["name"], "city": org["city"], "ura": org["ura"]},
+                    "id": entry["did"],
+                    "organization": {"name": entry["name"], "city": entry["city"], "ura": entry["ura"]},
                 },
                 "format": "jwt_vc",
                 "withStatusList2021Revocation": True,
@@ -82,7 +82,7 @@ def bootstrap(
             client,
             trust.name,
             "POST",
-            f"{trust.internal_url}/internal/vcr/v2/holder/{org['subject']}/vc",
+            f"{trust.internal_url}/internal/vcr/v2/holder/{entry['subject']}/vc",
             json=credential,
             expect=(204,),
         )
@@ -138,9 +138,9 @@ def _subject_did(client: httpx.Client, node: str, internal_url: str, subject: st
     url = f"{internal_url}/internal/vdr/v2/subject"
     response = _call(client, node, "POST", url, json={"subject": subject}, expect=(200, 409))
     if response.status_code == 200:
-        return _read(response, node, lambda body: body["documents"][0]["id"], "{documents: [{id}]}")
+        return str(_read(response, node, lambda body: body["documents"][0]["id"], "{documents: [{id}]}"))
     existing = _call(client, node, "GET", f"{url}/{subject}", expect=(200,))
-    return _read(existing, node, lambda body: body[0], "a list of DIDs")
+    return str(_read(existing, node, lambda body: body[0], "a list of DIDs"))
 
 
 def _read(response: httpx.Response, node: str, pick: Callable[[Any], Any], shape: str) -> Any:

@@ -8,17 +8,21 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from testbed.errors import ConfigError, ExitCode, TestbedError
 from testbed.report.terminal import print_check, print_summary
 from testbed.report.writers import write_all
 from testbed.runtime.state import RunFolder, all_run_ids, current_run_id, new_run_id
+
+if TYPE_CHECKING:  # the self-test is imported by its command only
+    from testbed.conformance.selftest import SelftestResults, VariantOutcome
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="Conformance and load testbed for health-data networks."
@@ -63,7 +67,11 @@ def main() -> None:
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.TyperException as exc:  # a usage error: unknown option, missing argument
-        exc.show()
+        show = getattr(exc, "show", None)  # typer's (vendored) click errors print their own usage text
+        if callable(show):
+            show()
+        else:
+            errors.print(f"error: {exc}", highlight=False)
         sys.exit(ExitCode.HARNESS_ERROR)
 
 
@@ -108,6 +116,51 @@ def conformance(
     print_summary(console, results, folder.report_dir)
     if results.error:
         errors.print(f"[bold red]error:[/] {results.error}", highlight=False)
+    raise typer.Exit(results.exit_code)
+
+
+@app.command()
+def selftest(
+    profile: Annotated[
+        list[str] | None, typer.Option("--profile", help="A role whose profile to test (default: every role)")
+    ] = None,
+    variant: Annotated[
+        list[str] | None, typer.Option("--variant", help="Run only this faulty variant (a fault name); repeatable")
+    ] = None,
+    record: Annotated[
+        bool, typer.Option("--record", help="Keep each fully measured role's score for profile reports")
+    ] = False,
+    runtime: RuntimeOption = "process",
+    state: StateOption = Path(".testbed"),
+    reports: ReportsOption = Path("reports"),
+) -> None:
+    """Run each role's profile against faulty variants of its reference node: every variant must
+    be caught, and the reference node itself (the identity variant) must conform."""
+    from testbed.conformance.selftest import SelftestOptions, record_scores, run_selftest, write_selftest
+
+    available = sorted(p.name for p in PROFILES.iterdir() if p.is_dir()) if PROFILES.is_dir() else []
+    roles = profile or available
+    unknown = [name for name in roles if name not in available]
+    if unknown:
+        raise ConfigError(f"unknown profile(s) {', '.join(unknown)}; available: {', '.join(available) or 'none'}")
+    report_dir = reports / new_run_id("selftest")
+    options = SelftestOptions(
+        roles=roles,
+        only=variant or [],
+        runtime=runtime,
+        state=state,
+        report_dir=report_dir,
+        profiles=PROFILES,
+        on_progress=_progress,
+        on_variant=_print_variant,
+    )
+    results = run_selftest(options)
+    written = write_selftest(results, report_dir)
+    _print_scores(results)
+    for path in written:
+        console.print(f"{path.name:12} {path}")
+    if record:
+        record_scores(results)
     raise typer.Exit(results.exit_code)
 
 
@@ -415,6 +468,36 @@ def _print_nodes(nodes: list[Any], health: dict[str, str]) -> None:
             plan.internal_url,
             str(node.pid or "-"),
             health.get(plan.name, "?"),
+        )
+    console.print(table)
+
+
+def _print_variant(outcome: VariantOutcome) -> None:
+    """One line per variant run of the mutation self-test, as it completes."""
+    good = outcome.caught
+    symbol, style = ("✓", "green") if good else ("✗", "bold red")
+    line = Text.assemble((f"{symbol} ", style), (f"{outcome.role}/{outcome.variant}", "bold"))
+    if outcome.variant == "identity":
+        line.append(" conforms" if good else f" does not conform (exit {outcome.exit_code})", style)
+    elif good:
+        by = outcome.caught_by[:3] or [f"harness error: {(outcome.error or '').splitlines()[0][:100]}"]
+        line.append(f" caught by {', '.join(by)}{' …' if len(outcome.caught_by) > 3 else ''}", "dim")
+    else:
+        line.append(" NOT caught: the profile passed this faulty node", style)
+    line.append(f" {outcome.duration_s:.1f} s", "dim")
+    console.print(line)
+
+
+def _print_scores(results: SelftestResults) -> None:
+    table = Table(title=f"Mutation self-test {results.run_id}", title_justify="left")
+    for column in ("profile", "variants caught", "identity conforms"):
+        table.add_column(column)
+    for score in results.scores:
+        style = "green" if score.complete else "bold red"
+        table.add_row(
+            score.role,
+            Text(f"{score.caught} of {score.total}", style=style),
+            Text("yes" if score.identity_conforms else "no", style="green" if score.identity_conforms else "bold red"),
         )
     console.print(table)
 

@@ -11,6 +11,7 @@ class ExitCode(IntEnum):
     OK = 0  # every MUST check passed
     FAILED = 1  # at least one check failed
     HARNESS_ERROR = 2  # configuration, harness or environment error
+    INCOMPLETE = 3  # nothing failed, but a MUST requirement of a profile's role went untested
 
 
 class TestbedError(Exception):
@@ -25,6 +26,10 @@ class ConfigError(TestbedError):
 
 class NodeStartError(TestbedError):
     """A node did not come up; the message carries the tail of its log."""
+
+
+class NodeIdentityError(TestbedError):
+    """A node does not answer for the role the network file gives it (or does not answer)."""
 
 
 class RunStateError(TestbedError):

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -148,4 +147,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from docker.errors import APIError, BuildError, ImageNotFound
@@ -50,7 +51,7 @@ def inputs_hash(base: str) -> str:
     return digest.hexdigest()
 
 
-def ensure_node_image(base: str | None = None, progress=print) -> str:
+def ensure_node_image(base: str | None = None, progress: Callable[[str], None] = print) -> str:
     """The node image's tag, built if its inputs changed since the last build."""
     client = _client()
     base = base or ensure_debian_base(client, progress)
@@ -83,7 +84,7 @@ def ensure_node_image(base: str | None = None, progress=print) -> str:
     return tag
 
 
-def ensure_debian_base(client: docker.DockerClient, progress=print) -> str:
+def ensure_debian_base(client: docker.DockerClient, progress: Callable[[str], None] = print) -> str:
     """A Debian base image made from Debian's packages, unless it exists already."""
     if _exists(client, DEBIAN_BASE):
         return DEBIAN_BASE
@@ -105,7 +106,7 @@ def ensure_debian_base(client: docker.DockerClient, progress=print) -> str:
     return DEBIAN_BASE
 
 
-def _wheels(folder: Path, progress) -> None:
+def _wheels(folder: Path, progress: Callable[[str], None]) -> None:
     """Wheels of every dependency (one folder) and of the project (another), for the build."""
     progress("building wheels of the project and its dependencies (pip)")
     # A fixed date makes the project's wheel the same bytes for the same sources.

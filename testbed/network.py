@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 
 from testbed.bootstrap import bootstrap
-from testbed.errors import ConfigError, TestbedError
+from testbed.errors import ConfigError, NodeIdentityError, TestbedError
 from testbed.files import display_path
 from testbed.pki import NetworkCA, write_trust_bundle
 from testbed.runtime import get_runtime
@@ -30,9 +30,10 @@ class RunningNetwork:
     folder: RunFolder
     state: RunState
 
-    def client(self, timeout: float = 15.0) -> httpx.Client:
-        """An HTTP client that trusts the network CA (and extra CAs of implementations)."""
-        return harness_client(self.state, timeout)
+    def client(self, timeout: float = 15.0, certificate: bool = True) -> httpx.Client:
+        """An HTTP client that trusts the network CA (and extra CAs of implementations) and
+        presents the harness's certificate (unless `certificate` is False)."""
+        return harness_client(self.state, timeout, certificate)
 
     def node(self, name: str) -> NodeState:
         return next(n for n in self.state.nodes if n.plan.name == name)
@@ -72,6 +73,7 @@ def start_network(
             runtime.start(loaded, plan, folder, state, ca, owner_pid, progress)
         running = RunningNetwork(folder, state)
         with running.client() as client:
+            verify_roles(state, client)
             state.context = bootstrap(loaded.network, plan, client, progress)
         state.context["network"]["run_id"] = folder.run_id
         state.status = "up"
@@ -150,10 +152,42 @@ def network_for_run(
                 f"{display_path(loaded.path)} as it is now; pass --network {running.state.network_file} "
                 "or start the network again"
             )
+        with running.client(timeout=5.0) as client:
+            verify_roles(running.state, client)
         yield running
         return
     with network_session(loaded, runtime_name, folder, os.getpid(), progress, ca_dir) as running:
         yield running
+
+
+def verify_roles(state: RunState, client: httpx.Client) -> None:
+    """Every node must say, at `GET {internal}/status`, that it plays the role the network file
+    gives it, before anything is sent to it: a node of another role, or nothing at all, at a
+    node's URL would otherwise be judged by the checks of a role it does not play (a 404 of a
+    missing endpoint passing for a refusal)."""
+    problems = [problem for node in state.nodes if (problem := _role_problem(node, client))]
+    if problems:
+        raise NodeIdentityError("these nodes are not what the network file says:\n  " + "\n  ".join(problems))
+
+
+def _role_problem(node: NodeState, client: httpx.Client) -> str | None:
+    plan = node.plan
+    url = f"{plan.internal_url}/status"
+    where = f"{plan.name} (role {plan.role.value}, {plan.kind})"
+    try:
+        answer = client.get(url)
+    except httpx.HTTPError as exc:
+        return f"{where}: no answer at {url} ({exc.__class__.__name__}: {exc})"
+    if answer.status_code != 200:
+        return f"{where}: {url} answered {answer.status_code}, not 200 with the node's role"
+    try:
+        claimed = answer.json().get("role")
+    except (ValueError, AttributeError):
+        return f"{where}: {url} did not answer a JSON object with the node's role"
+    if claimed != plan.role.value:
+        said = f"role {claimed!r}" if claimed is not None else "no role"
+        return f"{where}: {url} says {said}; a {plan.role.value} node was expected there"
+    return None
 
 
 def sweep_abandoned_runs(folder: RunFolder, progress: Progress) -> None:

@@ -130,7 +130,7 @@ def format_validation_error(doc: YamlDocument, exc: ValidationError, what: str) 
     grouped: dict[PathKey, list[str]] = {}
     for error in exc.errors(include_url=False):
         explanations = grouped.setdefault(_data_location(doc, error["loc"]), [])
-        if (text := _explain(error)) not in explanations:
+        if (text := _explain(dict(error))) not in explanations:
             explanations.append(text)
     problems = [
         f"  {doc.where(location)}: {_dotted(location) or '(top)'}: {' -- or -- '.join(texts)}"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -18,13 +18,16 @@ from nodes.common.config import NodeConfig
 from nodes.common.http import HttpError, problem_response
 
 Lifespan = Callable[[Any], AbstractAsyncContextManager[None]]
+T = TypeVar("T")
 
 
 @dataclass
 class NodeApps:
     public: Starlette
     internal: Starlette
-    public_client_certificates: bool = False  # the internal listener always asks for one
+    # The internal listener always requires one. "optional": ask for one but let a client
+    # without one in (only a deliberately faulty node does that, for the mutation self-test).
+    public_client_certificates: bool | Literal["optional"] = False
 
 
 ErrorRenderer = Callable[[Request, HttpError], Response]
@@ -34,16 +37,27 @@ def render_problem(_: Request, error: HttpError) -> Response:
     return problem_response(error)
 
 
+def state_of(request: Request, kind: type[T]) -> T:
+    """The node object a route handler works on: `build_apps(node=...)` puts it on both apps,
+    so that handlers are plain functions at module level and route tables are plain lists."""
+    node = request.app.state.node
+    if not isinstance(node, kind):
+        raise TypeError(f"this app serves a {type(node).__name__}, not a {kind.__name__}")
+    return node
+
+
 def build_apps(
     config: NodeConfig,
     public_routes: Sequence[BaseRoute],
     internal_routes: Sequence[BaseRoute],
     lifespan: Lifespan | None = None,
     public_errors: ErrorRenderer = render_problem,
-    public_client_certificates: bool = False,
+    public_client_certificates: bool | Literal["optional"] = False,
+    node: object = None,
 ) -> NodeApps:
     """`public_errors` renders refusals of the public API in the role's own error format
-    (a data station answers FHIR OperationOutcomes); the internal API uses problem+json."""
+    (a data station answers FHIR OperationOutcomes); the internal API uses problem+json.
+    `node`: the role's node object, which handlers reach with `state_of`."""
 
     async def health(_: Request) -> Response:
         return JSONResponse({"status": "UP"})
@@ -60,11 +74,13 @@ def build_apps(
         )
 
     internal = [Route("/health", health), Route("/status", status), *internal_routes]
-    return NodeApps(
+    apps = NodeApps(
         public=Starlette(routes=list(public_routes), exception_handlers=_handlers(public_errors), lifespan=lifespan),
         internal=Starlette(routes=internal, exception_handlers=_handlers(render_problem)),
         public_client_certificates=public_client_certificates,
     )
+    apps.public.state.node = apps.internal.state.node = node
+    return apps
 
 
 def _handlers(render: ErrorRenderer) -> dict[Any, Callable[[Request, Exception], Awaitable[Response]]]:

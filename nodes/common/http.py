@@ -15,22 +15,41 @@ from starlette.responses import JSONResponse
 from nodes.common.config import NodeConfig
 
 MAX_BODY_BYTES = 1024 * 1024  # bodies over 1 MB are refused, as the Nuts node does
+# A refusal names the rule that refused it as a problem type under this prefix (RFC 9457,
+# section 3.1.1), so that a client, and a conformance check, can tell one refusal from another
+# and from a generic error page.
+PROBLEM_TYPE_PREFIX = "urn:health-testbed:problem:"
 
 
 class HttpError(Exception):
-    """Raised by a handler to answer with an RFC 7807 problem document."""
+    """Raised by a handler to answer with an RFC 9457 problem document. `code` names the rule
+    that refused (e.g. "consent-denied"); without one the type is about:blank."""
 
-    def __init__(self, status: int, title: str, detail: str = "", headers: dict[str, str] | None = None, **extra: Any):
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str = "",
+        headers: dict[str, str] | None = None,
+        *,
+        code: str | None = None,
+        **extra: Any,
+    ):
         super().__init__(detail or title)
         self.status = status
         self.title = title
         self.detail = detail
         self.headers = headers or {}
+        self.code = code
         self.extra = extra
+
+    @property
+    def problem_type(self) -> str:
+        return f"{PROBLEM_TYPE_PREFIX}{self.code}" if self.code else "about:blank"
 
 
 def problem_response(error: HttpError) -> JSONResponse:
-    body = {"type": "about:blank", "title": error.title, "status": error.status}
+    body = {"type": error.problem_type, "title": error.title, "status": error.status}
     if error.detail:
         body["detail"] = error.detail
     body.update(error.extra)

@@ -13,8 +13,14 @@ from starlette.requests import Request
 from nodes.common.config import NodeConfig
 from nodes.common.http import HttpError, call_json
 
+# Challenges name what was wrong in the standard's own terms: no token at all gets a bare
+# challenge (RFC 6750, section 3.1), a token that does not hold `invalid_token`, a bad or
+# missing proof for a DPoP-bound token `invalid_dpop_proof` (RFC 9449, section 7.1).
+NO_TOKEN_CHALLENGE = {"WWW-Authenticate": 'Bearer, DPoP algs="ES256"'}
 CHALLENGE = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+DPOP_TOKEN_CHALLENGE = {"WWW-Authenticate": 'DPoP error="invalid_token", algs="ES256"'}
 DPOP_CHALLENGE = {"WWW-Authenticate": 'DPoP error="invalid_dpop_proof", algs="ES256"'}
+SCOPE_CHALLENGE = {"WWW-Authenticate": 'Bearer error="insufficient_scope"'}
 
 
 class ResourceServer:
@@ -28,20 +34,22 @@ class ResourceServer:
         scheme, token = scheme.lower(), token.strip()
         if scheme not in ("bearer", "dpop") or not token:
             detail = "an access token is required (Authorization: Bearer or DPoP)"
-            raise HttpError(401, "Unauthorized", detail, headers=CHALLENGE)
+            raise HttpError(401, "Unauthorized", detail, headers=NO_TOKEN_CHALLENGE, code="token-missing")
         answer = await self.ask_trust_node(
             "/internal/auth/v2/accesstoken/introspect", "token introspection", data={"token": token}
         )
         if not answer.get("active"):
-            raise HttpError(401, "Unauthorized", "the access token is not active", headers=CHALLENGE)
+            detail = "the access token is not active"
+            raise HttpError(401, "Unauthorized", detail, headers=CHALLENGE, code="token-inactive")
         await self._check_binding(request, scheme, token, answer)
         expected_issuer = self.config.peers.get("authorization_server")
         if expected_issuer and answer.get("iss") != expected_issuer:
             # The trust node may serve several subjects; only this organisation's tokens count.
             detail = "the access token was issued for another organisation"
-            raise HttpError(401, "Unauthorized", detail, headers=CHALLENGE)
+            raise HttpError(401, "Unauthorized", detail, headers=CHALLENGE, code="token-other-organisation")
         if answer.get("scope") not in scopes:
-            raise HttpError(403, "Forbidden", f"scope {answer.get('scope')!r} does not give access to this endpoint")
+            detail = f"scope {answer.get('scope')!r} does not give access to this endpoint"
+            raise HttpError(403, "Forbidden", detail, headers=SCOPE_CHALLENGE, code="token-scope")
         return answer
 
     async def ask_trust_node(self, path: str, what: str, **kwargs: Any) -> dict[str, Any]:
@@ -56,15 +64,16 @@ class ResourceServer:
         jkt = (answer.get("cnf") or {}).get("jkt")
         if jkt is None:
             if scheme == "dpop":
-                raise HttpError(401, "Unauthorized", "this token is not DPoP-bound: use Bearer", headers=CHALLENGE)
+                detail = "this token is not DPoP-bound: use Bearer"
+                raise HttpError(401, "Unauthorized", detail, headers=CHALLENGE, code="token-not-dpop-bound")
             return
         if scheme != "dpop":
             detail = "this token is DPoP-bound: use the DPoP scheme"
-            raise HttpError(401, "Unauthorized", detail, headers=DPOP_CHALLENGE)
+            raise HttpError(401, "Unauthorized", detail, headers=DPOP_TOKEN_CHALLENGE, code="token-dpop-bound")
         proofs = request.headers.getlist("dpop")
         if len(proofs) != 1:
             detail = "exactly one DPoP proof is required with this token"
-            raise HttpError(401, "Unauthorized", detail, headers=DPOP_CHALLENGE)
+            raise HttpError(401, "Unauthorized", detail, headers=DPOP_CHALLENGE, code="dpop-proof-missing")
         # The URL the proof must name is the one this node serves, not what the client's Host
         # header claims.
         url = self.config.public_url + request.url.path
@@ -72,7 +81,7 @@ class ResourceServer:
         verdict = await self.ask_trust_node("/internal/auth/v2/dpop/validate", "DPoP validation", json=body)
         if not verdict.get("valid"):
             detail = f"the DPoP proof is not valid: {verdict.get('reason', 'no reason given')}"
-            raise HttpError(401, "Unauthorized", detail, headers=DPOP_CHALLENGE)
+            raise HttpError(401, "Unauthorized", detail, headers=DPOP_CHALLENGE, code="dpop-proof-invalid")
 
 
 def int_param(request: Request, name: str, default: int) -> int:

@@ -54,6 +54,8 @@ def serve(config: NodeConfig, apps: NodeApps) -> None:
 
 
 def _public_mode(apps: NodeApps) -> ssl.VerifyMode:
+    if apps.public_client_certificates == "optional":
+        return ssl.CERT_OPTIONAL
     return ssl.CERT_REQUIRED if apps.public_client_certificates else ssl.CERT_NONE
 
 

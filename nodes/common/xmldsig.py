@@ -42,7 +42,13 @@ NS = {"ds": DS}
 
 
 class SignatureRefused(Exception):
-    """The query's signature is missing or cannot be trusted; the message says why."""
+    """The query's signature is missing or cannot be trusted; the message says why, and `rule`
+    names which rule refused it (signature-missing, signature-invalid, signer-untrusted,
+    signer-not-tls-client), so that a service can tell its callers apart from one another."""
+
+    def __init__(self, message: str, rule: str = "signature-invalid"):
+        super().__init__(message)
+        self.rule = rule
 
 
 def parse_xml(document: bytes) -> etree._Element:
@@ -174,7 +180,8 @@ class SignatureVerifier:
             chain = verifier.verify(signer, intermediates).chain
         except VerificationError as exc:
             raise SignatureRefused(
-                f"the signer's certificate ({signer.subject.rfc4514_string()}) does not chain to the network CA: {exc}"
+                f"the signer's certificate ({signer.subject.rfc4514_string()}) does not chain to the network CA: {exc}",
+                rule="signer-untrusted",
             ) from None
         expires = min(cert.not_valid_after_utc.timestamp() for cert in chain)
         if len(self._trusted_until) > 1024:  # a bound on what is remembered; refilled as queries come
@@ -187,7 +194,8 @@ def _the_signature(query: etree._Element) -> etree._Element:
     if not signatures:
         raise SignatureRefused(
             "the query is not signed: it must carry an enveloped ds:Signature (XML Signature) "
-            "made with the TLS client's certificate"
+            "made with the TLS client's certificate",
+            rule="signature-missing",
         )
     if len(signatures) > 1:
         raise SignatureRefused("the query carries more than one ds:Signature")
@@ -298,11 +306,14 @@ def _check_bound_to_connection(signer: x509.Certificate, client: x509.Certificat
     """The signer must be the TLS client of this connection: a query signed by one party
     cannot be replayed over another party's connection."""
     if client is None:
-        raise SignatureRefused("this connection presented no TLS client certificate to bind the signature to")
+        raise SignatureRefused(
+            "this connection presented no TLS client certificate to bind the signature to", rule="signer-not-tls-client"
+        )
     if signer != client:
         raise SignatureRefused(
             f"the query is signed with the certificate of {signer.subject.rfc4514_string()}, not with the "
-            f"certificate this TLS client presented ({client.subject.rfc4514_string()})"
+            f"certificate this TLS client presented ({client.subject.rfc4514_string()})",
+            rule="signer-not-tls-client",
         )
 
 

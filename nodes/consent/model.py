@@ -8,6 +8,7 @@ specific choices disagree, the objection (deny) wins."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -30,9 +31,14 @@ class Answer:
 
 
 Question = dict[str, set[str]]  # dimension -> what the party is known as (URA, category code)
+Faulty = Callable[[str], bool]  # the node's fault switch (nodes/common/faults.py)
 
 
-def question_of(**dimensions: str | set[str] | None) -> Question:
+def _correct(_: str) -> bool:
+    return False
+
+
+def question_of(**dimensions: str | set[str | None] | set[str] | None) -> Question:
     """Each dimension as the set of identifiers its party goes by; None values are dropped."""
     question: Question = {}
     for name, value in dimensions.items():
@@ -41,8 +47,25 @@ def question_of(**dimensions: str | set[str] | None) -> Question:
     return question
 
 
-def matches(choice: dict[str, Any], question: Question) -> bool:
-    return all(choice[d] == ANY or choice[d] in question[d] for d in DIMENSIONS)
+def matches(choice: dict[str, Any], question: Question, faulty: Faulty = _correct) -> bool:
+    return all(choice[d] == ANY or choice[d] in question[d] or _faulty_match(choice, d, faulty) for d in DIMENSIONS)
+
+
+def _is_category(value: str) -> bool:
+    """A care-provider category code (Z3), not an organisation's URA number (digits only)."""
+    return value != ANY and not value.isdigit()
+
+
+def _faulty_match(choice: dict[str, Any], dimension: str, faulty: Faulty) -> bool:
+    """The deliberate defects of the matching rule, for the mutation self-test."""
+    value = choice[dimension]
+    if dimension == "requester" and faulty("requester-category-ignored"):
+        return _is_category(value)
+    if dimension == "data_category":
+        return faulty("data-category-ignored")
+    if dimension == "data_holder":
+        return faulty("data-holder-ignored")
+    return False
 
 
 def more_specific(a: dict[str, Any], b: dict[str, Any]) -> bool:
@@ -53,15 +76,22 @@ def more_specific(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return named_b < named_a
 
 
-def decide(choices: list[dict[str, Any]], question: Question) -> Answer:
+def decide(choices: list[dict[str, Any]], question: Question, faulty: Faulty = _correct) -> Answer:
     """`choices` are the citizen's choices (withdrawn ones are passed over); `question` names,
-    per dimension, every identifier the party goes by."""
-    relevant = [c for c in choices if c["status"] == "active" and matches(c, question)]
+    per dimension, every identifier the party goes by. `faulty`: a deliberately faulty node's
+    switch (the mutation self-test); a correct node leaves it out."""
+    relevant = [c for c in choices if c["status"] == "active" and matches(c, question, faulty)]
+    if faulty("category-choices-never-match"):
+        relevant = [c for c in relevant if not any(_is_category(c[d]) for d in ("data_holder", "requester"))]
     if not relevant:
         return Answer("Deny", "no consent registered for this question")
     # The winners are the matching choices no other matching choice is more specific than;
     # among them, equally specific or not comparable, an objection wins.
     winners = [c for c in relevant if not any(more_specific(other, c) for other in relevant)]
+    if faulty("specificity-ignored"):
+        winners = relevant
+    if faulty("objection-loses-tie"):
+        winners = [c for c in winners if c["decision"] == "permit"] or winners
     objection = next((c for c in winners if c["decision"] == "deny"), None)
     if objection:
         return Answer("Deny", "the citizen objected", objection["id"])

@@ -25,20 +25,41 @@ RETRY_PAUSES = (0.2, 0.5, 1.0, 2.0)  # seconds before each further attempt
 log = logging.getLogger("subscriptions")
 
 Sender = Callable[[str, dict[str, Any]], Awaitable[bool]]
+# The rule that refused a subscription, as a coding of the OperationOutcome's issue (the same
+# rule names the service's other refusals carry in their problem type).
+REFUSAL_SYSTEM = "urn:health-testbed:refusal"
+ISSUE_TYPES = {400: "structure", 422: "business-rule"}  # FHIR issue types (IssueType value set)
 
 
-def create(store: DocumentStore, resource: Any) -> dict[str, Any]:
-    """Validate a FHIR Subscription and keep it, active."""
+def operation_outcome(error: HttpError) -> dict[str, Any]:
+    """A refusal as FHIR answers it: an OperationOutcome, with the rule as the issue's details."""
+    issue: dict[str, Any] = {"severity": "error", "code": ISSUE_TYPES.get(error.status, "processing")}
+    if error.code:
+        issue["details"] = {"coding": [{"system": REFUSAL_SYSTEM, "code": error.code}]}
+    issue["diagnostics"] = error.detail or error.title
+    return {"resourceType": "OperationOutcome", "issue": [issue]}
+
+
+def create(
+    store: DocumentStore, resource: Any, *, check_reason: bool = True, bsn_ok: Callable[[str], bool] = is_valid_bsn
+) -> dict[str, Any]:
+    """Validate a FHIR Subscription and keep it, active. `check_reason` and `bsn_ok` differ
+    from the defaults only in a deliberately faulty node (the mutation self-test)."""
     if not isinstance(resource, dict) or resource.get("resourceType") != "Subscription":
-        raise HttpError(400, "Bad Request", "the body must be a FHIR Subscription resource")
-    if resource.get("reason") != "OTV":
-        raise HttpError(422, "Unprocessable Entity", "reason must be 'OTV'")
+        raise HttpError(400, "Bad Request", "the body must be a FHIR Subscription resource", code="not-a-subscription")
+    if check_reason and resource.get("reason") != "OTV":
+        raise HttpError(422, "Unprocessable Entity", "reason must be 'OTV'", code="subscription-reason")
     channel = resource.get("channel")
     if not isinstance(channel, dict):
-        raise HttpError(422, "Unprocessable Entity", "channel must be an object")
+        raise HttpError(422, "Unprocessable Entity", "channel must be an object", code="subscription-channel")
     if channel.get("type") != "rest-hook" or not str(channel.get("endpoint", "")).startswith("https://"):
-        raise HttpError(422, "Unprocessable Entity", "channel must be a rest-hook with an https endpoint")
-    criteria = _criteria(str(resource.get("criteria", "")))
+        raise HttpError(
+            422,
+            "Unprocessable Entity",
+            "channel must be a rest-hook with an https endpoint",
+            code="subscription-channel",
+        )
+    criteria = _criteria(str(resource.get("criteria", "")), bsn_ok)
     # The same criteria and endpoint again replace the earlier subscription: one change, one
     # notification per subscriber.
     same = next(
@@ -54,16 +75,26 @@ def create(store: DocumentStore, resource: Any) -> dict[str, Any]:
     return _public(subscription)
 
 
-def _criteria(criteria: str) -> dict[str, str]:
+def _criteria(criteria: str, bsn_ok: Callable[[str], bool]) -> dict[str, str]:
     """`Consent?_query=otv&patientid=<bsn>&providerid=<ura>&providertype=<category>`"""
     resource, _, query = criteria.partition("?")
     fields = {k: v[0] for k, v in parse_qs(query).items()}
     if resource != "Consent" or fields.get("_query") != "otv":
-        raise HttpError(422, "Unprocessable Entity", "criteria must be Consent?_query=otv&patientid=...&providerid=...")
-    if not is_valid_bsn(fields.get("patientid", "")):
-        raise HttpError(422, "Unprocessable Entity", "criteria patientid must be a valid BSN")
+        raise HttpError(
+            422,
+            "Unprocessable Entity",
+            "criteria must be Consent?_query=otv&patientid=...&providerid=...",
+            code="subscription-criteria",
+        )
+    if not bsn_ok(fields.get("patientid", "")):
+        raise HttpError(422, "Unprocessable Entity", "criteria patientid must be a valid BSN", code="bsn-invalid")
     if not fields.get("providerid"):
-        raise HttpError(422, "Unprocessable Entity", "criteria must name providerid (the subscriber's URA)")
+        raise HttpError(
+            422,
+            "Unprocessable Entity",
+            "criteria must name providerid (the subscriber's URA)",
+            code="subscription-criteria",
+        )
     return {"bsn": fields["patientid"], "provider": fields["providerid"], "type": fields.get("providertype", "")}
 
 
@@ -71,15 +102,16 @@ def _public(subscription: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in subscription.items() if not k.startswith("_")}
 
 
-def concerned(store: DocumentStore, choice: dict[str, Any]) -> list[dict[str, Any]]:
+def concerned(store: DocumentStore, choice: dict[str, Any], everyone: bool = False) -> list[dict[str, Any]]:
     """Subscriptions a change of `choice` concerns: same citizen, and the subscriber is the
-    data holder or the requester the choice names (by URA or category, or any)."""
+    data holder or the requester the choice names (by URA or category, or any). `everyone`:
+    a deliberately faulty node's defect, every subscriber for the citizen."""
     found = []
     for subscription in store.iterate(SUBSCRIPTIONS):
         criteria = subscription["_criteria"]
         known_as = {criteria["provider"], criteria["type"]} - {""}
         parties = {choice["data_holder"], choice["requester"]}
-        if criteria["bsn"] == choice["bsn"] and (ANY in parties or known_as & parties):
+        if criteria["bsn"] == choice["bsn"] and (everyone or ANY in parties or known_as & parties):
             found.append(subscription)
     return found
 

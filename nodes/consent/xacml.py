@@ -34,14 +34,21 @@ MAX_QUERY_BYTES = 64 * 1024
 Verifier = Callable[[etree._Element], etree._Element]
 
 
+# Which rule refused a query, as the Subcode of the fault (a QName in this namespace), the
+# same rule names the service's JSON refusals carry in their problem type.
+REFUSAL = "urn:health-testbed:refusal"
+
+
 class SoapFault(Exception):
     """A query that cannot be answered: a Sender fault (the query is wrong) or a Receiver
-    fault (the service failed). Never a Permit."""
+    fault (the service failed). Never a Permit. `subcode` names the rule that refused it
+    (e.g. signature-missing), so that a client can tell one refusal from another."""
 
-    def __init__(self, code: str, reason: str):
+    def __init__(self, code: str, reason: str, subcode: str | None = None):
         super().__init__(reason)
         self.code = code
         self.reason = reason
+        self.subcode = subcode
 
     @property
     def http_status(self) -> int:
@@ -64,36 +71,39 @@ def parse_query(body: bytes, verified: Verifier) -> Question:
     """The question a SOAP query asks. `verified` checks the query's signature and returns the
     query as signed: the question is read from what was signed and nothing else."""
     if len(body) > MAX_QUERY_BYTES:
-        raise SoapFault("Sender", f"the query is larger than {MAX_QUERY_BYTES} bytes")
+        raise SoapFault("Sender", f"the query is larger than {MAX_QUERY_BYTES} bytes", "query-too-large")
     if b"<!doctype" in body.lower():
-        raise SoapFault("Sender", "a SOAP message may not contain a document type declaration")
+        raise SoapFault("Sender", "a SOAP message may not contain a document type declaration", "query-malformed")
     try:
         envelope = xmldsig.parse_xml(body)
     except etree.XMLSyntaxError as exc:
-        raise SoapFault("Sender", f"the query is not well-formed XML: {exc}") from None
+        raise SoapFault("Sender", f"the query is not well-formed XML: {exc}", "query-malformed") from None
     except ValueError as exc:  # a DTD in an encoding the check above does not read
-        raise SoapFault("Sender", f"the query cannot be read: {exc}") from None
+        raise SoapFault("Sender", f"the query cannot be read: {exc}", "query-malformed") from None
     if envelope.tag != f"{{{SOAP}}}Envelope":
-        raise SoapFault("Sender", "the query is not a SOAP 1.2 envelope")
+        raise SoapFault("Sender", "the query is not a SOAP 1.2 envelope", "not-soap")
     query = xmldsig.soap_query(envelope)
     if query is None:
-        raise SoapFault("Sender", "the SOAP body carries no query")
+        raise SoapFault("Sender", "the SOAP body carries no query", "query-missing")
     try:
         signed = verified(query)
     except xmldsig.SignatureRefused as exc:
-        raise SoapFault("Sender", f"the query's signature is refused: {exc}") from None
+        raise SoapFault("Sender", f"the query's signature is refused: {exc}", exc.rule) from None
     request = next(signed.iter(f"{{{XACML}}}Request"), None)
     if request is None:
-        raise SoapFault("Sender", "the SOAP body has no XACML Request")
+        raise SoapFault("Sender", "the SOAP body has no XACML Request", "query-missing")
     attributes = _attributes(request)
     message_id = envelope.findtext(f"{{{SOAP}}}Header/{{{WSA}}}MessageID", default="").strip()
 
     def required(attribute_id: str, what: str, root: str | None = None) -> str:
         found = attributes.get(attribute_id)
         if found is None or not found[0]:
-            raise SoapFault("Sender", f"the query lacks {what} ({attribute_id})")
+            rule = "bsn-missing" if attribute_id == RESOURCE_ID else "attribute-missing"
+            raise SoapFault("Sender", f"the query lacks {what} ({attribute_id})", rule)
         if root is not None and found[1] != root:
-            raise SoapFault("Sender", f"{what} must be identified under OID {root}, not {found[1]!r}")
+            raise SoapFault(
+                "Sender", f"{what} must be identified under OID {root}, not {found[1]!r}", "attribute-invalid"
+            )
         return found[0]
 
     return Question(
@@ -124,7 +134,7 @@ def _attributes(request: etree._Element) -> dict[str, tuple[str, str | None]]:
             continue
         name = attribute.get("AttributeId", "")
         if name in found:
-            raise SoapFault("Sender", f"attribute {name} is given more than once")
+            raise SoapFault("Sender", f"attribute {name} is given more than once", "attribute-repeated")
         identifier = next(value.iterchildren(INSTANCE_IDENTIFIER), None)
         coded = next(value.iterchildren(CODED_VALUE), None) if identifier is None else None
         if identifier is not None:
@@ -149,9 +159,11 @@ DECISION = (
     '<xacml:StatusCode Value="urn:oasis:names:tc:xacml:1.0:status:ok" /></xacml:Status></xacml:Result></xacml:Response>'
 )
 FAULT = (
-    "<soap:Fault><soap:Code><soap:Value>soap:{code}</soap:Value></soap:Code>"
+    "<soap:Fault><soap:Code><soap:Value>soap:{code}</soap:Value>{subcode}</soap:Code>"
     '<soap:Reason><soap:Text xml:lang="en">{reason}</soap:Text></soap:Reason></soap:Fault>'
 )
+# SOAP 1.2 part 1, section 5.4.1.3: a Subcode's Value is a qualified name.
+SUBCODE = f'<soap:Subcode><soap:Value xmlns:r="{REFUSAL}">r:{{rule}}</soap:Value></soap:Subcode>'
 
 
 def response(decision: str, relates_to: str) -> bytes:
@@ -159,7 +171,8 @@ def response(decision: str, relates_to: str) -> bytes:
 
 
 def fault(error: SoapFault, relates_to: str = "") -> bytes:
-    return _envelope(relates_to, FAULT.format(code=escape(error.code), reason=escape(error.reason)))
+    subcode = SUBCODE.format(rule=escape(error.subcode)) if error.subcode else ""
+    return _envelope(relates_to, FAULT.format(code=escape(error.code), subcode=subcode, reason=escape(error.reason)))
 
 
 def _envelope(relates_to: str, body: str) -> bytes:

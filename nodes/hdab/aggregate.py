@@ -8,13 +8,17 @@ from __future__ import annotations
 from typing import Any
 
 
-def combine(kind: str, results: list[dict[str, Any]], threshold: int) -> dict[str, Any]:
+def combine(kind: str, results: list[dict[str, Any]], threshold: int, recheck: bool = True) -> dict[str, Any]:
+    """The stations' results as one; `recheck=False` (a faulty variant only) skips the body's
+    own small-cell rule and counts a suppressed part as zero."""
+    if not recheck:
+        threshold = 0
     if kind == "count":
         return _cell("count", [r.get("count") for r in results], threshold)
     if kind == "mean":
         parts = [(r["n"], r["mean"]) for r in results if not r.get("suppressed") and r.get("n")]
         n = sum(count for count, _ in parts)
-        if n < threshold:
+        if n < threshold or n == 0:
             return {"n": None, "mean": None, "suppressed": True, "complete": False}
         mean = sum(count * value for count, value in parts) / n
         return {"n": n, "mean": round(mean, 3), "suppressed": False, "complete": len(parts) == len(results)}
@@ -47,5 +51,5 @@ def _cell(name: str, counts: list[int | None], threshold: int) -> dict[str, Any]
     known = [c for c in counts if c is not None]
     total = sum(known)
     # Zero from the known parts while some part was suppressed is no zero: it is small.
-    hidden = 0 < total < threshold or (total == 0 and len(known) < len(counts))
+    hidden = 0 < total < threshold or (total == 0 and len(known) < len(counts) and threshold > 0)
     return {name: None if hidden else total, "suppressed": hidden, "complete": len(known) == len(counts)}

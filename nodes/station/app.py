@@ -225,7 +225,7 @@ def fhir_error(request: Request, error: HttpError) -> Response:
     if not request.url.path.startswith("/fhir"):
         return render_problem(request, error)
     return JSONResponse(
-        operation_outcome(error.status, error.detail or error.title),
+        operation_outcome(error.status, error.detail or error.title, error.code),
         status_code=error.status,
         headers=error.headers,
         media_type=FHIR_JSON,

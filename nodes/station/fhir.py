@@ -19,11 +19,17 @@ def bundle(base_url: str, resources: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def operation_outcome(status: int, diagnostics: str) -> dict[str, Any]:
-    return {
-        "resourceType": "OperationOutcome",
-        "issue": [{"severity": "error", "code": _ISSUE_CODES.get(status, "processing"), "diagnostics": diagnostics}],
-    }
+# The rule that refused a request, as a coding in the issue's details (the same codes the
+# problem documents of the other APIs carry in their type).
+REFUSAL_SYSTEM = "urn:health-testbed:refusal"
+
+
+def operation_outcome(status: int, diagnostics: str, code: str | None = None) -> dict[str, Any]:
+    issue: dict[str, Any] = {"severity": "error", "code": _ISSUE_CODES.get(status, "processing")}
+    if code:
+        issue["details"] = {"coding": [{"system": REFUSAL_SYSTEM, "code": code}]}
+    issue["diagnostics"] = diagnostics
+    return {"resourceType": "OperationOutcome", "issue": [issue]}
 
 
 def capability_statement(base_url: str, by_patient: tuple[str, ...]) -> dict[str, Any]:

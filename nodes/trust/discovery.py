@@ -27,6 +27,9 @@ from nodes.trust.policy import organisation_definition
 from nodes.trust.presentation import select
 
 RETRACTED = "RetractedVerifiablePresentation"
+# The problem title of a refused registration: the Nuts node titles a failed operation after its
+# operation id, and the detail says which rule refused.
+REFUSED = "RegisterPresentation failed"
 log = logging.getLogger("discovery")
 REGISTRATION_CREDENTIAL = "DiscoveryRegistrationCredential"
 DEFAULT_SERVICE = "testbed-care"
@@ -79,7 +82,8 @@ def _server_state(node: TrustNode, service_id: str) -> dict[str, Any]:
 def list_entries(node: TrustNode, service_id: str, after: int) -> dict[str, Any]:
     service(node, service_id)
     state = _server_state(node, service_id)
-    entries = {str(e["timestamp"]): e["vp"] for e in state["log"] if e["timestamp"] > after}
+    log_entries = state["log"][:-1] if node.faulty("discovery-drops-newest") else state["log"]
+    entries = {str(e["timestamp"]): e["vp"] for e in log_entries if e["timestamp"] > after}
     return {"seed": state["seed"], "timestamp": state["timestamp"], "entries": entries}
 
 
@@ -88,21 +92,23 @@ async def register(node: TrustNode, service_id: str, token: str) -> None:
     try:
         presentation = vc.Jwt.read(token)
     except vc.CredentialError as exc:
-        raise HttpError(400, "Bad Request", f"not a presentation: {exc}") from None
+        raise HttpError(400, REFUSED, f"not a presentation: {exc}") from None
     claims = presentation.claims
     audience = claims.get("aud")
-    if service_id not in (audience if isinstance(audience, list) else [audience]):
-        raise HttpError(400, "Bad Request", f"the presentation's audience must contain {service_id!r}")
+    wrong_audience = service_id not in (audience if isinstance(audience, list) else [audience])
+    if wrong_audience and not node.faulty("discovery-accepts-wrong-audience"):
+        raise HttpError(400, REFUSED, f"aud claim: the presentation's audience must contain {service_id!r}")
     nbf, exp = claims.get("nbf"), claims.get("exp")
     if not isinstance(nbf, int | float) or not isinstance(exp, int | float) or exp <= nbf:
-        raise HttpError(400, "Bad Request", "the presentation needs nbf and a later exp")
-    if exp - nbf > definition.presentation_max_validity:
+        raise HttpError(400, REFUSED, "the presentation needs nbf and a later exp")
+    too_long = exp - nbf > definition.presentation_max_validity
+    if too_long and not node.faulty("discovery-accepts-long-validity"):
         raise HttpError(
-            400, "Bad Request", f"the presentation is valid longer than {definition.presentation_max_validity} s"
+            400, REFUSED, f"the presentation is valid for too long (at most {definition.presentation_max_validity} s)"
         )
     holder = presentation.signer_did
     jti = claims.get("jti")
-    _check_new(_server_state(node, service_id), jti)  # before the costly checks
+    _check_new(node, _server_state(node, service_id), jti)  # before the costly checks
     try:
         views = await node.verify_presentation(token, verify_credentials=False)
         if RETRACTED in vc.presentation_types(presentation):
@@ -114,27 +120,34 @@ async def register(node: TrustNode, service_id: str, token: str) -> None:
             if (view := await _verified_credential(node, holder, credential)) is not None
         ]
     except vc.CredentialError as exc:
-        raise HttpError(400, "Bad Request", f"the presentation does not verify: {exc}") from None
+        raise HttpError(400, REFUSED, f"presentation verification failed: {exc}") from None
     if any(v["credentialSubject"].get("id") != holder for v in views):
-        raise HttpError(400, "Bad Request", "every credential must be about the presentation's signer")
+        raise HttpError(400, REFUSED, "every credential must be about the presentation's signer")
     # Only credentials from trusted issuers can satisfy the definition.
     if select(definition.presentation_definition, verified) is None:
-        raise HttpError(400, "Bad Request", "the credentials do not satisfy the service's presentation definition")
+        raise HttpError(
+            400,
+            REFUSED,
+            "the presentation does not fulfill the service's presentation definition "
+            "with credentials of trusted issuers",
+        )
     _append(node, service_id, _fresh_state(node, service_id, jti), holder, token, jti, exp)
 
 
-def _check_new(state: dict[str, Any], jti: Any) -> None:
-    if not isinstance(jti, str) or not jti or jti in state["seen"]:
+def _check_new(node: TrustNode, state: dict[str, Any], jti: Any) -> None:
+    if not isinstance(jti, str) or not jti:
+        raise HttpError(400, REFUSED, "the presentation needs a jti")
+    if jti in state["seen"] and not node.faulty("discovery-accepts-replayed-registration"):
         # A registration is accepted once: replaying one (the list is public) could bring back
         # a retracted registration or roll a holder back to an older one.
-        raise HttpError(400, "Bad Request", "the presentation needs a jti not used before")
+        raise HttpError(400, REFUSED, f"presentation already exists: jti {jti} was accepted before")
 
 
 def _fresh_state(node: TrustNode, service_id: str, jti: str) -> dict[str, Any]:
     """The state as it is after verification (other registrations may have been accepted
     while this one was verified); read and then written without an await in between."""
     state = _server_state(node, service_id)
-    _check_new(state, jti)
+    _check_new(node, state, jti)
     return state
 
 
@@ -148,7 +161,7 @@ async def _verified_credential(node: TrustNode, holder: str, token: str) -> dict
         await vc.verify_signature(jwt, node.resolver)
         vc.check_validity_period(jwt, time.time(), "the registration credential")
         return None
-    return await node.verify_credential(token)
+    return await node.verify_credential(token, check_trust=not node.faulty("discovery-accepts-untrusted-credentials"))
 
 
 def _retract(
@@ -163,9 +176,9 @@ def _retract(
     """RFC022 and the Nuts node name the claim `retract_jti` (the server OpenAPI file says
     `retracted_jti`): this node follows the RFC and the code."""
     if views:
-        raise HttpError(400, "Bad Request", "a retraction carries no credentials")
+        raise HttpError(400, REFUSED, "a retraction carries no credentials")
     if holder not in state["current"] or claims.get("retract_jti") != state["current"][holder]:
-        raise HttpError(400, "Bad Request", "retract_jti does not name the signer's current registration")
+        raise HttpError(400, REFUSED, "retract_jti does not name the signer's current registration")
     _append(node, service_id, state, holder, token, claims["jti"], claims["exp"], retraction=True)
 
 
@@ -278,6 +291,8 @@ async def refresh_due(node: TrustNode) -> None:
 async def search(node: TrustNode, service_id: str, query: dict[str, str]) -> list[dict[str, Any]]:
     definition = service(node, service_id)
     copy = await _synchronise(node, definition)
+    defect = "substring" if node.faulty("discovery-search-substring") else None
+    defect = "case" if node.faulty("discovery-search-case-sensitive") else defect
     results = []
     now = time.time()
     for entry in copy["entries"].values():
@@ -285,7 +300,7 @@ async def search(node: TrustNode, service_id: str, query: dict[str, str]) -> lis
         if presentation.claims.get("exp", 0) <= now:
             continue  # an expired registration no longer says anything
         views = [vc.credential_view(vc.Jwt.read(c)) for c in vc.presented(presentation)]
-        if all(any(_matches(_lookup(v, path), pattern) for v in views) for path, pattern in query.items()):
+        if all(any(_matches(_lookup(v, path), pattern, defect) for v in views) for path, pattern in query.items()):
             registration = next((v for v in views if REGISTRATION_CREDENTIAL in v["type"]), None)
             parameters = {k: v for k, v in (registration or {}).get("credentialSubject", {}).items() if k != "id"}
             results.append(
@@ -311,7 +326,8 @@ async def _synchronise(node: TrustNode, definition: Service) -> dict[str, Any]:
     for timestamp in sorted(new, key=int):  # in order: a later retraction undoes a registration
         presentation = vc.Jwt.read(new[timestamp])
         if RETRACTED in vc.presentation_types(presentation):
-            copy["entries"].pop(presentation.signer_did, None)
+            if not node.faulty("discovery-ignores-retraction"):
+                copy["entries"].pop(presentation.signer_did, None)
         else:
             copy["entries"][presentation.signer_did] = {"vp": new[timestamp]}
     copy["timestamp"] = int(answer.get("timestamp", copy["timestamp"]))
@@ -327,11 +343,14 @@ def _lookup(view: dict[str, Any], dotted: str) -> Any:
         return None
 
 
-def _matches(value: Any, pattern: str) -> bool:
-    """Case-insensitive; a `*` at the start or end stands for any text."""
+def _matches(value: Any, pattern: str, defect: str | None = None) -> bool:
+    """Case-insensitive; a `*` at the start or end stands for any text. `defect` is a self-test
+    fault: "substring" matches any part of the value without a wildcard, "case" compares case."""
     if not isinstance(value, str):
         return False
-    text, pattern = value.lower(), pattern.lower()
+    text, pattern = (value, pattern) if defect == "case" else (value.lower(), pattern.lower())
+    if defect == "substring":
+        return pattern.strip("*") in text
     if pattern.startswith("*") and pattern.endswith("*") and len(pattern) > 1:
         return pattern[1:-1] in text
     if pattern.endswith("*"):

@@ -98,22 +98,22 @@ def verify_proof(
     if not isinstance(claims, dict):
         raise DpopError("the DPoP proof's payload is not a JSON object")
     if claims.get("htm") != method.upper():
-        raise DpopError(f"the DPoP proof is for method {claims.get('htm')!r}, not {method.upper()}")
+        raise DpopError(f"method mismatch: the DPoP proof is for method {claims.get('htm')!r}, not {method.upper()}")
     htu = claims.get("htu")
     if not isinstance(htu, str) or target_uri(htu) != target_uri(url):
-        raise DpopError(f"the DPoP proof is for {claims.get('htu')!r}, not {target_uri(url)}")
+        raise DpopError(f"url mismatch: the DPoP proof is for {claims.get('htu')!r}, not {target_uri(url)}")
     now = time.time()
     iat = claims.get("iat")
     if not isinstance(iat, int | float) or abs(now - iat) > IAT_WINDOW_SECONDS:
         raise DpopError("the DPoP proof's iat is missing or too far from now")
     if access_token is not None and claims.get("ath") != token_hash(access_token):
-        raise DpopError("the DPoP proof's ath does not match the access token")
+        raise DpopError("ath mismatch: the DPoP proof's ath does not match the access token")
     key_thumbprint = key.thumbprint()
     if thumbprint is not None and key_thumbprint != thumbprint:
-        raise DpopError("the DPoP proof is signed with another key than the token is bound to")
+        raise DpopError("jkt mismatch: the DPoP proof is signed with another key than the token is bound to")
     jti = claims.get("jti")
     if not isinstance(jti, str) or not jti or len(jti) > MAX_JTI_LENGTH:
         raise DpopError(f"the DPoP proof's jti is missing or longer than {MAX_JTI_LENGTH} characters")
     if not seen.first_use(f"dpop|{jti}", now, now + JTI_MEMORY_SECONDS):
-        raise DpopError("the DPoP proof was used before")
+        raise DpopError("jti already used: the DPoP proof was used before")
     return VerifiedProof(jti=jti, thumbprint=key_thumbprint)

@@ -11,6 +11,7 @@ from typing import Any
 from joserfc.jwk import ECKey
 
 from nodes.common.config import NodeConfig
+from nodes.common.faults import fault_switch
 from nodes.common.http import HttpError, outbound_client
 from nodes.common.storage import DocumentStore
 from nodes.trust import credentials as vc
@@ -30,6 +31,7 @@ TRUST = "trusted_issuers"  # key "<credential type>|<issuer DID>"
 class TrustNode:
     def __init__(self, config: NodeConfig):
         self.config = config
+        self.faulty = fault_switch(config)  # the one deliberate defect of a self-test variant, if any
         self.store = DocumentStore(config.data_dir / "trust.sqlite")
         self.client = outbound_client(config)
         self.resolver = Resolver(self.client, self.local_document)
@@ -42,6 +44,7 @@ class TrustNode:
         # 0, the default, makes every verification see a revocation at once.
         self.status_list_max_age = int(config.settings.get("status_list_max_age_seconds", 0))
         self.one_use = OneUseMemory()  # presentation nonces and DPoP proof ids
+        self._first_subject: str | None = None  # for the did-document-wrong-key defect only
         # Issued access tokens live in memory, as in the Nuts node: they last minutes. A restart
         # forgets them; a client that cached one finds it inactive and asks for a new one,
         # bypassing its cache with Cache-Control: no-cache.
@@ -49,6 +52,12 @@ class TrustNode:
         # Tokens this node obtained for its subjects, reused while they last:
         # (subject, authorization server, scope, token type) -> (expires at, token response).
         self.client_tokens: dict[tuple[str, str, str, str], tuple[float, dict[str, Any]]] = {}
+
+    def dpop_memory(self, where: str) -> OneUseMemory:
+        """Where DPoP proof ids are remembered for a check at `where` ("token" or "validate"); a
+        defect of the self-test forgets them there, so a proof can be used again."""
+        forgets = {"token": "token-accepts-reused-dpop-proof", "validate": "dpop-validate-accepts-reused-proof"}
+        return OneUseMemory() if self.faulty(forgets[where]) else self.one_use
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -74,7 +83,11 @@ class TrustNode:
         return self.store.get(SUBJECTS, entry["subject"]) if entry else None
 
     def document(self, record: dict[str, Any]) -> dict[str, Any]:
-        return build_document(record["did"], public_jwk(self._key(record["subject"])), record["services"])
+        key_of = record["subject"]
+        if self.faulty("did-document-wrong-key"):  # one node-wide key published for every subject
+            key_of = self._first_subject or next(iter(self.store.iterate(SUBJECTS)))["subject"]
+            self._first_subject = key_of
+        return build_document(record["did"], public_jwk(self._key(key_of)), record["services"])
 
     def local_document(self, did: str) -> dict[str, Any] | None:
         record = self.subject_of_did(did)
@@ -103,6 +116,8 @@ class TrustNode:
         remaining = [s for s in record["services"] if s["id"] != full_id]
         if len(remaining) == len(record["services"]):
             raise HttpError(404, "Not Found", f"subject {subject!r} has no service {service_id!r}")
+        if self.faulty("service-not-removed"):
+            return
         record["services"] = remaining
         self.store.put(SUBJECTS, subject, record)
 
@@ -122,7 +137,7 @@ class TrustNode:
             raise HttpError(400, "Bad Request", "'issuer' must be a DID of this node")
         expires_at = _epoch(request.get("expirationDate"), "expirationDate")
         revocable = request.get("withStatusList2021Revocation", False) is True
-        if expires_at is None and not revocable:
+        if expires_at is None and not revocable and not self.faulty("issue-unrevocable-without-expiry"):
             # As the Nuts node: a credential that never expires must at least be revocable.
             raise HttpError(
                 400, "Bad Request", "a credential without expirationDate needs withStatusList2021Revocation"
@@ -143,6 +158,8 @@ class TrustNode:
             raise HttpError(
                 400, "Bad Request", "this credential was issued without a status list and cannot be revoked"
             )
+        if self.faulty("revocation-not-recorded"):
+            return
         if not self.status_lists.revoke(record["issuer"], int(record["status"]["statusListIndex"])):
             raise HttpError(409, "Conflict", f"credential {credential_id} is already revoked")
 
@@ -177,37 +194,54 @@ class TrustNode:
             exp=_epoch(request.get("expires"), "expires"),
         )
 
-    async def verify_presentation(self, token: str, verify_credentials: bool = True) -> list[dict[str, Any]]:
-        """Signature and validity of a JWT presentation (and of its credentials)."""
+    async def verify_presentation(
+        self, token: str, verify_credentials: bool = True, **checks: bool
+    ) -> list[dict[str, Any]]:
+        """Signature and validity of a JWT presentation (and of its credentials); `checks` are
+        verify_credential's flags, applied to the presentation's signature too."""
         now = time.time()
         presentation = vc.Jwt.read(token)
         if presentation.signer_did != presentation.claims.get("iss"):
             raise vc.CredentialError("the presentation is not signed by its holder")
-        await vc.verify_signature(presentation, self.resolver)
+        if checks.get("check_signature", True):
+            await vc.verify_signature(presentation, self.resolver)
         vc.check_validity_period(presentation, now, "the presentation")
         inner = vc.presented(presentation)
         if verify_credentials:
-            return [await self.verify_credential(c, now) for c in inner]
+            return [await self.verify_credential(c, now, **checks) for c in inner]
         return [vc.credential_view(vc.Jwt.read(c)) for c in inner]
 
     # --- wallet and trust ----------------------------------------------------------------
-    async def verify_credential(self, token: str, now: float | None = None) -> dict[str, Any]:
-        """Signature, validity period and trusted issuer; returns the credential's W3C view."""
+    async def verify_credential(
+        self,
+        token: str,
+        now: float | None = None,
+        *,
+        check_signature: bool = True,
+        check_trust: bool = True,
+        check_expiry: bool = True,
+        check_revocation: bool = True,
+    ) -> dict[str, Any]:
+        """Signature, validity period, trusted issuer and revocation; returns the credential's
+        W3C view. Every check is on by default; the flags exist for the self-test's defects."""
         now = time.time() if now is None else now
         jwt = vc.Jwt.read(token)
         view = vc.credential_view(jwt)
         if jwt.signer_did != jwt.claims.get("iss"):
             raise vc.CredentialError("the credential is not signed by its issuer")
-        await vc.verify_signature(jwt, self.resolver)
-        vc.check_validity_period(jwt, now, f"credential {view['id']}")
+        if check_signature:
+            await vc.verify_signature(jwt, self.resolver)
+        if check_expiry:
+            vc.check_validity_period(jwt, now, f"credential {view['id']}")
         # Every type must be trusted for this issuer: otherwise an issuer trusted for one type
         # could add a type it is not trusted for and be believed on it.
         types = vc.types_of(view)
         untrusted = [t for t in types if not self.is_trusted(t, view["issuer"])]
-        if not types or untrusted:
+        if check_trust and (not types or untrusted):
             named = ", ".join(untrusted) or "(no type besides VerifiableCredential)"
             raise vc.CredentialError(f"issuer {view['issuer']} is not trusted for {named}")
-        await self._check_not_revoked(view)
+        if check_revocation:
+            await self._check_not_revoked(view)
         return view
 
     async def _check_not_revoked(self, view: dict[str, Any]) -> None:
@@ -223,7 +257,7 @@ class TrustNode:
                 raise vc.CredentialError("the credentialStatus lacks statusListCredential or statusListIndex")
             encoded = await self.status_reader.encoded_list(url, view["issuer"])
             if is_set(encoded, int(index)):
-                raise vc.CredentialError(f"credential {view['id']} has been revoked")
+                raise vc.CredentialError(f"credential {view['id']} is revoked")
 
     def search(self, query: dict[str, Any], allow_untrusted: bool) -> list[str]:
         """Credentials this node issued or holds whose W3C view contains `query` (every field
@@ -233,7 +267,8 @@ class TrustNode:
         for token in sorted(known):
             view = vc.credential_view(vc.Jwt.read(token))
             trusted = all(self.is_trusted(t, view["issuer"]) for t in vc.types_of(view))
-            if _contains(view, query) and (trusted or allow_untrusted):
+            allowed = allow_untrusted and not self.faulty("search-ignores-untrusted-option")
+            if _contains(view, query) and (trusted or allowed):
                 found.append(token)
         return found
 
@@ -241,7 +276,7 @@ class TrustNode:
         key = f"{credential_type}|{issuer}"
         if trusted:
             self.store.put(TRUST, key, {"credentialType": credential_type, "issuer": issuer})
-        else:
+        elif not self.faulty("trust-not-withdrawn"):
             self.store.delete(TRUST, key)
 
     def is_trusted(self, credential_type: str, issuer: str) -> bool:

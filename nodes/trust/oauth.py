@@ -17,6 +17,7 @@ from nodes.trust import credentials as vc
 from nodes.trust import dpop
 from nodes.trust.did import key_id
 from nodes.trust.node import TrustNode
+from nodes.trust.policy import organisation_definition
 from nodes.trust.presentation import SubmissionError, check_submission, submission_for
 
 GRANT_TYPE = "vp_token-bearer"
@@ -40,7 +41,7 @@ def metadata(node: TrustNode, subject: str) -> dict[str, Any]:
     node.subject(subject)
     issuer = issuer_url(node, subject)
     return {
-        "issuer": issuer,
+        "issuer": node.config.public_url if node.faulty("as-metadata-wrong-issuer") else issuer,
         "token_endpoint": f"{issuer}/token",
         "presentation_definition_endpoint": f"{issuer}/presentation_definition",
         "grant_types_supported": [GRANT_TYPE],
@@ -55,8 +56,10 @@ def metadata(node: TrustNode, subject: str) -> dict[str, Any]:
 
 def presentation_definition(node: TrustNode, scope: str) -> dict[str, Any]:
     entry = node.policy.get(scope)
+    if entry is None and node.faulty("unknown-scope-accepted"):
+        entry = {"organization": organisation_definition(scope)}
     if entry is None:
-        raise OAuthError("invalid_scope", f"scope {scope!r} is not in this node's policy")
+        raise OAuthError("invalid_scope", f"unsupported scope {scope!r}: it is not in this node's policy")
     return entry["organization"]
 
 
@@ -64,6 +67,8 @@ async def token(node: TrustNode, subject: str, form: dict[str, str], dpop_proof:
     node.subject(subject)
     # A DPoP proof is about the request as a whole, so it is checked before the presentation.
     bound_to = _token_endpoint_proof(node, subject, dpop_proof) if dpop_proof is not None else None
+    if node.faulty("token-ignores-dpop-proof"):
+        bound_to = None
     if form.get("grant_type") != GRANT_TYPE:
         raise OAuthError("unsupported_grant_type", f"grant_type must be {GRANT_TYPE!r}")
     for name in ("assertion", "presentation_submission", "scope"):
@@ -81,8 +86,41 @@ async def token(node: TrustNode, subject: str, form: dict[str, str], dpop_proof:
         raise OAuthError("invalid_request", f"assertion: {exc}") from None
 
     # 1. The presentation is short-lived: at most 5 seconds between nbf and exp.
-    _check_window(vp, now)
+    if not node.faulty("token-skips-validity-window"):
+        _check_window(vp, now)
     # 2. One signer, who is the subject of every credential presented.
+    signer = vp.signer_did
+    if not node.faulty("token-skips-signer-check"):
+        _check_signer(vp, views)
+    # 3. The audience is this authorization server's issuer URL (the node, not RFC021 text).
+    audience = vp.claims.get("aud")
+    audiences = audience if isinstance(audience, list) else [audience]
+    if issuer_url(node, subject) not in audiences and not node.faulty("token-skips-audience-check"):
+        raise OAuthError(
+            "invalid_request", f"rule audience: the presentation audience 'aud' must be {issuer_url(node, subject)}"
+        )
+    # 4. The submission satisfies the scope's presentation definition.
+    claims = _submitted_claims(node, definition, form["presentation_submission"], views)
+    # 5. The nonce is new.
+    _check_nonce(node, vp, signer, now)
+    # 6. Signatures, validity and trust of everything presented.
+    try:
+        await vc.verify_signature(vp, node.resolver)
+        for credential in credentials:
+            await node.verify_credential(
+                credential.raw,
+                now,
+                check_trust=not node.faulty("token-skips-issuer-trust"),
+                check_expiry=not node.faulty("token-skips-credential-expiry"),
+                check_revocation=not node.faulty("token-skips-revocation"),
+            )
+    except vc.CredentialError as exc:
+        raise OAuthError("invalid_request", f"rule verification: {exc}") from None
+    client = views[0]["issuer"] if node.faulty("introspection-wrong-client") else signer
+    return _issue_token(node, subject, client, form["scope"], claims, int(now), bound_to)
+
+
+def _check_signer(vp: vc.Jwt, views: list[dict[str, Any]]) -> None:
     signer = vp.signer_did
     if not signer or vp.claims.get("iss") != signer or vp.claims.get("sub", signer) != signer:
         raise OAuthError(
@@ -94,33 +132,32 @@ async def token(node: TrustNode, subject: str, form: dict[str, str], dpop_proof:
                 "invalid_request",
                 f"rule signer: credential {view['id']} is about another subject than the signer {signer}",
             )
-    # 3. The audience is this authorization server's issuer URL (the node, not RFC021 text).
-    audience = vp.claims.get("aud")
-    audiences = audience if isinstance(audience, list) else [audience]
-    if issuer_url(node, subject) not in audiences:
-        raise OAuthError("invalid_request", f"rule audience: 'aud' must be {issuer_url(node, subject)}")
-    # 4. The submission satisfies the scope's presentation definition.
+
+
+def _submitted_claims(
+    node: TrustNode, definition: dict[str, Any], submission_json: str, views: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The claims the definition's field ids name, once the submission is found to answer it."""
+    if node.faulty("token-skips-presentation-definition"):
+        return {}
     try:
-        submission = json.loads(form["presentation_submission"])
-        claims = check_submission(definition, submission, {"verifiableCredential": views})
+        submission = json.loads(submission_json)
+        return check_submission(definition, submission, {"verifiableCredential": views})
     except (ValueError, SubmissionError) as exc:
         raise OAuthError("invalid_request", f"rule presentation_definition: {exc}") from None
-    # 5. The nonce is new.
+
+
+def _check_nonce(node: TrustNode, vp: vc.Jwt, signer: str, now: float) -> None:
     nonce = vp.claims.get("nonce")
     if not isinstance(nonce, str) or not nonce:
         raise OAuthError("invalid_request", "rule nonce: the presentation has no nonce")
+    if node.faulty("token-skips-nonce-check"):
+        return
     # Remembered while the presentation could still be accepted, and at least 10 s.
     remember_until = max(now + NONCE_MEMORY_SECONDS, vp.claims["exp"] + vc.CLOCK_SKEW_SECONDS)
-    if not node.one_use.first_use(f"nonce|{signer}|{nonce}", now, remember_until):
+    remembered = f"nonce|{signer}" if node.faulty("nonce-remembered-per-signer") else f"nonce|{signer}|{nonce}"
+    if not node.one_use.first_use(remembered, now, remember_until):
         raise OAuthError("invalid_request", "rule nonce: this nonce was used before")
-    # 6. Signatures, validity and trust of everything presented.
-    try:
-        await vc.verify_signature(vp, node.resolver)
-        for credential in credentials:
-            await node.verify_credential(credential.raw, now)
-    except vc.CredentialError as exc:
-        raise OAuthError("invalid_request", f"rule verification: {exc}") from None
-    return _issue_token(node, subject, signer, form["scope"], claims, int(now), bound_to)
 
 
 def _check_window(vp: vc.Jwt, now: float) -> None:
@@ -132,7 +169,7 @@ def _check_window(vp: vc.Jwt, now: float) -> None:
     if exp - nbf > MAX_VP_WINDOW_SECONDS:
         raise OAuthError(
             "invalid_request",
-            f"rule validity: the presentation is valid for {exp - nbf:.0f} s; "
+            f"rule validity: the presentation is valid for {exp - nbf:.0f} s, too long: "
             f"at most {MAX_VP_WINDOW_SECONDS} s is allowed",
         )
     if not nbf - vc.CLOCK_SKEW_SECONDS <= now < exp + vc.CLOCK_SKEW_SECONDS:
@@ -142,7 +179,7 @@ def _check_window(vp: vc.Jwt, now: float) -> None:
 def _token_endpoint_proof(node: TrustNode, subject: str, proof: str) -> str:
     """The thumbprint of the key a valid proof for this token endpoint was signed with."""
     try:
-        verified = dpop.verify_proof(proof, "POST", f"{issuer_url(node, subject)}/token", node.one_use)
+        verified = dpop.verify_proof(proof, "POST", f"{issuer_url(node, subject)}/token", node.dpop_memory("token"))
     except dpop.DpopError as exc:
         raise OAuthError("invalid_dpop_proof", str(exc)) from None
     return verified.thumbprint
@@ -159,6 +196,8 @@ def _issue_token(
 ) -> dict[str, Any]:
     """An opaque token kept server side; DPoP-bound (cnf.jkt) when the request had a proof."""
     access_token = secrets.token_urlsafe(32)
+    if node.faulty("introspection-omits-policy-claims"):
+        claims = {}
     record = {
         **claims,  # first: a policy field id may not overwrite what the node itself vouches for
         "iss": issuer_url(node, subject),
@@ -176,6 +215,8 @@ def _issue_token(
 
 def introspect(node: TrustNode, access_token: str) -> dict[str, Any]:
     record = node.access_tokens.get(access_token) if access_token else None
+    if record is None and node.faulty("introspection-always-active"):
+        return {"active": True}
     if record is None:  # unknown or expired
         return {"active": False}
     return {**record, "active": True}

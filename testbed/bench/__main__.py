@@ -16,6 +16,7 @@ Permit from a registered consent, next to the raw endpoint behind the same mutua
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -118,7 +119,7 @@ def _measure(results: dict[str, Any], scratch: Path, args: argparse.Namespace) -
             measured["token endpoint, status list cached 60 s"] = _measure_tokens(running, scratch, args)
 
 
-def _network(scratch: Path, status_list_max_age: int):
+def _network(scratch: Path, status_list_max_age: int) -> contextlib.AbstractContextManager[RunningNetwork]:
     text = REFERENCE.read_text(encoding="utf-8").replace(
         "      - name: authority-trust\n        role: trust\n",
         "      - name: authority-trust\n        role: trust\n"

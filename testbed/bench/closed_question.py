@@ -145,7 +145,7 @@ def signed_query(question: Request, variables: dict[str, Any], identity: Signing
 
 
 def _url(request: Request, node: str, variables: dict[str, Any]) -> str:
-    base = variables["nodes"][node]["url" if request.api == "public" else "internal_url"]
+    base = str(variables["nodes"][node]["url" if request.api == "public" else "internal_url"])
     return base + str(render(request.path, variables))
 
 

@@ -95,7 +95,8 @@ def run_python_driver(load: Load, options: list[str]) -> dict[str, Any]:
     command = [sys.executable, "-m", "testbed.bench.driver", "--url", load.url]
     command += ["--connections", str(load.connections), "--seconds", str(load.seconds), *options]
     try:
-        return json.loads(run_pinned(command, load.seconds))
+        answer: dict[str, Any] = json.loads(run_pinned(command, load.seconds))
+        return answer
     except ValueError as exc:
         raise BenchError(f"the Python driver's output could not be read: {exc}") from None
 

@@ -29,8 +29,8 @@ from testbed.bench.drivers import parse_wrk, run_pinned
 from testbed.bench.servers import DRIVER_CORE, Endpoint, on_core, static_endpoint
 from testbed.load.plan import PLAN_VARIABLE, LoadPlan
 from testbed.load.runner import locust_commands
-from testbed.load.settings import LoadSettings
 from testbed.network import RunningNetwork
+from testbed.scenario.load_settings import LoadSettings
 
 HARNESS_LOCUSTFILE = Path(__file__).resolve().parent.parent / "load" / "locustfile.py"
 RAW_LOCUSTFILE = Path(__file__).with_name("raw_locustfile.py")

@@ -46,11 +46,11 @@ class Meter:
                 gevent.sleep(INTERVAL_SECONDS)
 
 
-@events.init.add_listener
+@events.init.add_listener  # type: ignore[untyped-decorator]
 def _start(environment: Environment, **_: Any) -> None:
     folder = os.environ.get(METER_FOLDER_VARIABLE)
     if not folder or isinstance(environment.runner, MasterRunner):
         return  # a master sends no requests of its own
     meter = Meter(Path(folder) / f"{os.getpid()}.jsonl")
-    environment.events.request.add_listener(meter.count)
+    environment.events.request.add_listener(meter.count)  # type: ignore[no-untyped-call]
     gevent.spawn(meter.write_forever)

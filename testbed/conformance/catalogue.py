@@ -48,7 +48,7 @@ class Catalogue:
             by_role.setdefault(catalogue.role, []).extend(catalogue.requirements)
         return cls(by_role)
 
-    def __contains__(self, requirement_id: str) -> bool:
+    def __contains__(self, requirement_id: object) -> bool:
         return requirement_id in self._index
 
     def get(self, requirement_id: str) -> tuple[str, Requirement]:

@@ -4,6 +4,7 @@ network, replay the scenarios, and fold the checks into one results model."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import platform
@@ -19,6 +20,7 @@ import httpx
 from nodes.common.xmldsig import SigningIdentity
 from testbed import __version__
 from testbed.conformance.catalogue import Catalogue
+from testbed.conformance.mutants import recorded_score
 from testbed.errors import ConfigError, ExitCode, TestbedError
 from testbed.files import display_path
 from testbed.network import NetworkOptions, RunningNetwork
@@ -32,12 +34,13 @@ from testbed.report.model import (
     RequirementCoverage,
     RunResults,
     Summary,
+    Verdict,
 )
 from testbed.runtime.state import RunFolder
 from testbed.scenario.engine import Engine
 from testbed.scenario.loader import LoadedScenario, check_scenario, load_scenario
 from testbed.scenario.transport import HttpxTransport
-from testbed.topology import LoadedNetwork, load_network
+from testbed.topology import LoadedNetwork, UrlImplementation, load_network
 
 
 @dataclass(kw_only=True)
@@ -82,9 +85,25 @@ def run_conformance(options: ConformanceOptions) -> RunResults:
     catalogue = Catalogue.load()
     loaded = prepare(options, catalogue)
     results = base_results(options.folder.run_id, options.runtime, loaded, options.scenarios)
+    results.profiles = sorted({s.scenario.profile for s in options.scenarios if s.scenario.profile})
+    results.mutation_scores = [score for role in results.profiles if (score := recorded_score(role))]
     return run_on_network(
-        options, loaded, results, catalogue, lambda running: _replay(options, loaded, running, results)
+        options,
+        loaded,
+        results,
+        catalogue,
+        lambda running: _replay(options, loaded, running, results),
+        roles=coverage_roles(options.scenarios, catalogue),
     )
+
+
+def coverage_roles(scenarios: list[LoadedScenario], catalogue: Catalogue) -> set[str]:
+    """Whose requirements a conformance run reports: a run of profiles only, their roles'; a
+    run with use-case scenarios, every role's but those of load runs."""
+    profiles = {s.scenario.profile for s in scenarios}
+    if None not in profiles:
+        return {p for p in profiles if p}
+    return set(catalogue.by_role) - {"load"}
 
 
 def run_on_network(
@@ -93,17 +112,20 @@ def run_on_network(
     results: RunResults,
     catalogue: Catalogue,
     work: Callable[[RunningNetwork], None],
+    roles: set[str] | None = None,
 ) -> RunResults:
     """Do a run's work on its network, whatever fails, then complete the results: an error of
-    the harness or the environment, the containers' resource use, the end time, the verdict."""
+    the harness or the environment, the containers' resource use, the end time, the verdict.
+    `roles`: whose requirements the coverage reports (None: every role's)."""
     try:
         with options.network(loaded) as running:
+            results.implementations = implementations(running)
             work(running)
     except TestbedError as exc:
         results.error = str(exc)
     results.node_resources = node_resources(options.folder)
     results.finished = datetime.now(UTC)
-    finalise(results, catalogue)
+    finalise(results, catalogue, roles)
     return results
 
 
@@ -128,12 +150,33 @@ def base_results(run_id: str, runtime: str, loaded: LoadedNetwork, scenarios: li
         network=InputFile(path=display_path(loaded.path), sha256=loaded.sha256),
         scenario_files=[InputFile(path=display_path(s.path), sha256=s.sha256) for s in scenarios],
         machine=MachineInfo(platform=platform.platform(), python=platform.python_version(), cpus=os.cpu_count() or 1),
+        implementations=declared_implementations(loaded),
     )
 
 
+def declared_implementations(loaded: LoadedNetwork) -> list[ImplementationInfo]:
+    """The nodes as the network file names them, so that a report lists what was under test
+    even when the run ends before the network is up."""
+    infos = []
+    for organisation, node in loaded.network.nodes():
+        implementation = node.implementation
+        url = implementation if isinstance(implementation, UrlImplementation) else None
+        infos.append(
+            ImplementationInfo(
+                node=node.name,
+                role=node.role.value,
+                organisation=organisation.id,
+                kind="url" if url else "image" if node.image else "reference",
+                public_url=url.url if url else None,
+                internal_url=(url.internal_url or url.url) if url else None,
+                image=node.image,
+            )
+        )
+    return infos
+
+
 def _replay(options: ConformanceOptions, loaded: LoadedNetwork, running: RunningNetwork, results: RunResults) -> None:
-    results.implementations = implementations(running)
-    with running.client() as client:
+    with running.client() as client, running.client(certificate=False) as anonymous:
         # `run.id` is this replay's own id, unique even when replaying against a network
         # that `testbed up` started earlier (whose id is `network.run_id`).
         context = {
@@ -141,10 +184,11 @@ def _replay(options: ConformanceOptions, loaded: LoadedNetwork, running: Running
             "run": {"id": options.folder.run_id},
             "user": {"index": 0, "iteration": 1},  # a load run has many users; a conformance run one
         }
-        engine = Engine(loaded.network, context, HttpxTransport(client), running.log_tail, _signer(running))
+        engine = Engine(loaded.network, context, HttpxTransport(client, anonymous), running.log_tail, _signer(running))
         for scenario in options.scenarios:
-            options.on_progress(f"scenario {scenario.scenario.name} ({len(scenario.scenario.steps)} steps)")
-            results.scenarios.append(engine.run(scenario, lambda c, s=scenario: options.on_check(s.scenario.name, c)))
+            name = scenario.scenario.name
+            options.on_progress(f"scenario {name} ({len(scenario.scenario.steps)} steps)")
+            results.scenarios.append(engine.run(scenario, functools.partial(options.on_check, name)))
 
 
 def _signer(running: RunningNetwork) -> SigningIdentity | None:
@@ -171,14 +215,16 @@ def implementations(running: RunningNetwork) -> list[ImplementationInfo]:
                     kind=plan.kind,
                     public_url=plan.public_url,
                     internal_url=plan.internal_url,
+                    image=plan.image,
                     version=version,
                 )
             )
     return infos
 
 
-def finalise(results: RunResults, catalogue: Catalogue) -> None:
-    """Requirement coverage, the summary counts and the exit code."""
+def finalise(results: RunResults, catalogue: Catalogue, roles: set[str] | None = None) -> None:
+    """Requirement coverage (of `roles`, or of every role), the summary counts, the verdict
+    and the exit code."""
     verified: dict[str, list[tuple[str, CheckResult]]] = {}
     for scenario, check in results.all_checks():
         for requirement_id in check.requirements:
@@ -194,6 +240,7 @@ def finalise(results: RunResults, catalogue: Catalogue) -> None:
             checks=[f"{s}/{c.id}" for s, c in verified.get(req.id, [])],
         )
         for role, req in catalogue.all()
+        if roles is None or role in roles
     ]
     checks = [c for _, c in results.all_checks()]
     count = {o: sum(c.outcome == o for c in checks) for o in Outcome}
@@ -204,6 +251,13 @@ def finalise(results: RunResults, catalogue: Catalogue) -> None:
     must_failed = sum(c.outcome == Outcome.FAILED and verifies_must(c) for c in checks)
     # A MUST check that could not run because an earlier step failed has not passed either.
     must_blocked = sum(c.outcome == Outcome.SKIPPED and c.blocked_by is not None and verifies_must(c) for c in checks)
+    # A profile is its role's contract: a MUST of the role that no check tested leaves the
+    # verdict open, however well everything else went.
+    must_untested = [
+        r.id
+        for r in results.requirements
+        if r.role in results.profiles and r.level == Level.MUST and r.outcome in (None, Outcome.SKIPPED)
+    ]
     results.summary = Summary(
         total=len(checks),
         passed=count[Outcome.PASSED],
@@ -212,16 +266,20 @@ def finalise(results: RunResults, catalogue: Catalogue) -> None:
         error=count[Outcome.ERROR],
         must_failed=must_failed,
         must_blocked=must_blocked,
+        must_untested=must_untested,
         requirements_total=len(results.requirements),
         requirements_covered=sum(r.outcome not in (None, Outcome.SKIPPED) for r in results.requirements),
     )
     if results.error or not checks:
-        results.exit_code = ExitCode.HARNESS_ERROR  # the run itself did not complete
+        results.verdict, results.exit_code = Verdict.ERROR, ExitCode.HARNESS_ERROR  # the run did not complete
     elif must_failed or must_blocked:
-        results.exit_code = ExitCode.FAILED
-    elif count[Outcome.ERROR]:
-        results.exit_code = ExitCode.HARNESS_ERROR
+        results.verdict, results.exit_code = Verdict.FAILS, ExitCode.FAILED
+    elif count[Outcome.ERROR]:  # a check could not be carried out: no verdict either way
+        results.verdict, results.exit_code = Verdict.ERROR, ExitCode.HARNESS_ERROR
+    elif must_untested:
+        results.verdict, results.exit_code = Verdict.INCOMPLETE, ExitCode.INCOMPLETE
     else:
+        results.verdict = Verdict.CONFORMS if results.profiles else Verdict.PASSES
         results.exit_code = ExitCode.OK
 
 

@@ -56,7 +56,7 @@ gc.set_threshold(20_000, 50, 100)
 
 def _ssl_context() -> ssl.SSLContext:
     """Trust the network's CAs only, and present the harness's certificate (mutual TLS)."""
-    context = gevent.ssl.create_default_context(cafile=str(PLAN.ca_bundle))
+    context: ssl.SSLContext = gevent.ssl.create_default_context(cafile=str(PLAN.ca_bundle))
     if PLAN.client_cert and PLAN.client_key:
         context.load_cert_chain(str(PLAN.client_cert), str(PLAN.client_key))
     return context
@@ -74,6 +74,8 @@ class LocustTransport:
         self.pending: list[Any] = []
 
     def send(self, outgoing: Outgoing) -> Reply:
+        if outgoing.anonymous:  # a user's session always presents the harness's certificate
+            raise TransportError("a load run cannot send without a client certificate (client_certificate: none)")
         sent = self.session.request(
             outgoing.method,
             outgoing.url,
@@ -152,4 +154,4 @@ if PLAN.settings.stages:
         """The scenario's stages, followed once a second."""
 
         def tick(self) -> tuple[int, float] | None:
-            return target(PLAN.settings.stages, self.get_run_time())
+            return target(PLAN.settings.stages, self.get_run_time())  # type: ignore[no-untyped-call]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from testbed.load.thresholds import PERCENTILES, Threshold
 from testbed.report.model import RequestFigures, SeriesPoint, ThresholdOutcome
+from testbed.scenario.thresholds import PERCENTILES, Threshold
 
 OVERALL = "Aggregated"  # Locust's name for the row over every request
 
@@ -17,7 +17,8 @@ STEP_TYPE = "STEP"  # the request type of a step that failed before it sent anyt
 def read_figures(stats_csv: Path) -> tuple[RequestFigures | None, list[RequestFigures]]:
     """(overall, per step) from `<prefix>_stats.csv`. A step's failures before sending (rows of
     type STEP) count as its failures and in `step_errors`, not as requests it made."""
-    overall, steps = None, {}
+    overall: RequestFigures | None = None
+    steps: dict[str, RequestFigures] = {}
     for row in _rows(stats_csv):
         figures = _figures(row)
         if row["Name"] == OVERALL:

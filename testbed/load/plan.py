@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from testbed.load.settings import LoadSettings
+from testbed.scenario.load_settings import LoadSettings
 
 PLAN_VARIABLE = "TESTBED_LOAD_PLAN"  # the environment variable Locust's processes read it from
 

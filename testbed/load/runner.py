@@ -18,17 +18,17 @@ from pathlib import Path
 import psutil
 
 from testbed.conformance.catalogue import Catalogue
-from testbed.conformance.runner import base_results, implementations, run_on_network
+from testbed.conformance.runner import base_results, run_on_network
 from testbed.errors import ConfigError, TestbedError
 from testbed.load import perf
 from testbed.load.plan import PLAN_VARIABLE, LoadPlan
-from testbed.load.settings import LoadSettings
-from testbed.load.thresholds import Threshold
 from testbed.network import NetworkOptions, RunningNetwork
 from testbed.report.model import CheckResult, NodeSample, Outcome, Performance, RunResults, ScenarioResult
 from testbed.runtime.docker import container_pid
 from testbed.runtime.plan import free_loopback_port
+from testbed.scenario.load_settings import LoadSettings
 from testbed.scenario.loader import LoadedScenario, check_scenario, load_scenario
+from testbed.scenario.thresholds import Threshold
 from testbed.topology import load_network
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
@@ -106,7 +106,6 @@ def _drive(
     results: RunResults,
     network_path: Path,
 ) -> None:
-    results.implementations = implementations(running)
     state = running.state
     load_dir = options.folder.report_dir / "load"
     load_dir.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from testbed.load.settings import Stage
+from testbed.scenario.load_settings import Stage
 
 
 def target(stages: Sequence[Stage], elapsed: float, start_users: int = 0) -> tuple[int, float] | None:

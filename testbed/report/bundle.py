@@ -79,7 +79,7 @@ def verify_bundle(bundle: Path, public_key_file: Path) -> dict[str, Any]:
         raise BundleError(f"the signature does not verify with {public_key_file}: {exc}") from None
     if verified.payload != contents[MANIFEST]:
         raise BundleError("the signed manifest is not the manifest in the bundle")
-    manifest = json.loads(verified.payload)
+    manifest: dict[str, Any] = json.loads(verified.payload)
     listed = manifest["files"]
     present = {name for name in contents if name not in (MANIFEST, SIGNATURE)}
     changed = [name for name, digest in listed.items() if name in contents and _sha256(contents[name]) != digest]

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from testbed.report.model import Outcome, RunResults
+from testbed.report.summary import verdict_line
 
 CONTEXT = {
     "earl": "http://www.w3.org/ns/earl#",
@@ -44,7 +45,7 @@ def earl_document(results: RunResults) -> dict[str, Any]:
                 "@type": ["earl:TestSubject", "doap:Project"],
                 "doap:name": info.node,
                 "dct:description": f"{info.role} node of {info.organisation} ({info.kind})",
-                "doap:homepage": {"@id": info.public_url},
+                **({"doap:homepage": {"@id": info.public_url}} if info.public_url else {}),
                 **({"doap:release": {"doap:revision": info.version}} if info.version else {}),
             }
         )
@@ -69,7 +70,39 @@ def earl_document(results: RunResults) -> dict[str, Any]:
                 "earl:mode": {"@id": "earl:automatic"},
             }
         )
-    return {"@context": CONTEXT, "@graph": graph}
+    graph.extend(_untested_assertions(results))
+    # The run's verdict first, as in every report: EARL has no term for it, so Dublin Core says it.
+    return {
+        "@context": CONTEXT,
+        "dct:title": f"{results.kind} run {results.run_id}",
+        **_verdict(results),
+        "@graph": graph,
+    }
+
+
+def _verdict(results: RunResults) -> dict[str, Any]:
+    return {"dct:description": f"verdict: {results.verdict.value}. {verdict_line(results)}"}
+
+
+def _untested_assertions(results: RunResults) -> list[dict[str, Any]]:
+    """A MUST of a profile's role that no check tested is stated as untested about the run,
+    so that merged EARL files show the gap and not just the checks that ran."""
+    run = f"urn:health-network-testbed:run:{results.run_id}"
+    return [
+        {
+            "@type": "earl:Assertion",
+            "earl:assertedBy": {"@id": ASSERTOR},
+            "earl:subject": {"@id": run},
+            "earl:test": {"@id": f"urn:health-network-testbed:requirement:{requirement}"},
+            "earl:result": {
+                "@type": "earl:TestResult",
+                "earl:outcome": {"@id": "earl:untested"},
+                "dct:description": "no check of this run tested this MUST requirement of the profile's role",
+            },
+            "earl:mode": {"@id": "earl:automatic"},
+        }
+        for requirement in results.summary.must_untested
+    ]
 
 
 def write_earl(results: RunResults, path: Path) -> None:

@@ -21,6 +21,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from testbed.report.charts import line_chart
 from testbed.report.model import CheckResult, Outcome, RunResults, ScenarioResult, SeriesPoint
+from testbed.report.summary import coverage_scope, named
 
 # The order outcomes are counted, charted and listed in: passed first, then what needs a look.
 OUTCOME_ORDER = (Outcome.PASSED, Outcome.FAILED, Outcome.ERROR, Outcome.SKIPPED)
@@ -128,6 +129,8 @@ def _environment() -> Environment:
         needs_evidence=needs_evidence,
         evidence_checks=evidence_checks,
         scenario_counts=scenario_counts,
+        named=named,
+        coverage_scope=coverage_scope,
     )
     return env
 

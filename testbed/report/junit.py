@@ -110,10 +110,12 @@ def _timestamp(scenario: ScenarioResult, results: RunResults) -> datetime:
 def _testsuite(scenario: ScenarioResult, results: RunResults) -> ET.Element:
     suite = ET.Element(
         "testsuite",
-        name=scenario.name,
-        **_counts(scenario.checks),
-        time=_seconds(sum(check.duration_ms for check in scenario.checks)),
-        timestamp=_timestamp(scenario, results).isoformat(),
+        {
+            "name": scenario.name,
+            **_counts(scenario.checks),
+            "time": _seconds(sum(check.duration_ms for check in scenario.checks)),
+            "timestamp": _timestamp(scenario, results).isoformat(),
+        },
     )
     _add_properties(
         suite,
@@ -126,6 +128,35 @@ def _testsuite(scenario: ScenarioResult, results: RunResults) -> ET.Element:
     )
     for check in scenario.checks:
         suite.append(_testcase(scenario, check))
+    return suite
+
+
+def _verdict_suite(results: RunResults) -> ET.Element | None:
+    """What no check says, as test cases a CI viewer shows in red: the harness error that ended
+    the run, and each MUST of a profile's role that no check tested (the run is incomplete)."""
+    cases = []
+    if results.error:
+        case = ET.Element("testcase", classname="run", name="the run reached a verdict", time="0")
+        ET.SubElement(case, "error", message="harness or environment error").text = results.error
+        cases.append(case)
+    for requirement in results.summary.must_untested:
+        case = ET.Element("testcase", classname="profile", name=f"{requirement} is tested", time="0")
+        message = "no check of this run tested this MUST requirement of the profile's role"
+        ET.SubElement(case, "failure", message=message, type="incomplete")
+        cases.append(case)
+    if not cases:
+        return None
+    suite = ET.Element(
+        "testsuite",
+        name=f"verdict: {results.verdict.value}",
+        tests=str(len(cases)),
+        failures=str(len(results.summary.must_untested)),
+        errors=str(1 if results.error else 0),
+        skipped="0",
+        time="0",
+        timestamp=results.started.isoformat(),
+    )
+    suite.extend(cases)
     return suite
 
 
@@ -143,12 +174,19 @@ def build_junit(results: RunResults) -> ET.ElementTree:
     all_checks = [check for _, check in results.all_checks()]
     root = ET.Element(
         "testsuites",
-        name=f"{results.kind} run {results.run_id}",
-        **_counts(all_checks),
-        time=_seconds(sum(check.duration_ms for check in all_checks)),
+        {
+            "name": f"{results.kind} run {results.run_id}",
+            **_counts(all_checks),
+            "time": _seconds(sum(check.duration_ms for check in all_checks)),
+        },
     )
     for scenario in results.scenarios:
         root.append(_testsuite(scenario, results))
+    verdict = _verdict_suite(results)
+    if verdict is not None:
+        root.append(verdict)
+        for name in ("tests", "failures", "errors"):
+            root.set(name, str(int(root.get(name, "0")) + int(verdict.get(name, "0"))))
     _make_xml_safe(root)
     return ET.ElementTree(root)
 

@@ -24,6 +24,16 @@ class Outcome(StrEnum):
     ERROR = "error"  # the harness or the environment failed, not the implementation
 
 
+class Verdict(StrEnum):
+    """What a run says about the implementations, first thing in every report."""
+
+    CONFORMS = "conforms"  # a profile run: every MUST of the profile's role tested, and passed
+    PASSES = "passes"  # no profile: every MUST check that ran passed (no claim of completeness)
+    FAILS = "fails"  # a MUST check failed, or could not run because an earlier step failed
+    INCOMPLETE = "incomplete"  # nothing failed, but a MUST of a profile's role went untested
+    ERROR = "error"  # the harness or the environment failed: no verdict on the implementations
+
+
 class Level(StrEnum):
     MUST = "MUST"
     SHOULD = "SHOULD"
@@ -97,10 +107,21 @@ class ImplementationInfo(BaseModel):
     node: str
     role: str
     organisation: str
-    kind: str  # "reference" or "url"
-    public_url: str
-    internal_url: str
+    kind: str  # "reference", "image" or "url"
+    public_url: str | None = None  # None: not known, the run ended before the node was planned
+    internal_url: str | None = None
+    image: str | None = None  # the image under test (kind "image")
     version: str | None = None  # as reported by the node's /status, when it says
+
+
+class MutationScore(BaseModel):
+    """How many known faulty variants of a role's reference node its profile catches, as last
+    measured by `testbed selftest --record` on the current list of variants."""
+
+    role: str
+    caught: int
+    total: int
+    measured: str  # the date of the measurement
 
 
 class InputFile(BaseModel):
@@ -122,6 +143,7 @@ class Summary(BaseModel):
     error: int = 0
     must_failed: int = 0  # failed checks that verify at least one MUST requirement
     must_blocked: int = 0  # MUST checks skipped because an earlier step failed
+    must_untested: list[str] = Field(default_factory=list)  # MUSTs of a profile's role no check tested
     requirements_total: int = 0
     requirements_covered: int = 0
 
@@ -187,6 +209,11 @@ class RunResults(BaseModel):
     schema_version: str = RESULTS_SCHEMA_VERSION
     kind: str = "conformance"
     run_id: str
+    # The verdict first: a reader (or a script) must not have to scroll past a green table to
+    # learn that the run ended in an error.
+    verdict: Verdict = Verdict.ERROR  # set when the run is complete
+    exit_code: int = 0
+    error: str | None = None  # a harness or environment error that stopped the run
     harness_version: str
     git_revision: str | None = None
     started: datetime
@@ -197,11 +224,13 @@ class RunResults(BaseModel):
     scenario_files: list[InputFile] = Field(default_factory=list)
     implementations: list[ImplementationInfo] = Field(default_factory=list)
     machine: MachineInfo
+    # The roles whose conformance profile this run replayed: its requirement coverage is of
+    # those roles, and it conforms only when every MUST of them was tested and passed.
+    profiles: list[str] = Field(default_factory=list)
+    mutation_scores: list[MutationScore] = Field(default_factory=list)
     scenarios: list[ScenarioResult] = Field(default_factory=list)
     requirements: list[RequirementCoverage] = Field(default_factory=list)
     summary: Summary = Field(default_factory=Summary)
-    exit_code: int = 0
-    error: str | None = None  # a harness or environment error that stopped the run
     performance: Performance | None = None  # load runs only
     # Docker runtime: per container, its CPU time and memory when the run ended.
     node_resources: dict[str, dict[str, Any]] = Field(default_factory=dict)

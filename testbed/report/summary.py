@@ -4,19 +4,72 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from testbed.report.model import Outcome, RunResults
+from testbed.report.model import Outcome, RunResults, Verdict
+
+
+def named(names: list[str], noun: str) -> str:
+    """'the trust profile', 'the consent and trust profiles'."""
+    if len(names) <= 1:
+        return f"the {''.join(names)} {noun}"
+    return f"the {', '.join(names[:-1])} and {names[-1]} {noun}s"
+
+
+def coverage_scope(results: RunResults) -> str:
+    """Whose requirements the coverage counts: ' of the trust role' when that is all of them."""
+    roles = sorted({r.role for r in results.requirements})
+    return f" of {named(roles, 'role')}" if results.profiles and roles == results.profiles else ""
+
+
+def verdict_line(results: RunResults) -> str:
+    """The verdict in one sentence, as every report states it first."""
+    s = results.summary
+    profiles = named(results.profiles, "profile")
+    match results.verdict:
+        case Verdict.ERROR:
+            cause = results.error or f"{s.error} check(s) could not be carried out"
+            return f"Error, no verdict on the implementations: {cause}"
+        case Verdict.FAILS:
+            blocked = f", {s.must_blocked} could not run after an earlier failure" if s.must_blocked else ""
+            target = f" to {profiles}" if results.profiles else ""
+            return f"Does not conform{target}: {s.must_failed} check(s) of a MUST requirement failed{blocked}."
+        case Verdict.INCOMPLETE:
+            untested = ", ".join(s.must_untested)
+            return (
+                f"Incomplete, not shown to conform to {profiles}: no check failed, but "
+                f"{len(s.must_untested)} MUST requirement(s) of the role were not tested ({untested})."
+            )
+        case Verdict.CONFORMS:
+            return f"Conforms to {profiles}: every MUST requirement of the role tested and passed."
+    return "Every MUST check passed (no profile ran: requirements no check tested are not judged)."
+
+
+def implementations_line(results: RunResults) -> str:
+    under_test = [i for i in results.implementations if i.kind != "reference"]
+    if not under_test:
+        return f"Every node is a reference node ({len(results.implementations)})."
+    named = [f"`{i.node}` ({i.role}, {i.kind} {i.image or i.public_url or ''})".replace(" )", ")") for i in under_test]
+    return "Under test: " + ", ".join(named) + "."
 
 
 def summary_markdown(results: RunResults) -> str:
     s = results.summary
-    verdict = "error: " + results.error if results.error else ("fails" if results.exit_code else "passes")
     lines = [
-        f"# {results.kind.capitalize()} run {results.run_id}: {verdict}",
+        f"# {results.kind.capitalize()} run {results.run_id}: {results.verdict.value}",
+        "",
+        f"**{verdict_line(results)}**",
+        "",
+        *[
+            f"The {m.role} profile catches {m.caught} of {m.total} known faulty variants of the {m.role} reference "
+            f"node (mutation self-test, measured {m.measured})."
+            for m in results.mutation_scores
+        ],
         "",
         f"{s.total} checks: {s.passed} passed, {s.failed} failed, {s.skipped} skipped, {s.error} errors; "
         f"{s.requirements_covered} of {s.requirements_total} requirements tested. Exit code {results.exit_code}.",
         f"Network `{results.network.path}` (seed `{results.seed}`), {results.runtime} runtime, "
         f"harness {results.harness_version}" + (f" at {results.git_revision}" if results.git_revision else "") + ".",
+        "",
+        implementations_line(results),
         "",
         "| scenario | passed | failed | skipped | error |",
         "| --- | --- | --- | --- | --- |",

@@ -13,7 +13,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from testbed.report.model import CheckResult, Outcome, RunResults, ScenarioResult
+from testbed.report.model import CheckResult, Outcome, RunResults, ScenarioResult, Verdict
+from testbed.report.summary import coverage_scope, verdict_line
 from testbed.report.writers import report_paths
 
 # Symbol and colour per outcome; the symbol keeps outcomes apart without colour too.
@@ -65,10 +66,22 @@ def _summary_table(results: RunResults) -> Table:
     return table
 
 
+_VERDICT_STYLES = {
+    Verdict.CONFORMS: "bold green",
+    Verdict.PASSES: "bold green",
+    Verdict.FAILS: "bold red",
+    Verdict.INCOMPLETE: "bold yellow",
+    Verdict.ERROR: "bold magenta",
+}
+
+
 def print_summary(console: Console, results: RunResults, report_dir: Path) -> None:
-    """Print the end-of-run table, the requirement coverage, and where the reports are."""
+    """Print the end-of-run table, the requirement coverage, the verdict and where the reports are."""
     console.print(_summary_table(results))
     covered = sum(1 for req in results.requirements if req.outcome is not None)
-    console.print(f"covered {covered} of {len(results.requirements)} requirements")
+    console.print(f"covered {covered} of {len(results.requirements)} requirements{coverage_scope(results)}")
+    for score in results.mutation_scores:
+        console.print(f"the {score.role} profile catches {score.caught} of {score.total} known faulty variants")
+    console.print(Text(f"{results.verdict.value}: {verdict_line(results)}", style=_VERDICT_STYLES[results.verdict]))
     for name, path in report_paths(report_dir).items():
         console.print(Text.assemble((f"{name:<13}", "dim"), str(path)))

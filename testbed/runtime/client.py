@@ -6,7 +6,7 @@ certificate against the name in the URL."""
 from __future__ import annotations
 
 import ssl
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import httpcore
@@ -15,18 +15,19 @@ import httpx
 from testbed.runtime.state import RunState
 
 
-def ssl_context_for(state: RunState) -> ssl.SSLContext:
+def ssl_context_for(state: RunState, certificate: bool = True) -> ssl.SSLContext:
     """Trust what the run trusts (the network CA and the CAs of implementations under test),
-    and show the harness's own certificate to nodes that ask for one."""
+    and show the harness's own certificate to nodes that ask for one (unless `certificate` is
+    False: a client that checks a node refuses those without one)."""
     context = ssl.create_default_context(cafile=state.trust_bundle)
-    if state.client_cert:
+    if state.client_cert and certificate:
         context.load_cert_chain(state.client_cert, state.client_key)
     return context
 
 
-def harness_client(state: RunState, timeout: float = 15.0) -> httpx.Client:
+def harness_client(state: RunState, timeout: float = 15.0, certificate: bool = True) -> httpx.Client:
     names = {n.plan.host: n.plan.reach_at for n in state.nodes if n.plan.reach_at}
-    context = ssl_context_for(state)
+    context = ssl_context_for(state, certificate)
     if not names:
         return httpx.Client(verify=context, timeout=timeout)
     return httpx.Client(transport=MappedTransport(names, context), timeout=timeout)
@@ -95,8 +96,10 @@ class _Stream(httpx.SyncByteStream):
     def __init__(self, answer: httpcore.Response):
         self.answer = answer
 
-    def __iter__(self) -> Any:
-        yield from self.answer.stream  # type: ignore[union-attr]
+    def __iter__(self) -> Iterator[bytes]:
+        stream = self.answer.stream
+        assert isinstance(stream, Iterable)  # a sync pool answers with a sync stream
+        yield from stream
 
     def close(self) -> None:
         self.answer.close()

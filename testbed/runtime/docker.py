@@ -123,7 +123,8 @@ class DockerRuntime:
             return []
         with contextlib.suppress(DockerException):
             container = docker_client().containers.get(node.container)
-            return container.logs(tail=lines).decode("utf-8", errors="replace").splitlines()
+            logs: bytes = container.logs(tail=lines)
+            return logs.decode("utf-8", errors="replace").splitlines()
         return []
 
     def stop(self, state: RunState) -> list[str]:
@@ -160,7 +161,7 @@ class DockerRuntime:
         except DockerException as exc:  # e.g. unpausing a running container
             raise TestbedError(f"{operation} {node}: the Docker Engine refused: {exc}") from None
         container.reload()
-        return container.status
+        return str(container.status)
 
 
 def contract_environment(config: NodeConfig) -> dict[str, str]:

@@ -24,6 +24,8 @@ from testbed.runtime.state import NodeState, RunFolder, RunState
 from testbed.topology import LoadedNetwork
 
 HEALTH_TIMEOUT_SECONDS = 30.0
+# A url: node is already running when a run starts: it gets a few seconds, not a start-up's time.
+URL_NODE_PATIENCE_SECONDS = 5.0
 STOP_GRACE_SECONDS = 5.0
 LOG_TAIL_LINES = 40
 
@@ -114,11 +116,12 @@ def wait_healthy(
     """Every node answers `GET {internal}/health` with 200 before the network counts as up.
     `exited` and `tail` tell, for the runtime at hand, whether a node has stopped and what it
     logged last (default: a node process and its log file)."""
-    exited = exited or (lambda node: bool(node.pid) and _exited(node.pid))
+    exited = exited or (lambda node: node.pid is not None and _exited(node.pid))
     tail = tail or log_tail
     pending = {n.plan.name: n for n in state.nodes}
     last_answer: dict[str, str] = {}  # why each pending node is not healthy yet
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    deadline = started + timeout
     with harness_client(state, timeout=2.0) as client:
         while pending:
             for name, node in list(pending.items()):
@@ -128,6 +131,11 @@ def wait_healthy(
                 if not last_answer[name]:
                     progress(f"{name} is healthy")
                     del pending[name]
+                elif not node.plan.managed and time.monotonic() - started > URL_NODE_PATIENCE_SECONDS:
+                    raise NodeStartError(
+                        f"node {name} (url: {node.plan.public_url}) is not healthy, and it is not one this run "
+                        f"starts: {last_answer[name]}"
+                    )
             if not pending:
                 return
             if time.monotonic() > deadline:
@@ -172,7 +180,7 @@ def _is_our_node(node: NodeState) -> bool:
         cmdline = Path(f"/proc/{node.pid}/cmdline").read_bytes()
     except OSError:
         return _group_alive(node.pid) if sys.platform != "linux" else False
-    return bool(node.config_path) and node.config_path.encode() in cmdline
+    return node.config_path is not None and node.config_path.encode() in cmdline
 
 
 def _signal_group(pid: int | None, sig: signal.Signals) -> None:

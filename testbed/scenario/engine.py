@@ -207,7 +207,7 @@ class Engine:
             api="internal",
             method="POST",
             path=f"/internal/auth/v2/{requester['subject']}/request-service-access-token",
-            json={
+            json_body={
                 "authorization_server": holder["authorization_server"],
                 "scope": action.scope,
                 "token_type": action.token_type,
@@ -263,7 +263,7 @@ class Engine:
             body = self._body(request, variables).encode("utf-8")
         if content_type and not any(name.lower() == "content-type" for name in headers):
             headers["Content-Type"] = content_type
-        return Outgoing(request.method, url, headers, body, step_id)
+        return Outgoing(request.method, url, headers, body, step_id, request.client_certificate == "none")
 
     def _body(self, request: Request, variables: dict[str, Any]) -> str:
         """The raw body, rendered, then signed and changed afterwards when the step says so."""
@@ -287,13 +287,17 @@ class Engine:
         variables: dict[str, Any],
         evidence: Evidence | None,
     ) -> tuple[Outcome, str]:
+        if reply is not None and reply.tls_alert is not None and expect.tls is None:
+            raise StepError(Outcome.ERROR, f"{reading.node} ended the TLS connection ({reply.tls_alert})")
+        headers: Mapping[str, str] = {}
         if reply is None:
-            status, headers, body, text = 0, {}, NO_JSON, ""
+            status, body, text = 0, NO_JSON, ""
         else:
             status, headers = reply.status, reply.headers
             text = reply.text if reading.text else ""
             body = _json_or_marker(reply.content) if reading.json else NO_JSON
-        judged = evaluate(expect, status, headers, body, text, passed_too=evidence is not None)
+        alert = reply.tls_alert if reply is not None else None
+        judged = evaluate(expect, status, headers, body, text, passed_too=evidence is not None, tls_alert=alert)
         failures = [e for e in judged if not e.passed]
         if not failures and step.capture:
             judged += (failures := self._capture(step, status, headers, body, text, variables))

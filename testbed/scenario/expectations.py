@@ -37,13 +37,24 @@ def split_source(source: str) -> tuple[bool, str]:
 
 
 def evaluate(
-    expect: Expect, status: int, headers: Mapping[str, str], body: Any, text: str = "", passed_too: bool = True
+    expect: Expect,
+    status: int,
+    headers: Mapping[str, str],
+    body: Any,
+    text: str = "",
+    passed_too: bool = True,
+    tls_alert: str | None = None,
 ) -> list[ExpectationResult]:
     """Every expectation with what was seen; `passed_too=False` leaves out those that hold
-    (a load run reports only what went wrong, and judges many steps)."""
+    (a load run reports only what went wrong, and judges many steps). `tls_alert`: the node
+    answered no HTTP at all but ended the TLS connection with this alert."""
+    judged = _judged(expect, status, headers, body, text) if tls_alert is None else iter(())
+    if expect.tls is not None:
+        seen = f"refused ({tls_alert})" if tls_alert else f"an HTTP answer, status {status}"
+        judged = iter([("tls", "refused without an HTTP answer", seen, tls_alert is not None), *judged])
     return [
         ExpectationResult(what=what, expected=expected, actual=actual, passed=passed)
-        for what, expected, actual, passed in _judged(expect, status, headers, body, text)
+        for what, expected, actual, passed in judged
         if passed_too or not passed
     ]
 
@@ -112,8 +123,8 @@ def _holds(test: str, expected: Any, actual: Any) -> bool:
 def _same(actual: Any, expected: Any) -> bool:
     """Equality that does not let True equal 1 (JSON booleans are not numbers)."""
     if isinstance(actual, bool) or isinstance(expected, bool):
-        return type(actual) is type(expected) and actual == expected
-    return actual == expected
+        return type(actual) is type(expected) and bool(actual == expected)
+    return bool(actual == expected)
 
 
 def _short(value: Any, limit: int = 2000) -> Any:

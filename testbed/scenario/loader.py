@@ -4,12 +4,12 @@ before anything starts; every problem names the file and line."""
 from __future__ import annotations
 
 import re
+from collections.abc import Container
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 from nodes.common import jsonpath
-from testbed.conformance.catalogue import Catalogue
 from testbed.errors import ConfigError
 from testbed.files import display_path, sha256_of
 from testbed.scenario.expectations import split_source
@@ -42,9 +42,9 @@ def load_scenario(path: Path) -> LoadedScenario:
     return LoadedScenario(path, sha256_of(path), scenario, document)
 
 
-def check_scenario(loaded: LoadedScenario, network: Network, catalogue: Catalogue) -> None:
-    """Cross-checks: unique step ids, known requirements, actors and nodes that exist in
-    the network, and placeholders that refer to something defined earlier."""
+def check_scenario(loaded: LoadedScenario, network: Network, catalogue: Container[str]) -> None:
+    """Cross-checks: unique step ids, known requirements (ids in `catalogue`), actors and nodes
+    that exist in the network, and placeholders that refer to something defined earlier."""
     doc, scenario = loaded.document, loaded.scenario
     problems: list[str] = []
     org_ids = {org.id for org in network.organisations}
@@ -68,6 +68,7 @@ def check_scenario(loaded: LoadedScenario, network: Network, catalogue: Catalogu
                 )
         problems.extend(f"{where}: step {step.id!r}: {p}" for p in _target_problems(step, scenario, network))
         problems.extend(f"{where}: step {step.id!r}: {p}" for p in _expression_problems(step))
+        problems.extend(f"{where}: step {step.id!r}: {p}" for p in _refusal_problems(step))
         values = step.model_dump(by_alias=True, exclude={"capture"})
         for name in sorted(set(unknown_filters(values))):
             problems.append(f"{where}: step {step.id!r} uses unknown filter {name!r}")
@@ -99,6 +100,21 @@ def _expression_problems(step: Step) -> list[str]:
     return problems
 
 
+def _refusal_problems(step: Step) -> list[str]:
+    """A check that a request is refused must show which rule refused it: a status alone is
+    also what a missing endpoint, a generic error page or a refusal for another reason gives."""
+    expected = step.expect.status
+    statuses = expected if isinstance(expected, list) else [expected] if expected is not None else []
+    if step.request is None or not statuses or any(s < 400 for s in statuses):
+        return []
+    if step.expect.json_checks or step.expect.headers or step.expect.body_matches is not None:
+        return []
+    return [
+        "expects a refusal but checks only its status: also assert what identifies the rule that refused "
+        "(the problem type, the OAuth error, the OperationOutcome's code, the SOAP fault's subcode)"
+    ]
+
+
 def _target_problems(step: Step, scenario: Scenario, network: Network) -> list[str]:
     if step.request is not None:
         try:
@@ -112,7 +128,7 @@ def _target_problems(step: Step, scenario: Scenario, network: Network) -> list[s
         missing = [n for n in ("requester", "holder", "scope") if getattr(action, n) is None]
         if missing:
             return [f"action request-access-token needs {', '.join(missing)}"]
-        actors = (action.requester, action.holder)
+        actors = (str(action.requester), str(action.holder))  # both given: checked just above
         unknown = [a for a in actors if a not in scenario.actors]
         if unknown:
             return [f"unknown actor {a!r} (declare it under 'actors')" for a in unknown]

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from testbed.load.settings import LoadSettings
+from testbed.scenario.load_settings import LoadSettings
 
 STEP_ID = r"^[a-z0-9][a-z0-9-]{0,63}$"
 TESTS = ("equals", "not_equals", "exists", "contains", "matches", "length", "at_least", "one_of")
@@ -38,6 +38,11 @@ class Request(Strict):
         default=None,
         description="xmldsig: sign the query in the SOAP Body of the rendered body (XML Signature, enveloped, "
         "exclusive c14n) with the key and certificate the harness presents in mutual TLS",
+    )
+    client_certificate: Literal["harness", "none"] = Field(
+        default="harness",
+        description="harness: present the harness's certificate from the network CA in TLS (as every node "
+        "does); none: present no client certificate, for checks that a node insists on mutual TLS",
     )
     tamper: dict[str, str] = Field(
         default_factory=dict,
@@ -105,6 +110,18 @@ class Expect(Strict):
         default_factory=dict, description="Header name -> regular expression its value must match"
     )
     body_matches: str | None = Field(default=None, description="Regular expression the raw body must contain")
+    tls: Literal["refused"] | None = Field(
+        default=None,
+        description="refused: the node must end the TLS connection with an alert (e.g. a client certificate "
+        "it requires is missing); any HTTP answer fails the check",
+    )
+
+    @model_validator(mode="after")
+    def _answer_or_refusal(self) -> Expect:
+        answered = self.status is not None or self.json_checks or self.headers or self.body_matches is not None
+        if self.tls is not None and answered:
+            raise ValueError("'tls: refused' expects no HTTP answer: give no status, headers, json or body_matches")
+        return self
 
 
 class Retry(Strict):
@@ -154,6 +171,11 @@ class Scenario(Strict):
     title: str = ""
     description: str = ""
     network: str = Field(description="Network file, relative to this scenario file")
+    profile: Literal["trust", "consent", "station", "hdab", "vault"] | None = Field(
+        default=None,
+        description="The role whose conformance profile this scenario is part of: a run of it reports that "
+        "role's requirements and is complete only when every MUST of the role was tested",
+    )
     actors: dict[str, str] = Field(default_factory=dict, description="Actor name -> organisation id in the network")
     variables: dict[str, Any] = Field(default_factory=dict, description="Constants steps can template")
     load: LoadSettings | None = Field(default=None, description="Users, shape and thresholds of a load run")

@@ -194,8 +194,17 @@ class UrlCase:
 URL_CASES = {
     "hospital-trust": UrlCase(
         ("hospital-trust",),
-        ("scenarios", "scenarios/profiles/trust/token-rules.yaml"),
-        frozenset({"bgz-consent", "bgz-dpop", "trust-token-rules", "federated-analysis", "eoverdracht"}),
+        ("scenarios", "scenarios/profiles/trust/token-rules.yaml", "scenarios/profiles/trust/subjects-and-tokens.yaml"),
+        frozenset(
+            {
+                "bgz-consent",
+                "bgz-dpop",
+                "trust-token-rules",
+                "trust-subjects-and-tokens",
+                "federated-analysis",
+                "eoverdracht",
+            }
+        ),
     ),
     "authority-trust": UrlCase(("authority-trust",), (), frozenset({"trust-discovery", "welldata", "bgz-consent"})),
     "consent": UrlCase(("consent",), ("--profile", "consent"), frozenset({"consent-closed-question"})),
@@ -214,6 +223,7 @@ URL_CASES = {
         ("--profile", "hdab"),
         frozenset({"hdab-applications"}),
     ),
+    "vault": UrlCase(("welldata-trust", "welldata-vault"), ("--profile", "vault"), frozenset()),
 }
 
 
@@ -259,3 +269,63 @@ def test_role_replaced_by_url_of_a_running_implementation(tmp_path, case):
     finally:
         run(tmp_path, "down", "--all", *other_roots)
     assert wait_until_gone(other) == []
+
+
+@pytest.mark.parametrize("stand_in", ["a station", "nothing"])
+def test_a_node_that_is_not_what_the_network_says_stops_the_run_before_any_check(tmp_path, stand_in):
+    """A consent node named by URL where a station answers (every consent endpoint a 404), or
+    where nothing listens, must not pass a single check: the harness asks each node's role first."""
+    ca = ["--ca", str(tmp_path / "ca")]
+    other = tmp_path / "other"
+    other_roots = ["--state", str(other / "state"), "--reports", str(other / "reports")]
+    consent = {"role": "consent", "public_url": "https://127.0.0.1:9", "internal_url": "https://127.0.0.1:9"}
+    if stand_in == "a station":
+        up = run(tmp_path, "up", "--network", str(REFERENCE_NETWORK), *ca, *other_roots)
+        assert up.returncode == 0, up.stderr
+        [running] = list((other / "state" / "runs").iterdir())
+        state = json.loads((running / "state.json").read_text())
+        station = next(n["plan"] for n in state["nodes"] if n["plan"]["name"] == "hospital-station")
+        consent |= {"public_url": station["public_url"], "internal_url": station["internal_url"]}
+    try:
+        network_file = tmp_path / "consent-elsewhere.yaml"
+        network_file.write_text(with_url_nodes(REFERENCE_NETWORK.read_text(), {"consent": consent}))
+        done = run(
+            tmp_path, "conformance", "--profile", "consent", "--network", str(network_file), *ca, *roots(tmp_path)
+        )
+        assert done.returncode == 2, done.stdout + done.stderr
+        expected = "says role 'station'; a consent node was expected" if stand_in == "a station" else "consent"
+        assert expected in " ".join(done.stderr.split())
+        results = json.loads((only_run_folder(tmp_path) / "results.json").read_text())
+        assert results["verdict"] == "error" and results["summary"]["passed"] == 0
+        listed = {i["node"]: i for i in results["implementations"]}
+        assert listed["consent"]["kind"] == "url" and listed["consent"]["public_url"] == consent["public_url"]
+        html = (only_run_folder(tmp_path) / "report.html").read_text()
+        assert 'class="alert alert-ok"' not in html and "no verdict on the implementations" in html
+    finally:
+        run(tmp_path, "down", "--all", *other_roots)
+    assert wait_until_gone(tmp_path) == []
+
+
+def first_variant(role: str) -> str:
+    from testbed.conformance.mutants import load_variants
+
+    return load_variants(role)[0].fault
+
+
+@pytest.mark.parametrize("role", ["trust", "consent", "station", "hdab", "vault"])
+def test_the_selftest_catches_a_faulty_variant_and_passes_the_reference_node(tmp_path, role):
+    """One variant per role (the whole set runs in `testbed selftest`): the profile catches the
+    defect, and against the reference node itself it conforms, covering its role completely."""
+    variant = first_variant(role)
+    done = run(tmp_path, "selftest", "--profile", role, "--variant", variant, *roots(tmp_path), timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    [folder] = list((tmp_path / "reports").iterdir())
+    report = json.loads((folder / "selftest.json").read_text())
+    outcomes = {v["variant"]: v for v in report["variants"]}
+    assert outcomes["identity"]["caught"] and outcomes["identity"]["exit_code"] == 0
+    assert outcomes[variant]["caught"] and outcomes[variant]["caught_by"], outcomes[variant]
+    identity = json.loads((folder / role / "identity" / "results.json").read_text())
+    assert identity["verdict"] == "conforms" and identity["profiles"] == [role]
+    assert {r["role"] for r in identity["requirements"]} == {role}
+    assert all(r["outcome"] == "passed" for r in identity["requirements"] if r["level"] in ("MUST", "SHOULD"))
+    assert wait_until_gone(tmp_path) == []

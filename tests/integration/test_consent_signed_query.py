@@ -8,8 +8,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from lxml import etree
 
 from nodes.common import xmldsig
+from nodes.consent import xacml
 from testbed.network import RunningNetwork
 from testbed.pki import NetworkCA
 from tests.unit.test_xacml import query
@@ -21,6 +23,13 @@ DECIDED = (b">Permit</", b">Deny</")
 def closed_question(running: RunningNetwork, client: httpx.Client, body: bytes) -> httpx.Response:
     url = running.state.context["nodes"]["consent"]["url"] + "/geslotenautorisatievraag/xacml3"
     return client.post(url, content=body, headers={"Content-Type": "application/soap+xml"})
+
+
+def subcode(answer: httpx.Response) -> str:
+    """The local name of the fault's Subcode (SOAP 1.2 part 1, section 5.4.1.3)."""
+    envelope = etree.fromstring(answer.content)
+    value = envelope.findtext(f".//{{{xacml.SOAP}}}Subcode/{{{xacml.SOAP}}}Value") or ""
+    return value.partition(":")[2]
 
 
 def harness_identity(running: RunningNetwork) -> xmldsig.SigningIdentity:
@@ -48,6 +57,7 @@ def test_an_unsigned_query_is_a_sender_fault(reference_network: RunningNetwork):
         answer = closed_question(reference_network, client, query())
     assert answer.status_code == 400
     assert b"Sender" in answer.content and b"not signed" in answer.content
+    assert subcode(answer) == "signature-missing"
     assert not any(decision in answer.content for decision in DECIDED)
 
 
@@ -60,6 +70,7 @@ def test_a_query_signed_by_someone_else_than_the_tls_client_is_a_sender_fault(
         answer = closed_question(reference_network, client, body)
     assert answer.status_code == 400
     assert b"not with the certificate this TLS client presented" in answer.content
+    assert subcode(answer) == "signer-not-tls-client"  # a rule the profile cannot test: the harness signs as itself
 
 
 def test_the_same_query_over_the_signers_own_connection_is_decided(

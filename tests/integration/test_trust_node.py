@@ -196,9 +196,9 @@ BREAK: dict[str, Callable[[Presentation, Gp], None]] = {
 }
 # What the error description says besides the rule, for each breaker above.
 MENTIONS = {
-    "validity": "valid for 60 s",
+    "validity": "valid for 60 s, too long",  # "too long", as the Nuts node says it
     "signer": "about another subject",
-    "audience": "'aud' must be",
+    "audience": "audience 'aud' must be",
     "presentation_definition": "pd_somethingelse",
     "nonce": "no nonce",
     "verification": "does not verify",
@@ -429,3 +429,110 @@ def test_request_service_access_token_for_an_unknown_subject_is_404(net: Net) ->
     response = net.request_token(SCOPE, subject="no-such-subject")
     assert response.status_code == 404, response.text
     assert "no-such-subject" in response.json()["detail"]
+
+
+# --- services: listed by type, removed by the id the DID document gives them ----------------
+def test_a_service_is_listed_by_type_published_and_removed_by_its_document_id(net: Net) -> None:
+    internal = net.internal("gp-trust")
+    subject = f"services-{uuid.uuid4()}"
+    created = net.client.post(f"{internal}/internal/vdr/v2/subject", json={"subject": subject})
+    assert created.status_code == 200, created.text
+    did = created.json()["documents"][0]["id"]
+    services = f"{internal}/internal/vdr/v2/subject/{subject}/service"
+    endpoint = f"{net.url('gp-station')}/fhir"
+    assert net.client.post(services, json={"type": "probe", "serviceEndpoint": endpoint}).status_code == 200
+    assert net.client.post(services, json={"type": "other", "serviceEndpoint": endpoint}).status_code == 200
+
+    listed = net.client.get(services, params={"type": "probe"}).json()
+    assert [s["type"] for s in listed] == ["probe"]  # the Nuts API's type filter
+    assert len(net.client.get(services).json()) == 2
+    resolved = net.client.get(f"{net.internal('hospital-trust')}/internal/vdr/v2/did/{quote(did, safe='')}")
+    service_id = next(s["id"] for s in resolved.json()["document"]["service"] if s["type"] == "probe")
+
+    removed = net.client.delete(f"{services}/{quote(service_id, safe='')}")
+    assert removed.status_code == 204, removed.text
+    assert net.client.get(services, params={"type": "probe"}).json() == []
+
+
+# --- refusals carry the words a Nuts node uses for the same rule ----------------------------
+def _dpop_proof(net: Net, gp: Gp, method: str = "POST", url: str | None = None) -> str:
+    kid = quote(f"{gp.did}#0", safe="")
+    response = net.client.post(
+        f"{net.internal('gp-trust')}/internal/auth/v2/dpop/{kid}",
+        json={"htm": method, "htu": url or f"{gp.audience}/token"},
+    )
+    assert response.status_code == 200, response.text
+    return response.json()["dpop"]
+
+
+def _with_proof(gp: Gp, proof: str) -> httpx.Response:
+    return gp.net.client.post(f"{gp.audience}/token", data=gp.presentation().form(), headers={"DPoP": proof})
+
+
+def test_a_token_endpoint_dpop_proof_is_accepted_once(net: Net, gp: Gp) -> None:
+    proof = _dpop_proof(net, gp)
+    first = _with_proof(gp, proof)
+    assert first.status_code == 200, first.text
+    assert first.json()["token_type"] == "DPoP"
+
+    again = _with_proof(gp, proof)  # a fresh presentation, the same proof
+    assert again.status_code == 400, again.text
+    assert again.json()["error"] == "invalid_dpop_proof"
+    assert "already used" in again.json()["error_description"]
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "words"),
+    [("GET", None, "method mismatch"), ("POST", "https://elsewhere.example/oauth2/x/token", "url mismatch")],
+)
+def test_a_dpop_proof_for_another_request_is_refused_at_the_token_endpoint(
+    net: Net, gp: Gp, method: str, url: str | None, words: str
+) -> None:
+    response = _with_proof(gp, _dpop_proof(net, gp, method, url))
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == "invalid_dpop_proof"
+    assert response.json()["error_description"].startswith(words)
+
+
+def test_a_token_of_another_node_introspects_as_inactive(net: Net) -> None:
+    token = net.gp_token()
+    assert net.introspect(token, node="hospital-trust")["active"] is True
+    assert net.introspect(token, node="nursing-trust") == {"active": False}
+
+
+def _registration(net: Net, gp: Gp, audience: str, expires_in: int) -> str:
+    expires = datetime.fromtimestamp(time.time() + expires_in, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    response = net.client.post(
+        f"{net.internal('gp-trust')}/internal/vcr/v2/holder/vp",
+        json={"verifiableCredentials": [gp.credential], "domain": audience, "expires": expires, "format": "jwt_vp"},
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+@pytest.mark.parametrize(
+    ("audience", "expires_in", "words"),
+    [("another-service", 60, "aud claim"), ("testbed-care", 3600, "valid for too long")],
+)
+def test_a_discovery_registration_is_refused_for_its_rule(
+    net: Net, gp: Gp, audience: str, expires_in: int, words: str
+) -> None:
+    response = net.client.post(
+        f"{net.url('authority-trust')}/discovery/testbed-care",
+        content=_registration(net, gp, audience, expires_in),
+        headers={"Content-Type": "application/jwt"},
+    )
+    assert response.status_code == 400, response.text
+    problem = response.json()
+    assert problem["title"] == "RegisterPresentation failed"  # the operation, titled as the Nuts node does
+    assert words in problem["detail"]
+
+
+def test_a_discovery_registration_is_accepted_once(net: Net, gp: Gp) -> None:
+    registration = _registration(net, gp, "testbed-care", 60)
+    url = f"{net.url('authority-trust')}/discovery/testbed-care"
+    headers = {"Content-Type": "application/jwt"}
+    assert net.client.post(url, content=registration, headers=headers).status_code == 201
+    again = net.client.post(url, content=registration, headers=headers)
+    assert again.status_code == 400, again.text
+    assert "already exists" in again.json()["detail"]

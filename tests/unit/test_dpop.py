@@ -24,17 +24,18 @@ def test_a_proof_holds_once_for_its_request_token_and_key():
     made = dpop.make_proof(KEY, "get", URL + "?x=1", "tok")  # query and case do not matter
     verified = dpop.verify_proof(made, "GET", URL, seen, access_token="tok", thumbprint=KEY.thumbprint())
     assert verified.thumbprint == KEY.thumbprint()
-    with pytest.raises(dpop.DpopError, match="used before"):
+    with pytest.raises(dpop.DpopError, match="jti already used"):
         dpop.verify_proof(made, "GET", URL, seen, access_token="tok")
 
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"method": "POST"}, "is for method 'GET'"),
-        ({"url": URL + "/other"}, "is for 'https"),
-        ({"access_token": "another"}, "ath does not match"),
-        ({"thumbprint": OTHER.thumbprint()}, "another key"),
+        # Each reason starts with the words the Nuts node uses for it, so one check fits both.
+        ({"method": "POST"}, "^method mismatch: .* is for method 'GET'"),
+        ({"url": URL + "/other"}, "^url mismatch: .* is for 'https"),
+        ({"access_token": "another"}, "^ath mismatch: .*ath does not match"),
+        ({"thumbprint": OTHER.thumbprint()}, "^jkt mismatch: .*another key"),
     ],
 )
 def test_a_proof_for_something_else_is_refused(kwargs, message):

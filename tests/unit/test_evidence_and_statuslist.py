@@ -92,6 +92,8 @@ Requests/sec:   5141.16
         ("Huisartsenpraktijk Het Plein", "*het*", True),
         ("Huisartsenpraktijk Het Plein", "het*", False),
         ("Huisartsenpraktijk Het Plein", "huisartsenpraktijk het plein", True),
+        ("Huisartsenpraktijk Het Plein", "HUISARTSENPRAKTIJK HET PLEIN", True),
+        ("Huisartsenpraktijk Het Plein", "huisartsenpraktijk", False),  # no wildcard: the whole value
         (None, "*", False),
     ],
 )

@@ -80,17 +80,98 @@ def test_incomplete_forms_are_refused(form):
 
 
 def test_harvest_reads_json_ld_in_either_form_and_names_a_missing_service():
-    from nodes.hdab.app import _datasets_of
+    from nodes.hdab.catalogue import datasets_of
     from nodes.station.catalogue import ANALYSIS_API, catalogue
 
     published = catalogue("https://s:1", {"name": "S", "ura": "1"}, "d", 1000, "https://s:2/oauth2/s", None)
-    [dataset] = _datasets_of(published, "s")
+    [dataset] = datasets_of(published, "s")
     assert dataset["analysis_endpoint"] == "https://s:1/analysis/v1" and dataset["individuals"] == 1000
     # One service instead of a list, plain strings instead of {"@id": ...}: the same catalogue.
     service = next(s for s in published["dcat:service"] if s["dct:conformsTo"]["@id"] == ANALYSIS_API)
     service["dct:conformsTo"], service["dcat:servesDataset"] = ANALYSIS_API, "https://s:1/catalogue/datasets/d"
     published["dcat:service"] = service
-    assert _datasets_of(published, "s")[0]["id"] == dataset["id"]
+    assert datasets_of(published, "s")[0]["id"] == dataset["id"]
     published["dcat:service"] = []
     with pytest.raises(LookupError, match="no analysis service"):
-        _datasets_of(published, "s")
+        datasets_of(published, "s")
+
+
+# --- the rule each refusal names ------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("form", "code", "missing"),
+    [
+        ({"datasets": ["d"], "analyses": ["count"]}, "application-incomplete", ["purpose"]),
+        ({"datasets": ["d"], "purpose": "short", "analyses": ["count"]}, "application-incomplete", ["purpose"]),
+        (
+            {"datasets": [], "purpose": "A study of regional prevalence", "analyses": []},
+            "application-incomplete",
+            ["analyses", "datasets"],
+        ),
+        (
+            {"datasets": ["d"], "purpose": "A study of regional prevalence", "analyses": ["records"]},
+            "analysis-not-offered",
+            None,
+        ),
+        (
+            {"datasets": ["d"], "purpose": "A study of regional prevalence", "analyses": ["count"], "extra": 1},
+            "application-malformed",
+            None,
+        ),
+    ],
+)
+def test_a_refused_form_names_its_rule_and_what_is_missing(form, code, missing):
+    from pydantic import ValidationError
+
+    from nodes.hdab.applications import form_refusal
+
+    with pytest.raises(ValidationError) as caught:
+        ApplicationForm.model_validate(form)
+    refusal = form_refusal(caught.value)
+    assert (refusal.status, refusal.code) == (422, code)
+    assert refusal.extra.get("missing") == missing
+
+
+def test_each_refused_transition_names_its_rule():
+    app = application()
+    with pytest.raises(TransitionRefused) as out_of_order:
+        move(app, "permitted")
+    move(app, "rejected")
+    with pytest.raises(TransitionRefused) as closed:
+        move(app, "completeness-check")
+    request = application("data-request")
+    move(request, "completeness-check")
+    move(request, "assessment")
+    with pytest.raises(TransitionRefused) as kind:
+        move(request, "permitted")
+    assert [e.value.code for e in (out_of_order, closed, kind)] == [
+        "transition-out-of-order",
+        "application-closed",
+        "decision-kind",
+    ]
+
+
+def test_a_looser_table_is_what_a_faulty_variant_passes():
+    app = application()
+    move(app, "completeness-check")
+    move(app, "permitted", table={"completeness-check": ("assessment", "permitted")})
+    assert app["status"] == "permitted"
+
+
+# --- the faulty variants ------------------------------------------------------------------
+def test_a_harvest_that_reads_services_as_datasets_invents_them():
+    from nodes.hdab.catalogue import datasets_of
+    from nodes.station.catalogue import catalogue
+
+    published = catalogue("https://s:1", {"name": "S", "ura": "1"}, "d", 1000, "https://s:2/oauth2/s", None)
+    assert len(datasets_of(published, "s")) == 1
+    assert len(datasets_of(published, "s", services_too=True)) > 1
+
+
+def test_the_body_suppresses_a_combined_count_whose_every_part_was_suppressed():
+    from nodes.hdab.aggregate import combine
+
+    parts = [{"count": None, "suppressed": True}, {"count": None, "suppressed": True}, {"count": 0}]
+    assert combine("count", parts, 10) == {"count": None, "suppressed": True, "complete": False}
+    # The faulty variant that skips the body's own check shows a zero that says more than the stations did.
+    assert combine("count", parts, 10, recheck=False)["count"] == 0
+    assert combine("mean", [{"n": None, "mean": None, "suppressed": True}], 10, recheck=False)["suppressed"] is True

@@ -39,6 +39,7 @@ from testbed.report.model import (
     RunResults,
     ScenarioResult,
     Summary,
+    Verdict,
 )
 from testbed.report.terminal import print_check, print_summary
 from testbed.report.writers import write_all
@@ -214,7 +215,8 @@ def make_results(error: str | None = None) -> RunResults:
             requirements_total=7,
             requirements_covered=5,
         ),
-        exit_code=1,
+        verdict=Verdict.ERROR if error else Verdict.FAILS,
+        exit_code=2 if error else 1,
         error=error,
     )
 
@@ -481,18 +483,23 @@ def test_html_header_summary_and_run_error(results: RunResults) -> None:
         "networks/two-nodes.yaml",
         "c" * 64,
         "scenarios/consent-check.yaml",
-        "MUST failed: 1",
+        "Does not conform",
+        "1 check(s) of a MUST requirement failed",
         "Hospital A",
         "not reported",  # the mitz node reported no version
     ):
         assert fragment in html
     assert 'role="img"' in html and "<rect" in html
     assert "stopped with a harness or environment error" not in html
+    assert html.index('id="verdict"') < html.index("Run id")  # the verdict comes first
 
     broken = render_html(make_results(error="network file: node <nuts-a> did not start"))
     assert "stopped with a harness or environment error" in broken
     assert "node &lt;nuts-a&gt; did not start" in broken
     assert broken.index("did not start") < broken.index('id="summary"')
+    # An error is never shown in green, and the implementations are listed all the same.
+    assert 'class="alert alert-ok"' not in broken and "Every MUST check passed" not in broken
+    assert "Hospital A" in broken
 
 
 # --- terminal ------------------------------------------------------------------------------
@@ -572,3 +579,36 @@ def test_summary_names_the_verdict_and_every_failed_check(results: RunResults) -
     failed = [(s, c) for s, c in results.all_checks() if c.outcome in (Outcome.FAILED, Outcome.ERROR)]
     assert failed and all(f"`{s.name}/{c.id}`" in text for s, c in failed)
     assert f"| {results.scenarios[0].name} |" in text
+
+
+def test_an_incomplete_profile_run_says_so_in_every_format(tmp_path: Path) -> None:
+    """Nothing failed, but a MUST of the profile's role went untested: no format may show it as
+    conforming, and each names what was not tested."""
+    from testbed.report.earl import earl_document
+    from testbed.report.junit import build_junit
+    from testbed.report.summary import summary_markdown
+
+    results = make_results()
+    for _, check in results.all_checks():
+        check.outcome = Outcome.PASSED
+    results.profiles = ["consent"]
+    results.summary = Summary(total=5, passed=5, must_untested=["CONSENT-MTLS-01"])
+    results.verdict, results.exit_code = Verdict.INCOMPLETE, 3
+
+    html = render_html(results)
+    assert "Incomplete: not shown to conform to the consent profile" in html and "CONSENT-MTLS-01" in html
+    assert 'class="alert alert-ok"' not in html
+    assert summary_markdown(results).startswith(f"# Conformance run {results.run_id}: incomplete")
+    untested = [
+        case
+        for case in build_junit(results).getroot().iter("testcase")
+        if case.get("name") == "CONSENT-MTLS-01 is tested"
+    ]
+    assert len(untested) == 1 and untested[0].find("failure") is not None
+    earl = earl_document(results)
+    assert earl["dct:description"].startswith("verdict: incomplete")
+    assert any(
+        a.get("earl:test", {}).get("@id", "").endswith("requirement:CONSENT-MTLS-01")
+        and a["earl:result"]["earl:outcome"]["@id"] == "earl:untested"
+        for a in earl["@graph"]
+    )

@@ -8,7 +8,16 @@ import pytest
 from testbed.conformance.catalogue import Catalogue
 from testbed.conformance.runner import collect_scenario_files, finalise
 from testbed.errors import ConfigError
-from testbed.report.model import CheckResult, InputFile, MachineInfo, Outcome, RunResults, ScenarioResult
+from testbed.report.model import (
+    CheckResult,
+    InputFile,
+    Level,
+    MachineInfo,
+    Outcome,
+    RunResults,
+    ScenarioResult,
+    Verdict,
+)
 from testbed.schemas import SCHEMA_DIR, all_schemas
 from testbed.yamlsource import read_yaml
 from tests.conftest import ROOT
@@ -129,3 +138,38 @@ def test_a_run_level_error_wins_over_failures(catalogue):
     results.error = "node x went away"
     finalise(results, catalogue)
     assert results.exit_code == 2
+
+
+def test_a_profile_run_reports_its_own_role_and_is_incomplete_while_a_must_is_untested(catalogue):
+    results = results_with((Outcome.PASSED, ["TRUST-DID-01"]), (Outcome.PASSED, ["CONSENT-REG-01"]))
+    results.profiles = ["trust"]
+    finalise(results, catalogue, roles={"trust"})
+    assert {r.role for r in results.requirements} == {"trust"}
+    assert results.verdict == Verdict.INCOMPLETE and results.exit_code == 3
+    assert "TRUST-DID-01" not in results.summary.must_untested
+    assert "TRUST-INTRO-02" in results.summary.must_untested
+    # A MUST whose only checks were skipped is untested too.
+    assert all(catalogue.get(r)[1].level == Level.MUST for r in results.summary.must_untested)
+
+
+def test_a_profile_run_conforms_when_every_must_of_its_role_passed(catalogue):
+    musts = [r.id for role, r in catalogue.all() if role == "vault" and r.level == Level.MUST]
+    results = results_with(*[(Outcome.PASSED, [r]) for r in musts])
+    results.profiles = ["vault"]
+    finalise(results, catalogue, roles={"vault"})
+    assert results.verdict == Verdict.CONFORMS and results.exit_code == 0
+    # A failure still wins over incompleteness, and an error over both.
+    failing = results_with((Outcome.FAILED, [musts[0]]))
+    failing.profiles = ["vault"]
+    finalise(failing, catalogue, roles={"vault"})
+    assert failing.verdict == Verdict.FAILS and failing.exit_code == 1
+    errored = results_with((Outcome.PASSED, [musts[0]]))
+    errored.profiles, errored.error = ["vault"], "node x went away"
+    finalise(errored, catalogue, roles={"vault"})
+    assert errored.verdict == Verdict.ERROR and errored.exit_code == 2
+
+
+def test_a_run_without_a_profile_passes_without_claiming_completeness(catalogue):
+    results = results_with((Outcome.PASSED, ["TRUST-DID-01"]))
+    finalise(results, catalogue)
+    assert results.verdict == Verdict.PASSES and results.exit_code == 0 and not results.summary.must_untested

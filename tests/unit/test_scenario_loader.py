@@ -2,6 +2,7 @@ import pytest
 
 from testbed.conformance.catalogue import Catalogue
 from testbed.errors import ConfigError
+from testbed.report.model import Level
 from testbed.scenario.loader import check_scenario, load_scenario, resolve_node
 from testbed.topology import load_network
 from tests.conftest import REFERENCE_NETWORK, ROOT
@@ -158,3 +159,36 @@ def test_unknown_filters_and_actors_without_trust_node(write_yaml, catalogue, ne
 """
     with pytest.raises(ConfigError, match="organisation 'mitz', which has no trust node"):
         load_and_check(write_yaml, step, catalogue, network, header=header)
+
+
+def test_a_refusal_check_must_assert_what_identifies_the_rule(write_yaml, catalogue, network):
+    status_only = GOOD_STEP.replace("    capture:\n      kind: $.resourceType\n", "    expect: {status: [401, 403]}\n")
+    with pytest.raises(ConfigError, match=r":7: step 'one': expects a refusal but checks only its status"):
+        load_and_check(write_yaml, status_only, catalogue, network)
+    identified = status_only.replace(
+        "{status: [401, 403]}", "{status: 403, json: [{path: '$.issue[0].code', equals: forbidden}]}"
+    )
+    load_and_check(write_yaml, identified, catalogue, network)
+    # A success, or a status that may be either, needs nothing more.
+    load_and_check(write_yaml, status_only.replace("[401, 403]", "[200, 404]"), catalogue, network)
+
+
+def test_a_tls_refusal_expects_no_http_answer(write_yaml, catalogue, network):
+    anonymous = GOOD_STEP.replace("      path: /fhir/metadata\n", "      path: /x\n      client_certificate: none\n")
+    load_and_check(write_yaml, anonymous + "    expect: {tls: refused}\n", catalogue, network)
+    with pytest.raises(ConfigError, match="'tls: refused' expects no HTTP answer"):
+        load_and_check(write_yaml, anonymous + "    expect: {tls: refused, status: 400}\n", catalogue, network)
+
+
+@pytest.mark.parametrize("role", ["trust", "consent", "station", "hdab", "vault"])
+def test_a_profile_is_its_role_s_contract(role, catalogue, network):
+    """Every scenario of a role's profile says so and fits the network, and together they
+    verify every MUST and SHOULD requirement of the role (use-case scenarios do not count)."""
+    scenarios = [load_scenario(p) for p in sorted((ROOT / "scenarios" / "profiles" / role).glob("*.yaml"))]
+    assert scenarios, f"no profile for role {role}"
+    for loaded in scenarios:
+        assert loaded.scenario.profile == role, f"{loaded.path} does not say `profile: {role}`"
+        check_scenario(loaded, network, catalogue)
+    verified = {r for loaded in scenarios for step in loaded.scenario.steps for r in step.requirements}
+    contract = {r.id for owner, r in catalogue.all() if owner == role and r.level in (Level.MUST, Level.SHOULD)}
+    assert sorted(contract - verified) == []

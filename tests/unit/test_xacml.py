@@ -42,33 +42,40 @@ def test_a_query_is_read_into_a_question():
 
 
 @pytest.mark.parametrize(
-    ("body", "message"),
+    ("body", "message", "rule"),
     [
-        (query(leave_out=xacml.RESOURCE_ID), "lacks the patient's BSN"),
-        (query(leave_out=xacml.PURPOSE_OF_USE), "lacks the purpose of use"),
-        (query(bsn_root="1.2.3"), "must be identified under OID"),
-        (b"<not-closed", "not well-formed"),
-        (b"<Envelope/>", "not a SOAP 1.2 envelope"),
-        (f'<soap:Envelope xmlns:soap="{xacml.SOAP}"><soap:Body/></soap:Envelope>'.encode(), "carries no query"),
+        (query(leave_out=xacml.RESOURCE_ID), "lacks the patient's BSN", "bsn-missing"),
+        (query(leave_out=xacml.PURPOSE_OF_USE), "lacks the purpose of use", "attribute-missing"),
+        (query(bsn_root="1.2.3"), "must be identified under OID", "attribute-invalid"),
+        (b"<not-closed", "not well-formed", "query-malformed"),
+        (b"<Envelope/>", "not a SOAP 1.2 envelope", "not-soap"),
+        (
+            f'<soap:Envelope xmlns:soap="{xacml.SOAP}"><soap:Body/></soap:Envelope>'.encode(),
+            "carries no query",
+            "query-missing",
+        ),
         (  # a DTD the byte check cannot see, in UTF-16: the parser refuses it too
             '<!DOCTYPE x [<!ENTITY a "b">]>'.encode("utf-16") + query().decode().encode("utf-16")[2:],
             "document type declaration is not allowed",
+            "query-malformed",
         ),
-        (b"x" * (xacml.MAX_QUERY_BYTES + 1), "larger than"),
-        (b'<!DOCTYPE x [<!ENTITY a "b">]>' + query(), "document type declaration"),
+        (b"x" * (xacml.MAX_QUERY_BYTES + 1), "larger than", "query-too-large"),
+        (b'<!DOCTYPE x [<!ENTITY a "b">]>' + query(), "document type declaration", "query-malformed"),
         (
             query().replace(
                 b"</Attributes>",
                 ATTRIBUTE.format(id=xacml.EVENT_CODE, value=CV.format(code="X")).encode() + b"</Attributes>",
             ),
             "more than once",
+            "attribute-repeated",
         ),
     ],
 )
-def test_bad_queries_are_sender_faults(body, message):
+def test_bad_queries_are_sender_faults_that_name_their_rule(body, message, rule):
     with pytest.raises(xacml.SoapFault, match=message) as caught:
         xacml.parse_query(body, as_signed)
     assert caught.value.code == "Sender" and caught.value.http_status == 400
+    assert caught.value.subcode == rule
 
 
 def test_the_question_is_read_from_what_the_signature_covers():
@@ -81,13 +88,20 @@ def test_the_question_is_read_from_what_the_signature_covers():
     assert xacml.parse_query(query(), verified).bsn == "111222333" != signed.bsn
 
 
-def test_a_refused_signature_is_a_sender_fault():
+@pytest.mark.parametrize(
+    "rule", ["signature-missing", "signature-invalid", "signer-untrusted", "signer-not-tls-client"]
+)
+def test_a_refused_signature_is_a_sender_fault_with_the_signature_rule_as_subcode(rule):
     def refuse(_):
-        raise xacml.xmldsig.SignatureRefused("the query is not signed")
+        raise xacml.xmldsig.SignatureRefused("the query is not signed", rule=rule)
 
     with pytest.raises(xacml.SoapFault, match="signature is refused: the query is not signed") as caught:
         xacml.parse_query(query(), refuse)
-    assert caught.value.code == "Sender"
+    assert (caught.value.code, caught.value.subcode) == ("Sender", rule)
+
+
+def test_a_signature_refusal_without_a_rule_is_signature_invalid():
+    assert xacml.xmldsig.SignatureRefused("changed").rule == "signature-invalid"
 
 
 def test_answers_and_faults_are_soap_envelopes():
@@ -98,6 +112,21 @@ def test_answers_and_faults_are_soap_envelopes():
     assert fault.findtext(f".//{{{xacml.SOAP}}}Value") == "soap:Sender"
     assert fault.findtext(f".//{{{xacml.SOAP}}}Text") == "no BSN"
     assert fault.find(f".//{{{xacml.XACML}}}Decision") is None  # a fault is never a decision
+    assert fault.find(f".//{{{xacml.SOAP}}}Subcode") is None  # no rule named, no Subcode
+
+
+def test_a_fault_names_its_rule_as_a_qualified_subcode_under_sender():
+    """SOAP 1.2 part 1, section 5.4.1.3: Code/Value, then Subcode/Value, a QName; a client that
+    reads only Code/Value (or only the HTTP status) still sees a Sender fault."""
+    from lxml import etree
+
+    envelope = etree.fromstring(xacml.fault(xacml.SoapFault("Sender", "not signed", "signature-missing")))
+    code = envelope.find(f".//{{{xacml.SOAP}}}Fault/{{{xacml.SOAP}}}Code")
+    assert code is not None and code.findtext(f"{{{xacml.SOAP}}}Value") == "soap:Sender"
+    value = code.find(f"{{{xacml.SOAP}}}Subcode/{{{xacml.SOAP}}}Value")
+    assert value is not None
+    prefix, _, local = value.text.partition(":")
+    assert (value.nsmap[prefix], local) == (xacml.REFUSAL, "signature-missing")
 
 
 def test_notifications_are_retried_until_taken():

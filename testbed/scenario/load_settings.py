@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from testbed.load.thresholds import Threshold
+from testbed.scenario.thresholds import Threshold
 
 
 class Stage(BaseModel):

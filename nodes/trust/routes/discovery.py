@@ -1,0 +1,73 @@
+"""The discovery service (Nuts RFC022): the server's list and registrations (public API) and
+the client's search and activations (internal API)."""
+
+from __future__ import annotations
+
+import json
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from nodes.common.http import HttpError, read_body
+from nodes.trust import discovery
+from nodes.trust.routes import node_of
+
+
+async def list_entries(request: Request) -> Response:
+    after = request.query_params.get("timestamp", "0")
+    if not after.isdigit():
+        raise HttpError(400, "Bad Request", "'timestamp' must be a whole number")
+    return JSONResponse(discovery.list_entries(node_of(request), request.path_params["service"], int(after)))
+
+
+async def register(request: Request) -> Response:
+    token = (await read_body(request)).decode("utf-8", errors="replace").strip().strip('"')
+    await discovery.register(node_of(request), request.path_params["service"], token)
+    return Response(status_code=201)
+
+
+async def search(request: Request) -> Response:
+    query = dict(request.query_params)
+    return JSONResponse(await discovery.search(node_of(request), request.path_params["service"], query))
+
+
+async def activation(request: Request) -> Response:
+    node = node_of(request)
+    service_id, subject = request.path_params["service"], request.path_params["subject"]
+    if request.method == "GET":
+        return JSONResponse(discovery.activation_of(node, service_id, subject))
+    if request.method == "DELETE":
+        await discovery.deactivate(node, service_id, subject)
+        return Response(status_code=204)
+    await discovery.activate(node, service_id, subject, await _registration_parameters(request))
+    return JSONResponse({})
+
+
+async def _registration_parameters(request: Request) -> dict[str, object]:
+    body = await read_body(request)
+    try:
+        request_body = json.loads(body) if body else {}
+    except ValueError:
+        raise HttpError(400, "Bad Request", "the request body is not valid JSON") from None
+    parameters = (request_body.get("registrationParameters") or {}) if isinstance(request_body, dict) else None
+    if not isinstance(parameters, dict):
+        raise HttpError(400, "Bad Request", "'registrationParameters' must be an object")
+    return parameters
+
+
+async def reset(request: Request) -> Response:
+    discovery.reset(node_of(request), request.path_params["service"])
+    return Response(status_code=204)
+
+
+PUBLIC_ROUTES = [
+    Route("/discovery/{service}", list_entries, methods=["GET"]),
+    Route("/discovery/{service}", register, methods=["POST"]),
+]
+INTERNAL_ROUTES = [
+    Route("/internal/discovery/v1/{service}", search, methods=["GET"]),
+    Route("/internal/discovery/v1/{service}/{subject}", activation, methods=["GET", "POST", "DELETE"]),
+    # Not a Nuts API: lets a test make the server start its list over under a new seed.
+    Route("/internal/testbed/v1/discovery/{service}/reset", reset, methods=["POST"]),
+]

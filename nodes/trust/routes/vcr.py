@@ -1,0 +1,103 @@
+"""Credentials (Nuts VCR v2, internal API): issuing and revoking, the wallet, presentations,
+search, verification and the trusted issuers."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from nodes.common.http import HttpError, read_json, read_json_object, require_fields
+from nodes.trust.credentials import CredentialError
+from nodes.trust.node import TrustNode
+from nodes.trust.routes import node_of
+
+
+def _verifier_checks(node: TrustNode) -> dict[str, bool]:
+    """What the verifier API checks: everything, except where a self-test defect skips a check."""
+    return {
+        "check_signature": not node.faulty("verifier-ignores-signature"),
+        "check_trust": not node.faulty("verifier-ignores-trust"),
+        "check_expiry": not node.faulty("verifier-ignores-expiry"),
+        "check_revocation": not node.faulty("verifier-ignores-revocation"),
+    }
+
+
+async def issue(request: Request) -> Response:
+    return JSONResponse(node_of(request).issue(await read_json_object(request)))
+
+
+async def revoke(request: Request) -> Response:
+    node_of(request).revoke(request.path_params["id"])
+    return Response(status_code=204)
+
+
+async def create_presentation(request: Request) -> Response:
+    return JSONResponse(node_of(request).present(await read_json_object(request)))
+
+
+async def verify_vp(request: Request) -> Response:
+    node = node_of(request)
+    body = await read_json_object(request)
+    try:
+        views = await node.verify_presentation(
+            body.get("verifiablePresentation"),
+            body.get("verifyCredentials", True) is not False,
+            **_verifier_checks(node),
+        )
+    except CredentialError as exc:
+        return JSONResponse({"validity": False, "message": str(exc)})
+    return JSONResponse({"validity": True, "credentials": views})
+
+
+async def verify_vc(request: Request) -> Response:
+    node = node_of(request)
+    body = await read_json_object(request)
+    try:
+        await node.verify_credential(body.get("verifiableCredential"), **_verifier_checks(node))
+    except CredentialError as exc:
+        return JSONResponse({"validity": False, "message": str(exc)})
+    return JSONResponse({"validity": True})
+
+
+async def search(request: Request) -> Response:
+    body = await read_json_object(request)
+    query = body.get("query")
+    if not isinstance(query, dict):
+        raise HttpError(400, "Bad Request", "'query' must be an object: a partial credential")
+    allow = (body.get("searchOptions") or {}).get("allowUntrustedIssuer") is True
+    found = node_of(request).search(query, allow_untrusted=allow)
+    return JSONResponse({"verifiableCredentials": [{"verifiableCredential": token} for token in found]})
+
+
+async def trust(request: Request) -> Response:
+    body = await read_json_object(request)
+    require_fields(body, "issuer", "credentialType")
+    node_of(request).trust(body["credentialType"], body["issuer"], trusted=request.method == "POST")
+    return Response(status_code=204)
+
+
+async def wallet_add(request: Request) -> Response:
+    credential = await read_json(request)
+    try:
+        await node_of(request).add_to_wallet(request.path_params["subject"], credential)
+    except CredentialError as exc:
+        raise HttpError(400, "Bad Request", f"credential refused: {exc}") from None
+    return Response(status_code=204)
+
+
+async def wallet_list(request: Request) -> Response:
+    return JSONResponse(node_of(request).wallet(request.path_params["subject"]))
+
+
+ROUTES = [
+    Route("/internal/vcr/v2/issuer/vc", issue, methods=["POST"]),
+    Route("/internal/vcr/v2/issuer/vc/{id:path}", revoke, methods=["DELETE"]),
+    Route("/internal/vcr/v2/search", search, methods=["POST"]),
+    Route("/internal/vcr/v2/verifier/vc", verify_vc, methods=["POST"]),
+    Route("/internal/vcr/v2/verifier/vp", verify_vp, methods=["POST"]),
+    Route("/internal/vcr/v2/holder/vp", create_presentation, methods=["POST"]),
+    Route("/internal/vcr/v2/verifier/trust", trust, methods=["POST", "DELETE"]),
+    Route("/internal/vcr/v2/holder/{subject}/vc", wallet_add, methods=["POST"]),
+    Route("/internal/vcr/v2/holder/{subject}/vc", wallet_list, methods=["GET"]),
+]
