@@ -21,7 +21,7 @@ import httpx
 from nodes.trust.did import document_url
 from testbed.errors import TestbedError
 from testbed.runtime.plan import NetworkPlan, NodePlan
-from testbed.topology import Network, Role, organisation_subject
+from testbed.topology import Network, Organisation, Role, organisation_subject
 
 ORGANISATION_CREDENTIAL = "NutsOrganizationCredential"
 PERMIT_CREDENTIAL = "DataPermitCredential"
@@ -34,63 +34,19 @@ class BootstrapError(TestbedError):
 def bootstrap(
     network: Network, plan: NetworkPlan, client: httpx.Client, progress: Callable[[str], None]
 ) -> dict[str, Any]:
+    """Make a fresh network usable: a subject and DID per organisation, the credential issuer
+    trusted everywhere and an organisation credential in every wallet, the access body set up.
+    Returns what scenarios template from (`orgs`, `nodes`, `network`)."""
     trust_of = {org.id: plan.node(node.name) for org, node in network.nodes_with_role(Role.TRUST)}
-    orgs: dict[str, dict[str, Any]] = {}
-    for org in network.organisations:
-        entry: dict[str, Any] = {
-            "id": org.id,
-            "name": org.name,
-            "ura": org.ura,
-            "city": org.city,
-            "category": org.category,
-        }
-        trust = trust_of.get(org.id)
-        if trust is not None:
-            subject = organisation_subject(org.id)
-            entry["subject"] = subject
-            entry["did"] = _subject_did(client, trust.name, trust.internal_url, subject)
-            entry["did_document_path"] = urlsplit(document_url(entry["did"])).path
-            entry["authorization_server"] = f"{trust.public_url}/oauth2/{subject}"
-            progress(f"{org.id}: subject {subject} with DID {entry['did']}")
-        orgs[org.id] = entry
-
+    orgs = {org.id: _organisation(client, org, trust_of.get(org.id), progress) for org in network.organisations}
     issuer_org = network.credential_issuer
-    issuer_node = trust_of[issuer_org]
     issuer_did = orgs[issuer_org]["did"]
     _trust_everywhere(client, trust_of.values(), issuer_did, ORGANISATION_CREDENTIAL)
     for org_id, trust in trust_of.items():
-        entry = orgs[org_id]
-        issued = _call(
-            client,
-            issuer_node.name,
-            "POST",
-            f"{issuer_node.internal_url}/internal/vcr/v2/issuer/vc",
-            json={
-                "type": ORGANISATION_CREDENTIAL,
-                "issuer": issuer_did,
-                "credentialSubject": {
-                    "id": entry["did"],
-                    "organization": {"name": entry["name"], "city": entry["city"], "ura": entry["ura"]},
-                },
-                "format": "jwt_vc",
-                "withStatusList2021Revocation": True,
-            },
-            expect=(200,),
-        )
-        credential = _read(issued, issuer_node.name, lambda body: body, "a JWT credential (a JSON string)")
-        _call(
-            client,
-            trust.name,
-            "POST",
-            f"{trust.internal_url}/internal/vcr/v2/holder/{entry['subject']}/vc",
-            json=credential,
-            expect=(204,),
-        )
+        _give_organisation_credential(client, trust_of[issuer_org], issuer_did, trust, orgs[org_id])
         progress(f"{org_id}: {ORGANISATION_CREDENTIAL} issued by {issuer_org} and stored in its wallet")
-
     for hdab_org, hdab_node in network.nodes_with_role(Role.HDAB):
         _set_up_access_body(client, plan.node(hdab_node.name), orgs[hdab_org.id]["did"], trust_of, progress)
-
     nodes = {
         p.name: {
             "name": p.name,
@@ -106,6 +62,47 @@ def bootstrap(
         "orgs": orgs,
         "nodes": nodes,
     }
+
+
+def _organisation(
+    client: httpx.Client, org: Organisation, trust: NodePlan | None, progress: Callable[[str], None]
+) -> dict[str, Any]:
+    """What scenarios know of an organisation; with a trust node, its subject and DID too."""
+    entry: dict[str, Any] = {"id": org.id, "name": org.name, "ura": org.ura, "city": org.city, "category": org.category}
+    if trust is not None:
+        subject = organisation_subject(org.id)
+        entry["subject"] = subject
+        entry["did"] = _subject_did(client, trust.name, trust.internal_url, subject)
+        entry["did_document_path"] = urlsplit(document_url(entry["did"])).path
+        entry["authorization_server"] = f"{trust.public_url}/oauth2/{subject}"
+        progress(f"{org.id}: subject {subject} with DID {entry['did']}")
+    return entry
+
+
+def _give_organisation_credential(
+    client: httpx.Client, issuer: NodePlan, issuer_did: str, trust: NodePlan, entry: dict[str, Any]
+) -> None:
+    """The issuer's trust node issues the organisation its credential; its own wallet keeps it."""
+    issued = _call(
+        client,
+        issuer.name,
+        "POST",
+        f"{issuer.internal_url}/internal/vcr/v2/issuer/vc",
+        json={
+            "type": ORGANISATION_CREDENTIAL,
+            "issuer": issuer_did,
+            "credentialSubject": {
+                "id": entry["did"],
+                "organization": {"name": entry["name"], "city": entry["city"], "ura": entry["ura"]},
+            },
+            "format": "jwt_vc",
+            "withStatusList2021Revocation": True,
+        },
+        expect=(200,),
+    )
+    credential = _read(issued, issuer.name, lambda body: body, "a JWT credential (a JSON string)")
+    holder = f"{trust.internal_url}/internal/vcr/v2/holder/{entry['subject']}/vc"
+    _call(client, trust.name, "POST", holder, json=credential, expect=(204,))
 
 
 def _set_up_access_body(

@@ -5,6 +5,7 @@ endpoint serves."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -24,9 +25,13 @@ SCOPE_CHALLENGE = {"WWW-Authenticate": 'Bearer error="insufficient_scope"'}
 
 
 class ResourceServer:
-    def __init__(self, config: NodeConfig, client: httpx.AsyncClient):
+    def __init__(self, config: NodeConfig, client: httpx.AsyncClient, overlooks: Callable[[str], bool] | None = None):
+        """`overlooks(rule)`: true for a rule this node lets pass anyway (a deliberately faulty
+        node of the mutation self-test: token-scope, token-other-organisation, token-dpop-bound,
+        dpop-proof-invalid); None, as normally, for none."""
         self.config = config
         self.client = client
+        self.overlooks = overlooks or (lambda _rule: False)
 
     async def authorise(self, request: Request, scopes: set[str]) -> dict[str, Any]:
         """The introspection answer of the request's token, when it may use this endpoint."""
@@ -43,11 +48,11 @@ class ResourceServer:
             raise HttpError(401, "Unauthorized", detail, headers=CHALLENGE, code="token-inactive")
         await self._check_binding(request, scheme, token, answer)
         expected_issuer = self.config.peers.get("authorization_server")
-        if expected_issuer and answer.get("iss") != expected_issuer:
+        if expected_issuer and answer.get("iss") != expected_issuer and not self.overlooks("token-other-organisation"):
             # The trust node may serve several subjects; only this organisation's tokens count.
             detail = "the access token was issued for another organisation"
             raise HttpError(401, "Unauthorized", detail, headers=CHALLENGE, code="token-other-organisation")
-        if answer.get("scope") not in scopes:
+        if answer.get("scope") not in scopes and not self.overlooks("token-scope"):
             detail = f"scope {answer.get('scope')!r} does not give access to this endpoint"
             raise HttpError(403, "Forbidden", detail, headers=SCOPE_CHALLENGE, code="token-scope")
         return answer
@@ -67,6 +72,8 @@ class ResourceServer:
                 detail = "this token is not DPoP-bound: use Bearer"
                 raise HttpError(401, "Unauthorized", detail, headers=CHALLENGE, code="token-not-dpop-bound")
             return
+        if scheme != "dpop" and self.overlooks("token-dpop-bound"):
+            return
         if scheme != "dpop":
             detail = "this token is DPoP-bound: use the DPoP scheme"
             raise HttpError(401, "Unauthorized", detail, headers=DPOP_TOKEN_CHALLENGE, code="token-dpop-bound")
@@ -79,7 +86,7 @@ class ResourceServer:
         url = self.config.public_url + request.url.path
         body = {"dpop_proof": proofs[0], "method": request.method, "url": url, "thumbprint": jkt, "token": token}
         verdict = await self.ask_trust_node("/internal/auth/v2/dpop/validate", "DPoP validation", json=body)
-        if not verdict.get("valid"):
+        if not verdict.get("valid") and not self.overlooks("dpop-proof-invalid"):
             detail = f"the DPoP proof is not valid: {verdict.get('reason', 'no reason given')}"
             raise HttpError(401, "Unauthorized", detail, headers=DPOP_CHALLENGE, code="dpop-proof-invalid")
 

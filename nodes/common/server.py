@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import uvicorn
 import uvloop
+from starlette.applications import Starlette
 
 from nodes.common.app import NodeApps
 from nodes.common.config import NodeConfig
@@ -59,7 +60,9 @@ def _public_mode(apps: NodeApps) -> ssl.VerifyMode:
     return ssl.CERT_REQUIRED if apps.public_client_certificates else ssl.CERT_NONE
 
 
-def _uvicorn_config(config: NodeConfig, app: object, port: int, client_certificates: ssl.VerifyMode) -> uvicorn.Config:
+def _uvicorn_config(
+    config: NodeConfig, app: Starlette, port: int, client_certificates: ssl.VerifyMode
+) -> uvicorn.Config:
     return uvicorn.Config(
         app,
         host=config.host,

@@ -27,14 +27,15 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKey
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.x509.verification import Criticality, ExtensionPolicy, PolicyBuilder, Store, VerificationError
 from lxml import etree
-from signxml import CanonicalizationMethod, DigestAlgorithm, SignatureMethod, XMLSigner, methods
+from signxml.algorithms import CanonicalizationMethod, DigestAlgorithm, SignatureConstructionMethod, SignatureMethod
+from signxml.signer import XMLSigner
 
 SOAP = "http://www.w3.org/2003/05/soap-envelope"
 DS = "http://www.w3.org/2000/09/xmldsig#"
 SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
 ID_ATTRIBUTE = "ID"  # what SAML protocol messages name themselves by (SAML 2.0 core, section 3.2.1)
 EXCLUSIVE_C14N = CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0
-ENVELOPED = methods.enveloped.value
+ENVELOPED = SignatureConstructionMethod.enveloped.value
 # The transforms SAML allows on a signed message (SAML 2.0 core, section 5.4.4).
 ALLOWED_TRANSFORMS = frozenset({ENVELOPED, EXCLUSIVE_C14N.value})
 SIGNATURE_METHODS = frozenset({SignatureMethod.RSA_SHA256, SignatureMethod.ECDSA_SHA256})
@@ -103,8 +104,10 @@ def sign_soap_query(envelope: bytes, identity: SigningIdentity) -> bytes:
     first = query[0] if len(query) else None
     query.insert(1 if first is not None and first.tag == f"{{{SAML}}}Issuer" else 0, placeholder)
     key = serialization.load_pem_private_key(identity.key_pem, password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+        raise ValueError(f"a {type(key).__name__} cannot sign an XML Signature here: use EC or RSA")
     signer = XMLSigner(
-        method=methods.enveloped,
+        method=SignatureConstructionMethod.enveloped,
         signature_algorithm=_signature_method(key),
         digest_algorithm=DigestAlgorithm.SHA256,
         c14n_algorithm=EXCLUSIVE_C14N,
@@ -112,7 +115,8 @@ def sign_soap_query(envelope: bytes, identity: SigningIdentity) -> bytes:
     signed = signer.sign(
         root, key=key, cert=identity.cert_pem.decode("ascii"), reference_uri=f"#{reference}", id_attribute=ID_ATTRIBUTE
     )
-    return etree.tostring(signed, encoding="utf-8")
+    serialised: bytes = etree.tostring(signed, encoding="utf-8")
+    return serialised
 
 
 def _give_id(query: etree._Element) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
@@ -61,17 +62,18 @@ def verification_key(document: dict[str, Any], kid: str) -> dict[str, Any]:
     if kid not in document.get("assertionMethod", []):
         raise LookupError(f"{kid} is not an assertion method of {document.get('id')}")
     for method in document.get("verificationMethod", []):
-        if method.get("id") == kid and isinstance(method.get("publicKeyJwk"), dict):
-            return method["publicKeyJwk"]
+        jwk = method.get("publicKeyJwk")
+        if method.get("id") == kid and isinstance(jwk, dict):
+            return jwk
     raise LookupError(f"{document.get('id')} has no verification method {kid}")
 
 
 class Resolver:
     """Resolves DIDs over HTTPS (trusting the network CA), with a short cache."""
 
-    def __init__(self, client: httpx.AsyncClient, local: Any):
+    def __init__(self, client: httpx.AsyncClient, local: Callable[[str], dict[str, Any] | None]):
         self._client = client
-        self._local = local  # callable: did -> document | None, for this node's own subjects
+        self._local = local  # this node's own subjects' documents
         self._cache: dict[str, tuple[float, dict[str, Any]]] = {}
 
     async def resolve(self, did: str) -> dict[str, Any]:

@@ -107,8 +107,7 @@ async def register(node: TrustNode, service_id: str, token: str) -> None:
             400, REFUSED, f"the presentation is valid for too long (at most {definition.presentation_max_validity} s)"
         )
     holder = presentation.signer_did
-    jti = claims.get("jti")
-    _check_new(node, _server_state(node, service_id), jti)  # before the costly checks
+    jti = _check_new(node, _server_state(node, service_id), claims.get("jti"))  # before the costly checks
     try:
         views = await node.verify_presentation(token, verify_credentials=False)
         if RETRACTED in vc.presentation_types(presentation):
@@ -134,13 +133,15 @@ async def register(node: TrustNode, service_id: str, token: str) -> None:
     _append(node, service_id, _fresh_state(node, service_id, jti), holder, token, jti, exp)
 
 
-def _check_new(node: TrustNode, state: dict[str, Any], jti: Any) -> None:
+def _check_new(node: TrustNode, state: dict[str, Any], jti: Any) -> str:
+    """The presentation's jti, if the server has not accepted it before."""
     if not isinstance(jti, str) or not jti:
         raise HttpError(400, REFUSED, "the presentation needs a jti")
     if jti in state["seen"] and not node.faulty("discovery-accepts-replayed-registration"):
         # A registration is accepted once: replaying one (the list is public) could bring back
         # a retracted registration or roll a holder back to an older one.
         raise HttpError(400, REFUSED, f"presentation already exists: jti {jti} was accepted before")
+    return jti
 
 
 def _fresh_state(node: TrustNode, service_id: str, jti: str) -> dict[str, Any]:

@@ -21,4 +21,4 @@ def derive_key(seed: str, node: str, subject: str) -> ECKey:
 
 
 def public_jwk(key: ECKey) -> dict[str, str]:
-    return {k: v for k, v in key.as_dict(private=False).items() if k in ("kty", "crv", "x", "y")}
+    return {k: str(v) for k, v in key.as_dict(private=False).items() if k in ("kty", "crv", "x", "y")}

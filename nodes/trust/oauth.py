@@ -297,10 +297,12 @@ async def _server_metadata(node: TrustNode, server: str) -> tuple[str, str]:
         raise HttpError(502, "Bad Gateway", f"the metadata of {server} names another issuer: {meta.get('issuer')!r}")
     if GRANT_TYPE not in meta.get("grant_types_supported", []):
         raise HttpError(502, "Bad Gateway", f"{server} does not support the {GRANT_TYPE} grant")
-    endpoints = meta.get("token_endpoint"), meta.get("presentation_definition_endpoint")
-    if not all(isinstance(e, str) and e.startswith("https://") for e in endpoints):
+    token, definition = meta.get("token_endpoint"), meta.get("presentation_definition_endpoint")
+    if not (isinstance(token, str) and isinstance(definition, str)) or not all(
+        e.startswith("https://") for e in (token, definition)
+    ):
         raise HttpError(502, "Bad Gateway", f"the metadata of {server} lacks https token or definition endpoints")
-    return endpoints[0], endpoints[1]
+    return token, definition
 
 
 def _metadata_url(issuer: str) -> str:

@@ -55,3 +55,25 @@ def _observation(pod: str, name: str, code: tuple[str, str, str], value: float, 
         "effectiveDateTime": day.isoformat(),
         "valueQuantity": {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit},
     }
+
+
+OBSERVATION_STATUSES = {"registered", "preliminary", "final", "amended", "corrected", "cancelled", "entered-in-error"}
+
+
+def recorded(pod: str, body: dict[str, Any]) -> dict[str, Any]:
+    """A measurement the citizen's own app records in the pod: a FHIR Observation with a coded
+    measurement, a quantity and a date. The vault names it and states whose pod it is in.
+    Raises ValueError saying what is missing."""
+    if body.get("resourceType") != "Observation":
+        raise ValueError("a lifestyle resource is a FHIR Observation (resourceType Observation)")
+    if body.get("status") not in OBSERVATION_STATUSES:
+        raise ValueError(f"status must be one of {', '.join(sorted(OBSERVATION_STATUSES))}")
+    coding = (body.get("code") or {}).get("coding")
+    if not isinstance(coding, list) or not coding or not all(isinstance(c, dict) and c.get("code") for c in coding):
+        raise ValueError("code.coding must name what was measured")
+    value = (body.get("valueQuantity") or {}).get("value")
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise ValueError("valueQuantity.value must be a number")
+    if not isinstance(body.get("effectiveDateTime"), str):
+        raise ValueError("effectiveDateTime must say when it was measured")
+    return {**body, "id": f"recorded-{uuid.uuid4().hex[:12]}", "subject": {"display": f"owner of pod {pod}"}}

@@ -94,6 +94,7 @@ def test_a_body_over_one_megabyte_is_413(net: Net, content: Any) -> None:
         ("gp-trust", True, "/internal/vdr/v9/subject"),
         ("consent", False, "/consent/v1/nothing"),
         (STATION, True, "/internal/station/v1/nothing"),
+        ("welldata-vault", False, "/pods/any-pod/medical/"),  # the vault shares its lifestyle container only
     ],
 )
 def test_an_unknown_path_is_a_404_problem(net: Net, node: str, internal: bool, path: str) -> None:
@@ -105,6 +106,11 @@ WRONG_METHODS = [
     pytest.param("DELETE", "gp-trust", True, SUBJECTS, id="delete-subjects"),
     pytest.param("GET", "hospital-trust", False, "/oauth2/hospital/token", id="get-token"),
     pytest.param("GET", "consent", False, "/consent/v1/decision", id="get-decision"),
+    # Apps only read a pod; the citizen decides with POST.
+    pytest.param("DELETE", "welldata-vault", False, "/pods/any-pod/lifestyle/", id="delete-vault-container"),
+    pytest.param(
+        "GET", "welldata-vault", True, "/internal/vault/v1/pods/p/access-requests/r/decision", id="get-vault-decision"
+    ),
 ]
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import MutableMapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -95,6 +97,7 @@ def test_the_bench_sends_the_profiles_query_signed_so_that_the_service_accepts_i
         "gp": {"ura": "90000003", "category": "Z1"},
         "hospital": {"ura": "90000002", "category": "Z3"},
         "mitz": {"ura": "90000001", "category": ""},
+        "nursing": {"ura": "90000006", "category": "Z4"},
     }
     variables = profile_variables(scenario, {"orgs": orgs}, "bench-test")
     ca = NetworkCA.open(tmp_path / "pki", "bench-test")
@@ -110,12 +113,12 @@ def test_raw_endpoint_reads_the_body_and_answers_soap():
     received: list[dict] = [
         {"type": "http.request", "body": b"<soap:Envelope/>", "more_body": False},
     ]
-    sent: list[dict] = []
+    sent: list[MutableMapping[str, Any]] = []
 
     async def receive() -> dict:
         return received.pop(0)
 
-    async def send(message: dict) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         sent.append(message)
 
     async def serve() -> None:

@@ -37,7 +37,9 @@ def test_another_key_or_a_changed_file_is_refused(reports: Path, tmp_path: Path)
     changed = tmp_path / "changed.tar.gz"
     with tarfile.open(bundle, "r:gz") as source, tarfile.open(changed, "w:gz") as target:
         for member in source.getmembers():
-            data = source.extractfile(member).read()
+            extracted = source.extractfile(member)
+            assert extracted is not None  # every member of a bundle is a file
+            data = extracted.read()
             if member.name.endswith("results.json"):
                 data = b'{"exit_code": 1}'
                 member.size = len(data)

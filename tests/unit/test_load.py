@@ -8,10 +8,10 @@ import pytest
 from testbed.errors import ConfigError
 from testbed.load.perf import check_thresholds, read_figures, read_series
 from testbed.load.runner import Overrides, settings_for, split_threshold_option
-from testbed.scenario.load_settings import LoadSettings, Stage
 from testbed.load.shape import target
-from testbed.scenario.thresholds import Threshold
+from testbed.scenario.load_settings import LoadSettings, Stage
 from testbed.scenario.loader import load_scenario
+from testbed.scenario.thresholds import Threshold
 from tests.conftest import ROOT
 
 

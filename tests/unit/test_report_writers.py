@@ -283,8 +283,10 @@ def _junit(results: RunResults, tmp_path: Path) -> ET.Element:
     return ET.parse(path).getroot()
 
 
-def _child(root: ET.Element, check_id: str, tag: str) -> ET.Element | None:
-    return root.find(f".//testcase[@name='{check_id}: Title of {check_id}']/{tag}")
+def _child(root: ET.Element, check_id: str, tag: str) -> ET.Element:
+    found = root.find(f".//testcase[@name='{check_id}: Title of {check_id}']/{tag}")
+    assert found is not None, f"{check_id} has no <{tag}>"
+    return found
 
 
 def _marked(cases: list[ET.Element], tag: str) -> int:
@@ -300,10 +302,10 @@ def test_junit_counts_match_children(results: RunResults, tmp_path: Path) -> Non
     for element, cases in [(root, root.findall("./testsuite/testcase"))] + [
         (suite, suite.findall("testcase")) for suite in suites
     ]:
-        assert int(element.get("tests")) == len(cases)
-        assert int(element.get("failures")) == _marked(cases, "failure")
-        assert int(element.get("errors")) == _marked(cases, "error")
-        assert int(element.get("skipped")) == _marked(cases, "skipped")
+        assert int(element.attrib["tests"]) == len(cases)
+        assert int(element.attrib["failures"]) == _marked(cases, "failure")
+        assert int(element.attrib["errors"]) == _marked(cases, "error")
+        assert int(element.attrib["skipped"]) == _marked(cases, "skipped")
 
     assert (root.get("tests"), root.get("failures"), root.get("errors"), root.get("skipped")) == (
         "5",
@@ -311,7 +313,7 @@ def test_junit_counts_match_children(results: RunResults, tmp_path: Path) -> Non
         "1",
         "1",
     )
-    assert float(root.get("time")) == pytest.approx(sum(125 + s for s in range(5)) / 1000)
+    assert float(root.attrib["time"]) == pytest.approx(sum(125 + s for s in range(5)) / 1000)
     assert suites[0].get("timestamp") == T0.isoformat()
 
 
@@ -333,12 +335,11 @@ def test_junit_one_testcase_per_check_with_requirements(results: RunResults, tmp
 def test_junit_failure_explains_expectations(results: RunResults, tmp_path: Path) -> None:
     root = _junit(results, tmp_path)
     failure = _child(root, "introspect-expired", "failure")
-    assert failure is not None
     assert failure.get("type") == "AssertionError"
     assert failure.get("message") == "json $.active: expected false, got true"
-    assert "json $.active: expected false, actual true" in failure.text
-    assert "response status: 200" in failure.text
-    assert "status: expected" not in failure.text  # passed expectations are not listed
+    assert "json $.active: expected false, actual true" in (failure.text or "")
+    assert "response status: 200" in (failure.text or "")
+    assert "status: expected" not in (failure.text or "")  # passed expectations are not listed
 
     error = _child(root, "subscribe", "error")
     assert error.get("message") == "connection refused by mitz"
@@ -355,9 +356,10 @@ def test_junit_suite_properties_and_unsafe_characters(results: RunResults, tmp_p
         assert props["run_id"] == results.run_id
         assert props["harness_version"] == results.harness_version
     out = _child(root, "introspect-expired", "system-out")
-    assert "token exp in the past" in out.text
-    assert "terminal colour codes survive" in out.text
-    assert "\x1b" not in out.text
+    text = out.text or ""
+    assert "token exp in the past" in text
+    assert "terminal colour codes survive" in text
+    assert "\x1b" not in text
 
 
 # --- report.html ---------------------------------------------------------------------------
@@ -601,7 +603,7 @@ def test_an_incomplete_profile_run_says_so_in_every_format(tmp_path: Path) -> No
     assert summary_markdown(results).startswith(f"# Conformance run {results.run_id}: incomplete")
     untested = [
         case
-        for case in build_junit(results).getroot().iter("testcase")
+        for case in build_junit(results).getroot().iter("testcase")  # type: ignore[union-attr]
         if case.get("name") == "CONSENT-MTLS-01 is tested"
     ]
     assert len(untested) == 1 and untested[0].find("failure") is not None

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -49,6 +50,19 @@ class Pki:
     colleague: Party  # another holder of a certificate from the network CA
     outsider: Party  # a certificate from another CA
 
+
+
+def the_query(root: Any) -> Any:
+    """The signed query of a SOAP envelope, which every document here has."""
+    element = xmldsig.soap_query(root)
+    assert element is not None
+    return element
+
+
+def ec_key(pem: bytes) -> ec.EllipticCurvePrivateKey:
+    key = serialization.load_pem_private_key(pem, password=None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    return key
 
 def party(files_cert: Path, files_key: Path) -> Party:
     identity = xmldsig.SigningIdentity.from_files(files_cert, files_key)
@@ -94,7 +108,7 @@ def test_a_query_signed_by_the_tls_client_is_answered(pki: Pki):
 
 def test_the_signature_is_enveloped_in_the_query_with_ecdsa_sha256_and_exclusive_c14n(pki: Pki):
     envelope = xmldsig.parse_xml(signed(query(), pki.client))
-    query_element = xmldsig.soap_query(envelope)
+    query_element = the_query(envelope)
     assert query_element is not None
     signature = query_element.find("ds:Signature", xmldsig.NS)
     assert signature is not None
@@ -110,14 +124,14 @@ def test_the_signature_is_enveloped_in_the_query_with_ecdsa_sha256_and_exclusive
 def test_the_signature_follows_a_saml_issuer(pki: Pki):
     issuer = f'<saml:Issuer xmlns:saml="{xmldsig.SAML}">gp</saml:Issuer>'
     body = query().replace(b"<Attributes>", issuer.encode() + b"<Attributes>")
-    query_element = xmldsig.soap_query(xmldsig.parse_xml(signed(body, pki.client)))
+    query_element = the_query(xmldsig.parse_xml(signed(body, pki.client)))
     assert [child.tag for child in query_element][:2] == [f"{{{xmldsig.SAML}}}Issuer", f"{{{xmldsig.DS}}}Signature"]
 
 
 def test_an_rsa_key_signs_with_rsa_sha256(pki: Pki, tmp_path: Path):
     ca_dir = pki.ca_file.parent
     ca_cert = x509.load_pem_x509_certificate(pki.ca_file.read_bytes())
-    ca_key = serialization.load_pem_private_key((ca_dir / "ca-key.pem").read_bytes(), password=None)
+    ca_key = ec_key((ca_dir / "ca-key.pem").read_bytes())
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     now = dt.datetime.now(dt.UTC)
     cert = (
@@ -218,7 +232,7 @@ def _signed_by_signxml(
 ) -> bytes:
     """A query signed by signxml itself, with choices the harness's signer does not make."""
     root = xmldsig.parse_xml(body or query())
-    query_element = xmldsig.soap_query(root)
+    query_element = the_query(root)
     query_element.set("ID", "_q1")
     placeholder = etree.Element(f"{{{xmldsig.DS}}}Signature", Id="placeholder", nsmap={"ds": xmldsig.DS})
     placeholder.tail = placeholder_tail
@@ -229,7 +243,7 @@ def _signed_by_signxml(
         digest_algorithm=DigestAlgorithm.SHA256,
         c14n_algorithm=xmldsig.EXCLUSIVE_C14N,
     )
-    key = serialization.load_pem_private_key(pki.client.identity.key_pem, password=None)
+    key = ec_key(pki.client.identity.key_pem)
     signed_root = signer.sign(
         root,
         key=key,
@@ -256,7 +270,7 @@ def _resigned_with_prefix_list(pki: Pki, body: bytes, prefix: str) -> bytes:
     gets this case wrong, and libxmlsec1 refuses what it makes): lxml canonicalises, the
     harness's key signs."""
     root = xmldsig.parse_xml(body)
-    query_element = xmldsig.soap_query(root)
+    query_element = the_query(root)
     signature = query_element.find("ds:Signature", xmldsig.NS)
     signed_info = signature.find("ds:SignedInfo", xmldsig.NS)
     transform = signed_info.find(
@@ -270,7 +284,7 @@ def _resigned_with_prefix_list(pki: Pki, body: bytes, prefix: str) -> bytes:
     )
     digest = signed_info.find("ds:Reference/ds:DigestValue", xmldsig.NS)
     digest.text = base64.b64encode(hashlib.sha256(canonical).digest()).decode()
-    key = serialization.load_pem_private_key(pki.client.identity.key_pem, password=None)
+    key = ec_key(pki.client.identity.key_pem)
     der = key.sign(
         etree.tostring(signed_info, method="c14n", exclusive=True, with_comments=False), ec.ECDSA(hashes.SHA256())
     )
@@ -381,7 +395,7 @@ def test_the_profiles_outsider_query_is_sound_but_for_its_signer(pki: Pki):
     step = next(s for s in load_scenario(PROFILE).scenario.steps if s.id == "outsider-signed-query-fault")
     assert step.request is not None and step.request.body is not None
     body = step.request.body.encode()
-    query_element = xmldsig.soap_query(xmldsig.parse_xml(body))
+    query_element = the_query(xmldsig.parse_xml(body))
     embedded = query_element.findtext("ds:Signature/ds:KeyInfo/ds:X509Data/ds:X509Certificate", namespaces=xmldsig.NS)
     cert = x509.load_der_x509_certificate(base64.b64decode(embedded))
     XMLVerifier().verify(query_element, x509_cert=cert, id_attribute="ID")  # raises if the body was disturbed

@@ -23,6 +23,12 @@ def _verifier_checks(node: TrustNode) -> dict[str, bool]:
     }
 
 
+def _jwt(value: object) -> str:
+    """A credential or presentation as this node reads them: a JWT string (anything else then
+    fails verification as unreadable, rather than failing the handler)."""
+    return value if isinstance(value, str) else ""
+
+
 async def issue(request: Request) -> Response:
     return JSONResponse(node_of(request).issue(await read_json_object(request)))
 
@@ -41,7 +47,7 @@ async def verify_vp(request: Request) -> Response:
     body = await read_json_object(request)
     try:
         views = await node.verify_presentation(
-            body.get("verifiablePresentation"),
+            _jwt(body.get("verifiablePresentation")),
             body.get("verifyCredentials", True) is not False,
             **_verifier_checks(node),
         )
@@ -54,7 +60,7 @@ async def verify_vc(request: Request) -> Response:
     node = node_of(request)
     body = await read_json_object(request)
     try:
-        await node.verify_credential(body.get("verifiableCredential"), **_verifier_checks(node))
+        await node.verify_credential(_jwt(body.get("verifiableCredential")), **_verifier_checks(node))
     except CredentialError as exc:
         return JSONResponse({"validity": False, "message": str(exc)})
     return JSONResponse({"validity": True})

@@ -1,0 +1,118 @@
+"""The vault's rules that need no network: which refusal an app gets for the state of its
+requests, the DPoP-only challenges, and what a recorded measurement must hold."""
+
+import pytest
+
+from nodes.common.http import HttpError
+from nodes.vault import access, lifestyle
+from nodes.vault.auth import dpop_only
+
+NOW = 1_000_000.0
+
+
+def request(status, asked=1.0, expires=NOW + 60):
+    found = {"id": f"r{asked}", "status": status, "asked": asked}
+    if status in ("approved", "revoked"):
+        found["grant"] = {"expires": expires}
+    return found
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [
+        (None, "access-not-granted"),
+        ("requested", "access-not-granted"),
+        ("denied", "access-denied"),
+        ("revoked", "access-revoked"),
+        ("approved", "access-expired"),  # an approved request that opens nothing has expired
+    ],
+)
+def test_each_state_of_the_newest_request_names_its_own_refusal(status, code):
+    refused = access.refusal(None if status is None else request(status))
+    assert (refused.status, refused.code) == (403, code)
+
+
+def test_only_an_approved_unexpired_request_is_in_force():
+    assert access.in_force(request("approved"), NOW)
+    assert not access.in_force(request("approved", expires=NOW), NOW)
+    assert not access.in_force(request("revoked"), NOW)
+    assert not access.in_force(request("denied"), NOW)
+
+
+def test_the_newest_request_decides_the_refusal():
+    older, newer = request("revoked", asked=1.0), request("requested", asked=2.0)
+    assert access.newest([newer, older]) is newer
+    assert access.newest([]) is None
+
+
+@pytest.mark.parametrize(
+    ("named", "shared"),
+    [
+        (None, True),
+        ("lifestyle", True),
+        ("https://vault/pods/p/lifestyle/", True),
+        ("https://vault/pods/p/lifestyle", True),
+        ("medical", False),
+        ("https://vault/pods/other/lifestyle/", False),
+    ],
+)
+def test_a_request_names_the_lifestyle_container_by_name_or_url(named, shared):
+    assert access.container_named(named, "lifestyle", "https://vault/pods/p/lifestyle/") is shared
+
+
+@pytest.mark.parametrize(
+    ("code", "challenge"),
+    [
+        ("token-missing", 'DPoP algs="ES256"'),
+        ("token-inactive", 'DPoP error="invalid_token", algs="ES256"'),
+        ("token-scope", 'DPoP error="insufficient_scope", algs="ES256"'),
+    ],
+)
+def test_the_vault_challenges_with_the_dpop_scheme_only(code, challenge):
+    shared = HttpError(401, "Unauthorized", "x", headers={"WWW-Authenticate": 'Bearer error="x"'}, code=code)
+    answered = dpop_only(shared)
+    assert answered.headers["WWW-Authenticate"] == challenge
+    assert answered.code == code
+
+
+def test_an_unbound_token_with_the_dpop_scheme_is_dpop_required():
+    shared = HttpError(401, "Unauthorized", "use Bearer", code="token-not-dpop-bound")
+    answered = dpop_only(shared)
+    assert answered.code == "dpop-required"
+    assert answered.headers["WWW-Authenticate"].startswith("DPoP ")
+
+
+def test_proof_refusals_keep_their_challenge():
+    shared = HttpError(401, "Unauthorized", "x", headers={"WWW-Authenticate": "DPoP y"}, code="dpop-proof-invalid")
+    assert dpop_only(shared) is shared
+
+
+MEASUREMENT = {
+    "resourceType": "Observation",
+    "status": "final",
+    "code": {"coding": [{"system": "http://loinc.org", "code": "41950-7"}]},
+    "effectiveDateTime": "2026-01-08",
+    "valueQuantity": {"value": 9000, "unit": "/d"},
+}
+
+
+def test_a_recorded_measurement_gets_a_name_and_its_pod():
+    recorded = lifestyle.recorded("pod-1", dict(MEASUREMENT, id="chosen-by-client"))
+    assert recorded["id"].startswith("recorded-") and recorded["id"] != "chosen-by-client"
+    assert recorded["subject"] == {"display": "owner of pod pod-1"}
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        ({"resourceType": "Patient"}, "Observation"),
+        ({"status": "done"}, "status"),
+        ({"code": {"coding": []}}, "code.coding"),
+        ({"valueQuantity": {"value": "9000"}}, "valueQuantity"),
+        ({"valueQuantity": {"value": True}}, "valueQuantity"),
+        ({"effectiveDateTime": None}, "effectiveDateTime"),
+    ],
+)
+def test_a_measurement_without_what_makes_it_one_is_refused(change, says):
+    with pytest.raises(ValueError, match=says):
+        lifestyle.recorded("pod-1", {**MEASUREMENT, **change})
