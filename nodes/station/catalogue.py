@@ -30,12 +30,21 @@ def catalogue(
     individuals: int,
     authorization_server: str | None,
     hdab: str | None,
+    analysis_url: str | None = None,
 ) -> dict[str, Any]:
+    """`analysis_url`: where the analysis service is, when not at the station's own URL (only a
+    faulty variant of the self-test publishes another)."""
     dataset = dataset_id(public_url, slug)
     publisher = {"@type": "foaf:Organization", "foaf:name": organisation["name"], "dct:identifier": organisation["ura"]}
     services = [
         _service(f"{public_url}/fhir", FHIR_R4, dataset, authorization_server, "FHIR R4 API, primary use"),
-        _service(f"{public_url}/analysis/v1", ANALYSIS_API, dataset, authorization_server, "Aggregate analyses"),
+        _service(
+            analysis_url or f"{public_url}/analysis/v1",
+            ANALYSIS_API,
+            dataset,
+            authorization_server,
+            "Aggregate analyses",
+        ),
     ]
     entry: dict[str, Any] = {
         "@id": dataset,

@@ -6,6 +6,7 @@ acting for the holder as a central task server."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from nodes.common.resource import ResourceServer
@@ -15,12 +16,21 @@ PERMIT_TYPE = "DataPermitCredential"
 
 
 class PermitRefused(Exception):
-    """The permit does not allow this task; the message says why. `permit` and `issuer` are
-    what the credential states when it could be read; `verified` says whether its signature,
-    issuer and status held (a real permit used out of its scope) or not (a claim only)."""
+    """The permit does not allow this task; the message says why and `rule` names the rule.
+    `permit` and `issuer` are what the credential states when it could be read; `verified`
+    says whether its signature, issuer and status held (a real permit used out of its scope) or
+    not (a claim only)."""
 
-    def __init__(self, reason: str, permit: str | None = None, issuer: str | None = None, verified: bool = False):
+    def __init__(
+        self,
+        reason: str,
+        rule: str,
+        permit: str | None = None,
+        issuer: str | None = None,
+        verified: bool = False,
+    ):
         super().__init__(reason)
+        self.rule = rule
         self.permit, self.issuer, self.verified = permit, issuer, verified
 
 
@@ -37,42 +47,64 @@ class Permit:
 
 
 async def check_permit(
-    resources: ResourceServer, token: str, requester: str, dataset: str, analysis_type: str, own_datasets: set[str]
+    resources: ResourceServer,
+    token: str,
+    requester: str,
+    wanted: tuple[str, str],
+    own_datasets: set[str],
+    overlooks: Callable[[str], bool] = lambda _rule: False,
 ) -> Permit:
-    """The permit, if it allows `requester` to run `analysis_type` on `dataset` here."""
+    """The permit, if it allows `requester` to run the `wanted` (dataset, analysis type) here.
+    `overlooks(rule)`: a rule a deliberately faulty station lets pass (the self-test)."""
     try:
         view = credential_view(Jwt.read(token))
     except (CredentialError, ValueError, KeyError, TypeError) as exc:
-        raise PermitRefused(f"the permit is not a readable JWT credential: {exc}") from None
-    claimed = {"permit": view.get("id"), "issuer": view.get("issuer")}
+        raise PermitRefused(f"the permit is not a readable JWT credential: {exc}", "permit-unreadable") from None
+    claimed: dict[str, Any] = {"permit": view.get("id"), "issuer": view.get("issuer")}
     if PERMIT_TYPE not in types_of(view):
-        raise PermitRefused(f"the credential is not a {PERMIT_TYPE}", **claimed)
+        raise PermitRefused(f"the credential is not a {PERMIT_TYPE}", "not-a-permit", **claimed)
     # Signature, validity period, trusted issuer and revocation: the trust node's job.
     verdict = await resources.ask_trust_node(
         "/internal/vcr/v2/verifier/vc", "permit verification", json={"verifiableCredential": token}
     )
     if verdict.get("validity") is not True:
-        raise PermitRefused(f"the permit does not verify: {verdict.get('message', 'no reason given')}", **claimed)
+        message = str(verdict.get("message", "no reason given"))
+        rule = _verification_rule(message)
+        if not overlooks(rule):
+            raise PermitRefused(f"the permit does not verify: {message}", rule, **claimed)
     permit = Permit(view)
-    reason = _out_of_scope(permit, requester, dataset, analysis_type, own_datasets)
-    if reason:
-        raise PermitRefused(reason, **claimed, verified=True)
+    refusal = next((r for r in _out_of_scope(permit, requester, wanted, own_datasets) if not overlooks(r[0])), None)
+    if refusal:
+        raise PermitRefused(refusal[1], refusal[0], **claimed, verified=True)
     return permit
 
 
-def _out_of_scope(permit: Permit, requester: str, dataset: str, analysis_type: str, own: set[str]) -> str | None:
+# What the trust node's verifier says (its message) -> the rule the permit broke; any other
+# failure (a signature that does not hold, a malformed credential) is `permit-invalid`.
+VERIFICATION_RULES = (("revoked", "permit-revoked"), ("expired", "permit-expired"), ("not trusted", "permit-untrusted"))
+
+
+def _verification_rule(message: str) -> str:
+    return next((rule for says, rule in VERIFICATION_RULES if says in message), "permit-invalid")
+
+
+def _out_of_scope(permit: Permit, requester: str, wanted: tuple[str, str], own: set[str]) -> list[tuple[str, str]]:
+    """Every scope rule the task breaks: (rule, why), in the order they are checked."""
+    dataset, analysis_type = wanted
+    broken = []
     if requester not in (permit.holder, permit.issuer):
-        return "the permit was issued to another data user"
+        broken.append(("permit-other-user", "the permit was issued to another data user"))
     if permit.kind == "data-request" and requester != permit.issuer:
         # EHDS art. 69: a data request is answered with statistics by the access body.
-        return "an approved data request is answered through the access body, not by the user directly"
+        why = "an approved data request is answered through the access body, not by the user directly"
+        broken.append(("data-request-direct", why))
     if dataset not in own:
-        return f"dataset {dataset} is not held by this station"
+        broken.append(("dataset-not-here", f"dataset {dataset} is not held by this station"))
     if dataset not in permit.datasets:
-        return f"the permit does not cover dataset {dataset}"
+        broken.append(("dataset-not-permitted", f"the permit does not cover dataset {dataset}"))
     if analysis_type not in permit.analyses:
-        return f"the permit does not allow a {analysis_type} analysis"
-    return None
+        broken.append(("analysis-not-permitted", f"the permit does not allow a {analysis_type} analysis"))
+    return broken
 
 
 def _strings(value: Any) -> list[str]:

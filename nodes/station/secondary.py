@@ -5,7 +5,7 @@ A task runs the way vantage6 reports it: pending -> active -> completed | failed
 "not allowed" when the permit does not hold. The station checks the permit, removes people
 who opted out of secondary use (EHDS art. 71), runs the aggregate analysis on its own rows and
 suppresses small cells before anything leaves. Every task, allowed or not, is audited with the
-permit it ran under."""
+permit it ran under. The routes are in routes/secondary.py."""
 
 from __future__ import annotations
 
@@ -13,85 +13,29 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
-
-from nodes.common.http import HttpError, call_json, read_json_object, validation_detail
-from nodes.common.resource import int_param
+from nodes.common.http import HttpError, call_json
 from nodes.station import analysis
 from nodes.station.permits import PermitRefused, check_permit
 
 if TYPE_CHECKING:
-    from nodes.station.app import Station
+    from nodes.station.station import Station
 
 SECONDARY_SCOPE = "secondary-use"
 AUDIT_SCOPE = "permit-audit"
 TASKS = "tasks"
+# A permit rule (its refusal) -> the defects that let a permit through that breaks it.
+PERMIT_FAULTS = {
+    "permit-invalid": ("permit-not-verified",),
+    "permit-untrusted": ("permit-not-verified",),
+    "permit-expired": ("permit-not-verified", "permit-expiry-unchecked"),
+    "permit-revoked": ("permit-not-verified", "permit-revocation-unchecked"),
+    "permit-other-user": ("permit-holder-not-checked",),
+    "dataset-not-permitted": ("permit-datasets-not-checked",),
+    "analysis-not-permitted": ("permit-analyses-not-checked",),
+}
 
 
-def public_routes(station: Station) -> list[Route]:
-    async def create_task(request: Request) -> Response:
-        token = await station.resources.authorise(request, {SECONDARY_SCOPE})
-        body = await read_json_object(request)
-        permit_token = body.get("permit")
-        if not isinstance(permit_token, str) or not permit_token:
-            raise HttpError(400, "Bad Request", "'permit' must be the data permit credential (a JWT)")
-        try:
-            wanted = analysis.AnalysisRequest.model_validate({"analysis": body.get("analysis")}).analysis
-        except ValidationError as exc:
-            raise HttpError(
-                422,
-                "Unprocessable Entity",
-                f"not an analysis this station offers (aggregates only: {', '.join(analysis.ANALYSIS_TYPES)}): "
-                + validation_detail(exc),
-            ) from None
-        task = _new_task(token, wanted)
-        status = await _run(station, task, wanted, permit_token, str(token.get("client_id", "")))
-        return JSONResponse(task, status_code=status)
-
-    def owned_task(request: Request, token: dict[str, Any], task_id: str) -> dict[str, Any]:
-        task = station.store.get(TASKS, task_id)
-        # Someone else's task is as unknown as a task that does not exist.
-        if task is None or task["client"] != token.get("client_id"):
-            raise HttpError(404, "Not Found", f"no task {task_id} of yours here")
-        return task
-
-    async def read_task(request: Request) -> Response:
-        token = await station.resources.authorise(request, {SECONDARY_SCOPE})
-        return JSONResponse(owned_task(request, token, request.path_params["id"]))
-
-    async def read_result(request: Request) -> Response:
-        token = await station.resources.authorise(request, {SECONDARY_SCOPE})
-        task = owned_task(request, token, request.query_params.get("task_id", ""))
-        return JSONResponse({"task_id": task["id"], "status": task["status"], "result": task.get("result")})
-
-    async def permit_audit(request: Request) -> Response:
-        """A data access body sees the trail of the permits it issued, and nothing else."""
-        token = await station.resources.authorise(request, {AUDIT_SCOPE})
-        matching: dict[str, Any] = {"permit_issuer": token.get("client_id")}
-        if request.query_params.get("permit"):
-            matching["permit"] = request.query_params["permit"]
-        entries = station.audit.entries(int_param(request, "limit", 10000), **matching)
-        return JSONResponse({"station": station.config.public_url, "entries": entries})
-
-    return [
-        Route("/analysis/v1/task", create_task, methods=["POST"]),
-        Route("/analysis/v1/task/{id}", read_task),
-        Route("/analysis/v1/result", read_result),
-        Route("/analysis/v1/audit", permit_audit),
-    ]
-
-
-def internal_routes(station: Station) -> list[Route]:
-    async def tasks(request: Request) -> Response:
-        return JSONResponse(station.store.list(TASKS, int_param(request, "limit", 100)))
-
-    return [Route("/internal/station/v1/tasks", tasks)]
-
-
-def _new_task(token: dict[str, Any], wanted: Any) -> dict[str, Any]:
+def new_task(token: dict[str, Any], wanted: Any) -> dict[str, Any]:
     return {
         "id": str(uuid.uuid4()),
         "client": token.get("client_id"),
@@ -108,7 +52,7 @@ def _move(task: dict[str, Any], status: str, **details: Any) -> None:
     task.update(details)
 
 
-async def _run(station: Station, task: dict[str, Any], wanted: Any, permit_token: str, requester: str) -> int:
+async def run(station: Station, task: dict[str, Any], wanted: Any, permit_token: str, requester: str) -> int:
     """Take the task through its states; returns the HTTP status that answers its creation."""
     # The whole analysis, cohort included: a run of near-identical cohorts shows in the trail.
     audit: dict[str, Any] = {
@@ -119,20 +63,27 @@ async def _run(station: Station, task: dict[str, Any], wanted: Any, permit_token
     }
     status = 201
     try:
-        permit = await check_permit(
-            station.resources, permit_token, requester, wanted.dataset, wanted.type, {station.dataset}
-        )
-        audit.update(permit=permit.id, permit_issuer=permit.issuer, permit_verified=True, purpose=permit.purpose)
-        _move(task, "active", permit=permit.id)
+        if permit_token:
+            permit = await check_permit(
+                station.resources,
+                permit_token,
+                requester,
+                (wanted.dataset, wanted.type),
+                {station.dataset},
+                overlooks=lambda rule: any(station.faulty(fault) for fault in PERMIT_FAULTS.get(rule, ())),
+            )
+            audit.update(permit=permit.id, permit_issuer=permit.issuer, permit_verified=True, purpose=permit.purpose)
+        _move(task, "active", permit=permit.id if permit_token else None)  # no permit: a faulty variant only
         rows = await _rows_without_opt_outs(station)
-        result = analysis.run(wanted, rows, station.threshold)
+        threshold = 1 if station.faulty("small-cells-not-suppressed") else station.threshold
+        result = analysis.run(wanted, rows, threshold)
         _move(task, "completed", result=result, threshold=station.threshold)
     except PermitRefused as exc:
         if exc.verified:  # a real permit, used out of its scope: on the permit's own trail
             audit.update(permit=exc.permit, permit_issuer=exc.issuer, permit_verified=True)
         else:  # only a claim: kept apart, so nobody can write into a body's trail by naming it
             audit.update(claimed_permit=exc.permit, claimed_issuer=exc.issuer, permit_verified=False)
-        _move(task, "not allowed", reason=str(exc))
+        _move(task, "not allowed", reason=str(exc), refusal=exc.rule)
         status = 403
     except HttpError as exc:  # the consent service (opt-outs) or the trust node failed
         _move(task, "failed", reason=exc.detail or exc.title)
@@ -149,5 +100,22 @@ async def _rows_without_opt_outs(station: Station) -> list[dict[str, Any]]:
     answer = await call_json(
         station.client, "POST", url, "the opt-out register", failure_status=503, json={"bsns": [r["bsn"] for r in rows]}
     )
-    opted_out = set(answer.get("opted_out") or [])
+    opted_out = set() if station.faulty("opt-outs-ignored") else set(answer.get("opted_out") or [])
     return [r for r in rows if r["bsn"] not in opted_out]
+
+
+def records(station: Station, token: dict[str, Any], analysis_request: Any) -> dict[str, Any]:
+    """What the faulty variant that allows record-level analyses answers: rows of data."""
+    wanted = analysis_request if isinstance(analysis_request, dict) else {}
+    variables = [str(v) for v in wanted.get("variables") or []]
+    rows = [{v: row.get(v) for v in variables} for row in station.store.list("features", 20)]
+    task: dict[str, Any] = {
+        "id": str(uuid.uuid4()),
+        "client": token.get("client_id"),
+        "analysis": wanted,
+        "status": "completed",
+        "history": [{"status": "completed", "at": time.time()}],
+        "result": {"rows": rows},
+    }
+    station.store.put(TASKS, task["id"], task)
+    return task

@@ -153,7 +153,9 @@ def _run_variant(
     network_file = folder_root / f"{name}.network.yaml"
     network_file.parent.mkdir(parents=True, exist_ok=True)
     network_file.write_text(yaml.safe_dump(_faulty_network(network, role, variant.fault if variant else None)), "utf-8")
-    folder = RunFolder(options.state, folder_root, name)
+    # The run's id is unique across self-tests running at once; its reports are under the variant's name.
+    run_id = f"{options.report_dir.name}-{role}-{name}"
+    folder = RunFolder(options.state, folder_root, run_id, report_dir=folder_root / name)
     started = datetime.now(UTC)
     results = run_conformance(
         ConformanceOptions(scenario_paths=[profile], network_path=network_file, runtime=options.runtime, folder=folder)

@@ -58,11 +58,12 @@ class RunFolder:
     """`<state root>/runs/<run id>/` holds state.json, the CA, node configs and node data;
     `<reports root>/<run id>/` holds the reports and the node logs."""
 
-    def __init__(self, state_root: Path, reports_root: Path, run_id: str):
+    def __init__(self, state_root: Path, reports_root: Path, run_id: str, *, report_dir: Path | None = None):
+        """`report_dir`: where the reports go, when not `<reports root>/<run id>`."""
         self.state_root = state_root
         self.run_id = run_id
         self.state_dir = state_root / "runs" / run_id
-        self.report_dir = reports_root / run_id
+        self.report_dir = report_dir or reports_root / run_id
         self.logs_dir = self.report_dir / "logs"
 
     @property

@@ -361,3 +361,81 @@ def test_the_audit_chain_verifies_and_records_refusals(net: Net) -> None:
     entries = net.client.get(f"{net.internal(STATION)}/internal/station/v1/audit").json()
     refused = [e for e in entries if e["resource"] == "/fhir/Patient/audited-refusal"]
     assert [e["outcome"] for e in refused] == [401]
+
+
+def refusal_of(response: httpx.Response, status: int) -> str:
+    """The rule an OperationOutcome names in its issue's details (urn:health-testbed:refusal)."""
+    coding = assert_outcome(response, status)["issue"][0]["details"]["coding"][0]
+    assert coding["system"] == "urn:health-testbed:refusal", coding
+    return str(coding["code"])
+
+
+def test_each_bgz_refusal_names_its_rule(net: Net, fresh_patient: FreshPatient) -> None:
+    patient = fresh_patient()
+    assert refusal_of(fhir_get(net, f"Patient/{patient['id']}"), 401) == "token-missing"
+    assert refusal_of(fhir_get(net, f"Patient/{patient['id']}", "made-up"), 401) == "token-inactive"
+    assert refusal_of(fhir_get(net, f"Patient/{patient['id']}", net.gp_token("secondary-use")), 403) == "token-scope"
+    assert refusal_of(fhir_get(net, f"Patient/{patient['id']}", net.gp_token()), 403) == "consent-not-given"
+    assert refusal_of(fhir_get(net, "Condition", net.gp_token()), 400) == "search-unsupported"
+    assert refusal_of(fhir_get(net, "Condition", net.gp_token(), patient="nobody"), 404) == "patient-unknown"
+
+
+def test_a_permit_for_one_patient_opens_no_other(net: Net, fresh_patient: FreshPatient) -> None:
+    consented, other = consented_patient(net, fresh_patient), fresh_patient()
+    token = net.gp_token()
+
+    assert fhir_get(net, "Condition", token, patient=consented["id"]).status_code == 200
+    assert refusal_of(fhir_get(net, "Condition", token, patient=other["id"]), 403) == "consent-not-given"
+    assert refusal_of(fhir_get(net, "Patient", token, **by_bsn(other["bsn"])), 403) == "consent-not-given"
+
+
+def test_the_audit_log_is_checked_against_an_anchor(net: Net) -> None:
+    fhir_get(net, "Patient/anchored-refusal")  # at least one entry
+    verify = f"{net.internal(STATION)}/internal/station/v1/audit/verify"
+    newest = net.client.get(f"{net.internal(STATION)}/internal/station/v1/audit", params={"limit": 2}).json()
+
+    held = net.client.get(verify, params={"seq": newest[-1]["seq"], "hash": newest[-1]["hash"]}).json()
+    other = net.client.get(verify, params={"seq": newest[-1]["seq"], "hash": newest[-2]["hash"]}).json()
+    half = net.client.get(verify, params={"seq": newest[-1]["seq"]})
+
+    assert held["valid"] is True, held
+    assert other["valid"] is False and other["reason"] == "anchor-mismatch", other
+    assert assert_problem(half, 400)["type"] == "urn:health-testbed:problem:anchor-invalid"
+
+
+def handover(net: Net, patient: dict[str, Any], receiver_ura: str) -> dict[str, Any]:
+    response = net.client.post(
+        f"{net.internal(STATION)}/internal/station/v1/handovers",
+        json={"patient": patient["id"], "receiver_ura": receiver_ura},
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def task_call(net: Net, task: dict[str, Any], token: str, status: str | None = None) -> httpx.Response:
+    """Read the Task, or with `status` set its status with a JSON Patch."""
+    url, headers = f"{net.url(STATION)}/fhir/Task/{task['id']}", {"Authorization": f"Bearer {token}"}
+    if status is None:
+        return net.client.get(url, headers=headers)
+    patch = [{"op": "replace", "path": "/status", "value": status}]
+    return net.client.patch(url, json=patch, headers={**headers, "Content-Type": "application/json-patch+json"})
+
+
+def test_a_handover_is_for_its_owner_only_and_ends_with_the_task(net: Net, fresh_patient: FreshPatient) -> None:
+    token = net.gp_token("eOverdracht-sender")
+    nursing_homes = handover(net, fresh_patient(), "90000006")
+    ours = handover(net, fresh_patient(), GP_URA)
+    composition = f"{net.url(STATION)}/fhir/{ours['focus']['reference']}"
+
+    assert refusal_of(task_call(net, nursing_homes, token), 403) == "task-not-yours"
+    assert refusal_of(task_call(net, nursing_homes, token, "rejected"), 403) == "task-not-yours"
+    assert refusal_of(task_call(net, ours, token, "completed"), 422) == "transition-invalid"
+    assert task_call(net, ours, token).json()["status"] == "requested"  # the refused changes changed nothing
+    assert task_call(net, ours, token, "accepted").status_code == 200
+    assert task_call(net, ours, token).json()["status"] == "accepted"
+    assert net.client.get(composition, headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    assert task_call(net, ours, token, "completed").status_code == 200
+
+    assert refusal_of(task_call(net, ours, token), 403) == "task-closed"
+    assert refusal_of(task_call(net, ours, token, "in-progress"), 403) == "task-closed"
+    assert refusal_of(net.client.get(composition, headers={"Authorization": f"Bearer {token}"}), 403) == "task-closed"

@@ -51,7 +51,6 @@ class Pki:
     outsider: Party  # a certificate from another CA
 
 
-
 def the_query(root: Any) -> Any:
     """The signed query of a SOAP envelope, which every document here has."""
     element = xmldsig.soap_query(root)
@@ -63,6 +62,7 @@ def ec_key(pem: bytes) -> ec.EllipticCurvePrivateKey:
     key = serialization.load_pem_private_key(pem, password=None)
     assert isinstance(key, ec.EllipticCurvePrivateKey)
     return key
+
 
 def party(files_cert: Path, files_key: Path) -> Party:
     identity = xmldsig.SigningIdentity.from_files(files_cert, files_key)

@@ -1,0 +1,106 @@
+"""The station's own records and publications: its HealthDCAT-AP catalogue (public), the test
+patients a harness picks from, the audit log and its chain, and the consent notifications its
+subscriptions deliver."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from nodes.common.audit import AuditLog
+from nodes.common.http import HttpError, read_json_object
+from nodes.common.resource import int_param
+from nodes.station import synthetic
+from nodes.station.routes import fhir_response, station_of
+
+NOTIFICATIONS = "consent_notifications"
+
+
+async def published_catalogue(request: Request) -> Response:
+    return JSONResponse(station_of(request).catalogue(), media_type="application/ld+json")
+
+
+async def patients(request: Request) -> Response:
+    """Test patients for a harness: `limit` of them from `offset` on (a load run gives each
+    simulated user its own)."""
+    station = station_of(request)
+    limit, offset = int_param(request, "limit", 10), int_param(request, "offset", 0)
+    listed = list(station.store.iterate("Patient", limit + offset))[offset:]
+    return JSONResponse(
+        [{"id": p["id"], "bsn": synthetic.bsn_of(p), "name": p["name"][0], "birthDate": p["birthDate"]} for p in listed]
+    )
+
+
+async def consent_notification(request: Request) -> Response:
+    """Where this organisation's subscriptions at the consent service deliver."""
+    bundle = await read_json_object(request)
+    if bundle.get("resourceType") != "Bundle" or bundle.get("type") != "transaction":
+        detail = "a consent notification is a FHIR transaction Bundle"
+        raise HttpError(400, "Bad Request", detail, code="not-a-transaction-bundle")
+    station_of(request).store.put(NOTIFICATIONS, str(uuid.uuid4()), bundle)  # our key: none is overwritten
+    return fhir_response({"resourceType": "Bundle", "type": "transaction-response"})
+
+
+async def notifications(request: Request) -> Response:
+    return JSONResponse(station_of(request).store.list(NOTIFICATIONS))
+
+
+async def audit_entries(request: Request) -> Response:
+    # The newest entries, optionally of one resource (e.g. one patient's record).
+    station = station_of(request)
+    matching = {k: v for k, v in request.query_params.items() if k in ("resource", "action", "requester_ura")}
+    entries = station.audit.entries(int_param(request, "limit", 1000), **matching)
+    return JSONResponse(entries[:-1] if station.faulty("audit-drops-newest") else entries)
+
+
+async def audit_verify(request: Request) -> Response:
+    """Replay the hash chain; with `seq` and `hash` (an entry's, kept outside the log, e.g. by an
+    auditor), also whether the log still holds that entry unchanged."""
+    station = station_of(request)
+    verdict = audit_verdict(station.audit, _anchor(request))
+    if station.faulty("audit-verify-always-valid"):
+        verdict = {"valid": True, "entries": verdict["entries"]}
+    return JSONResponse(verdict)
+
+
+def audit_verdict(audit: AuditLog, anchor: tuple[int, str] | None) -> dict[str, Any]:
+    """The chain replayed, and checked against the anchor if one is given: a log whose newest
+    entries were cut off, or rewritten from some entry on, still verifies on its own (nothing in
+    it anchors its end), but not against an anchor taken before."""
+    verdict = audit.verify()
+    if not verdict["valid"]:
+        return {**verdict, "reason": "chain-broken"}
+    if anchor is None:
+        return verdict
+    seq, anchored_hash = anchor
+    held = audit.entries(1, seq=seq)
+    if held and held[0].get("hash") == anchored_hash:
+        return verdict
+    reason = "anchor-mismatch" if held else "anchor-missing"
+    return {**verdict, "valid": False, "broken_at": seq, "reason": reason}
+
+
+def _anchor(request: Request) -> tuple[int, str] | None:
+    seq, anchored_hash = request.query_params.get("seq"), request.query_params.get("hash")
+    if seq is None and anchored_hash is None:
+        return None
+    if not (seq and seq.isdigit() and anchored_hash):
+        detail = "an anchor is an entry's 'seq' (a whole number) and its 'hash', both"
+        raise HttpError(400, "Bad Request", detail, code="anchor-invalid")
+    return int(seq), anchored_hash
+
+
+PUBLIC_ROUTES = [
+    Route("/catalogue", published_catalogue),
+    Route("/fhir/notifications/consent", consent_notification, methods=["POST"]),
+]
+INTERNAL_ROUTES = [
+    Route("/internal/station/v1/patients", patients),
+    Route("/internal/station/v1/audit", audit_entries),
+    Route("/internal/station/v1/notifications", notifications),
+    Route("/internal/station/v1/audit/verify", audit_verify),
+]
