@@ -12,9 +12,9 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from nodes.common.app import NodeApps
-from nodes.common.config import NodeConfig
 from nodes.common.faults import UnknownFault, fault_switch
 from nodes.common.server import serve
+from protocols.nodeconfig import NodeConfig
 
 # Each role's module is imported only when a node of that role starts.
 ROLE_MODULES = {

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from nodes.trust.did import document_url
+from protocols.didweb import document_url
 from testbed.errors import TestbedError
 from testbed.runtime.plan import NetworkPlan, NodePlan
 from testbed.topology import Network, Organisation, Role, organisation_subject

@@ -34,7 +34,7 @@ NODE_IMAGE = "health-testbed-node"
 DEBIAN_BASE = "health-testbed-base:bookworm"
 MMDEBSTRAP = ["mmdebstrap", "--variant=apt", "--include=python3,python3-venv,ca-certificates", "bookworm"]
 LABEL = "health-testbed.inputs"
-SOURCES = ("nodes", "testbed", "pyproject.toml", "README.md")
+SOURCES = ("nodes", "protocols", "testbed", "pyproject.toml", "README.md")
 
 
 class ImageError(Exception):

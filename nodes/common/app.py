@@ -14,8 +14,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from nodes import __version__
-from nodes.common.config import NodeConfig
 from nodes.common.http import HttpError, problem_response
+from protocols.nodeconfig import NodeConfig
 
 Lifespan = Callable[[Any], AbstractAsyncContextManager[None]]
 T = TypeVar("T")

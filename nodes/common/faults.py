@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from nodes.common.config import NodeConfig
+from protocols.nodeconfig import NodeConfig
 
 
 class UnknownFault(ValueError):

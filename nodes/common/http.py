@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from nodes.common.config import NodeConfig
+from protocols.nodeconfig import NodeConfig
 
 MAX_BODY_BYTES = 1024 * 1024  # bodies over 1 MB are refused, as the Nuts node does
 # A refusal names the rule that refused it as a problem type under this prefix (RFC 9457,

@@ -11,9 +11,9 @@ from urllib.parse import quote
 
 import httpx
 
-from nodes.common.config import NodeConfig
 from nodes.common.http import HttpError
-from nodes.trust.credentials import Jwt, credential_view
+from protocols.nodeconfig import NodeConfig
+from protocols.vcjwt import Jwt, credential_view
 
 
 class OrganisationIssuer:

@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 from starlette.requests import Request
 
-from nodes.common.config import NodeConfig
 from nodes.common.http import HttpError, call_json
+from protocols.nodeconfig import NodeConfig
 
 # Challenges name what was wrong in the standard's own terms: no token at all gets a bare
 # challenge (RFC 6750, section 3.1), a token that does not hold `invalid_token`, a bad or

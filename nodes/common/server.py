@@ -15,8 +15,8 @@ import uvloop
 from starlette.applications import Starlette
 
 from nodes.common.app import NodeApps
-from nodes.common.config import NodeConfig
 from nodes.common.peer import TlsScopeProtocol
+from protocols.nodeconfig import NodeConfig
 
 PARENT_POLL_SECONDS = 0.5
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"

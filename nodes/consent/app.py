@@ -9,9 +9,9 @@ from contextlib import asynccontextmanager
 from typing import Any, Literal
 
 from nodes.common.app import NodeApps, build_apps
-from nodes.common.config import NodeConfig
 from nodes.consent.routes import choices, closed_question, localisation, optouts, subscribing
 from nodes.consent.service import ConsentService
+from protocols.nodeconfig import NodeConfig
 
 PUBLIC_ROUTES = [
     *subscribing.PUBLIC_ROUTES,

@@ -11,14 +11,14 @@ from typing import Any
 from cryptography import x509
 from lxml import etree
 
-from nodes.common import xmldsig
 from nodes.common.bsn import is_valid_bsn
-from nodes.common.config import NodeConfig
 from nodes.common.faults import fault_switch
 from nodes.common.http import HttpError, outbound_client
 from nodes.common.storage import DocumentStore
 from nodes.consent import subscriptions, xacml
 from nodes.consent.model import Answer, Question, decide, question_of
+from protocols import xmldsig
+from protocols.nodeconfig import NodeConfig
 
 CONSENTS = "consents"
 CHOICES_BY_BSN = "choices_by_bsn"  # bsn|choice id -> the choice's id: the index questions use

@@ -13,9 +13,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from nodes.common.app import NodeApps, build_apps
-from nodes.common.config import NodeConfig
 from nodes.hdab.body import AccessBody
 from nodes.hdab.routes import public, staff
+from protocols.nodeconfig import NodeConfig
 
 
 def build(config: NodeConfig) -> NodeApps:

@@ -11,7 +11,6 @@ from typing import Any
 import httpx
 from pydantic import Field, ValidationError
 
-from nodes.common.config import NodeConfig
 from nodes.common.faults import fault_switch
 from nodes.common.http import HttpError, call_json, outbound_client
 from nodes.common.issuer import OrganisationIssuer
@@ -30,6 +29,7 @@ from nodes.hdab.catalogue import datasets_of
 from nodes.station.analysis import DEFAULT_THRESHOLD
 from nodes.station.permits import PERMIT_TYPE
 from nodes.station.secondary import AUDIT_SCOPE, SECONDARY_SCOPE
+from protocols.nodeconfig import NodeConfig
 
 APPLICANT_SCOPE = "data-access"
 APPLICATIONS, DATASETS, CENTRAL_TASKS = "applications", "datasets", "central_tasks"

@@ -11,9 +11,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from nodes.common.app import NodeApps, build_apps
-from nodes.common.config import NodeConfig
 from nodes.station.routes import bgz, handover, records, secondary
 from nodes.station.station import Station, fhir_error
+from protocols.nodeconfig import NodeConfig
 
 PUBLIC_ROUTES = [*bgz.ROUTES, *records.PUBLIC_ROUTES, *secondary.PUBLIC_ROUTES, *handover.PUBLIC_ROUTES]
 INTERNAL_ROUTES = [*records.INTERNAL_ROUTES, *secondary.INTERNAL_ROUTES, *handover.INTERNAL_ROUTES]

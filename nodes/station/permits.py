@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from nodes.common.resource import ResourceServer
-from nodes.trust.credentials import CredentialError, Jwt, credential_view, types_of
+from protocols.vcjwt import CredentialError, Jwt, credential_view, types_of
 
 PERMIT_TYPE = "DataPermitCredential"
 

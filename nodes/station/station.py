@@ -11,7 +11,6 @@ from starlette.responses import JSONResponse, Response
 
 from nodes.common.app import render_problem
 from nodes.common.audit import AuditLog
-from nodes.common.config import NodeConfig
 from nodes.common.faults import fault_switch
 from nodes.common.http import HttpError, outbound_client
 from nodes.common.resource import ResourceServer
@@ -19,6 +18,7 @@ from nodes.common.storage import DocumentStore
 from nodes.station import catalogue, synthetic
 from nodes.station.analysis import DEFAULT_THRESHOLD
 from nodes.station.fhir import operation_outcome
+from protocols.nodeconfig import NodeConfig
 
 FHIR_JSON = "application/fhir+json"
 DEFAULT_SCOPES = ["bgz", "bgz-sender", "bgz-receiver"]

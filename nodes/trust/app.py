@@ -10,11 +10,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from nodes.common.app import NodeApps, build_apps
-from nodes.common.config import NodeConfig
 from nodes.trust import discovery
 from nodes.trust.node import TrustNode
 from nodes.trust.routes import auth, public, vcr, vdr
 from nodes.trust.routes import discovery as discovery_routes
+from protocols.nodeconfig import NodeConfig
 
 PUBLIC_ROUTES = [*public.ROUTES, *discovery_routes.PUBLIC_ROUTES]
 INTERNAL_ROUTES = [*vdr.ROUTES, *vcr.ROUTES, *auth.ROUTES, *discovery_routes.INTERNAL_ROUTES]

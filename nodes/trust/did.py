@@ -9,39 +9,18 @@ import time
 import uuid
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit
 
 import httpx
+
+from protocols.didweb import document_url, key_id
 
 DID_CONTEXT = ["https://www.w3.org/ns/did/v1", "https://w3id.org/security/suites/jws-2020/v1"]
 CACHE_SECONDS = 60.0
 
 
-def did_for(public_url: str, path_id: str) -> str:
-    netloc = urlsplit(public_url).netloc
-    return f"did:web:{quote(netloc, safe='')}:iam:{path_id}"
-
-
 def path_id_for(seed: str, node: str, subject: str) -> str:
     """The id in the DID's path: stable for one seed, node and subject."""
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"testbed:{seed}:{node}:{subject}"))
-
-
-def document_url(did: str) -> str:
-    """Where a did:web document lives (W3C did:web method, "Read (Resolve)")."""
-    if not did.startswith("did:web:"):
-        raise ValueError(f"not a did:web DID: {did}")
-    host, *path = did.removeprefix("did:web:").split(":")
-    if not host or any(not part for part in path):
-        raise ValueError(f"malformed did:web DID: {did}")
-    base = f"https://{unquote(host)}"
-    if not path:
-        return f"{base}/.well-known/did.json"
-    return f"{base}/{'/'.join(unquote(p) for p in path)}/did.json"
-
-
-def key_id(did: str) -> str:
-    return f"{did}#0"
 
 
 def build_document(did: str, jwk: dict[str, str], services: list[dict[str, Any]]) -> dict[str, Any]:

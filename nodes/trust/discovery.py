@@ -19,12 +19,13 @@ from typing import Any
 
 import httpx
 
-from nodes.common import jsonpath
 from nodes.common.http import HttpError, call_json
-from nodes.trust import credentials as vc
+from nodes.trust.credentials import verify_signature
 from nodes.trust.node import TrustNode
 from nodes.trust.policy import organisation_definition
 from nodes.trust.presentation import select
+from protocols import jsonpath
+from protocols import vcjwt as vc
 
 RETRACTED = "RetractedVerifiablePresentation"
 # The problem title of a refused registration: the Nuts node titles a failed operation after its
@@ -159,7 +160,7 @@ async def _verified_credential(node: TrustNode, holder: str, token: str) -> dict
     jwt = vc.Jwt.read(token)
     view = vc.credential_view(jwt)
     if vc.types_of(view) == [REGISTRATION_CREDENTIAL] and view["issuer"] == holder == jwt.signer_did:
-        await vc.verify_signature(jwt, node.resolver)
+        await verify_signature(jwt, node.resolver)
         vc.check_validity_period(jwt, time.time(), "the registration credential")
         return None
     return await node.verify_credential(token, check_trust=not node.faulty("discovery-accepts-untrusted-credentials"))

@@ -19,8 +19,8 @@ from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
 
-from nodes.trust.keys import ALGORITHM, public_jwk
 from nodes.trust.replay import OneUseMemory
+from protocols.keys import ALGORITHM, public_jwk
 
 PROOF_TYPE = "dpop+jwt"
 IAT_WINDOW_SECONDS = 60  # how far a proof's iat may lie from now

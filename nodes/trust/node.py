@@ -10,17 +10,19 @@ from typing import Any
 
 from joserfc.jwk import ECKey
 
-from nodes.common.config import NodeConfig
 from nodes.common.faults import fault_switch
 from nodes.common.http import HttpError, outbound_client
 from nodes.common.storage import DocumentStore
-from nodes.trust import credentials as vc
-from nodes.trust.did import Resolver, build_document, did_for, path_id_for
-from nodes.trust.keys import derive_key, public_jwk
+from nodes.trust.credentials import verify_signature
+from nodes.trust.did import Resolver, build_document, path_id_for
 from nodes.trust.policy import default_policy
 from nodes.trust.presentation import select
 from nodes.trust.replay import ExpiringStore, OneUseMemory
 from nodes.trust.statuslist import StatusListReader, StatusLists, is_set
+from protocols import vcjwt as vc
+from protocols.didweb import did_for
+from protocols.keys import derive_key, public_jwk
+from protocols.nodeconfig import NodeConfig
 
 SUBJECTS = "subjects"
 ISSUED = "issued_credentials"
@@ -204,7 +206,7 @@ class TrustNode:
         if presentation.signer_did != presentation.claims.get("iss"):
             raise vc.CredentialError("the presentation is not signed by its holder")
         if checks.get("check_signature", True):
-            await vc.verify_signature(presentation, self.resolver)
+            await verify_signature(presentation, self.resolver)
         vc.check_validity_period(presentation, now, "the presentation")
         inner = vc.presented(presentation)
         if verify_credentials:
@@ -230,7 +232,7 @@ class TrustNode:
         if jwt.signer_did != jwt.claims.get("iss"):
             raise vc.CredentialError("the credential is not signed by its issuer")
         if check_signature:
-            await vc.verify_signature(jwt, self.resolver)
+            await verify_signature(jwt, self.resolver)
         if check_expiry:
             vc.check_validity_period(jwt, now, f"credential {view['id']}")
         # Every type must be trusted for this issuer: otherwise an issuer trusted for one type

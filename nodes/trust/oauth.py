@@ -13,12 +13,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from nodes.common.http import HttpError, call_json
-from nodes.trust import credentials as vc
 from nodes.trust import dpop
-from nodes.trust.did import key_id
+from nodes.trust.credentials import verify_signature
 from nodes.trust.node import TrustNode
 from nodes.trust.policy import organisation_definition
-from nodes.trust.presentation import SubmissionError, check_submission, submission_for
+from nodes.trust.presentation import SubmissionError, check_submission
+from protocols import vcjwt as vc
+from protocols.didweb import key_id
+from protocols.pex import submission_for
 
 GRANT_TYPE = "vp_token-bearer"
 MAX_VP_WINDOW_SECONDS = 5
@@ -105,7 +107,7 @@ async def token(node: TrustNode, subject: str, form: dict[str, str], dpop_proof:
     _check_nonce(node, vp, signer, now)
     # 6. Signatures, validity and trust of everything presented.
     try:
-        await vc.verify_signature(vp, node.resolver)
+        await verify_signature(vp, node.resolver)
         for credential in credentials:
             await node.verify_credential(
                 credential.raw,

@@ -10,7 +10,7 @@ from typing import Any
 
 import jsonschema
 
-from nodes.common.jsonpath import JsonPathError, PathNotFound, find
+from protocols.jsonpath import JsonPathError, PathNotFound, find
 
 
 class SubmissionError(ValueError):
@@ -34,17 +34,6 @@ def select(definition: dict[str, Any], credentials: list[dict[str, Any]]) -> lis
             return None
         chosen.append((descriptor["id"], index))
     return chosen
-
-
-def submission_for(definition: dict[str, Any], chosen: list[tuple[str, int]]) -> dict[str, Any]:
-    return {
-        "id": f"submission-{definition['id']}",
-        "definition_id": definition["id"],
-        "descriptor_map": [
-            {"id": descriptor_id, "format": "jwt_vc", "path": f"$.verifiableCredential[{index}]"}
-            for descriptor_id, index in chosen
-        ],
-    }
 
 
 def check_submission(definition: dict[str, Any], submission: Any, presentation: dict[str, Any]) -> dict[str, Any]:

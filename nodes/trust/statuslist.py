@@ -15,8 +15,9 @@ import httpx
 from joserfc.jwk import ECKey
 
 from nodes.common.storage import DocumentStore
-from nodes.trust import credentials as vc
+from nodes.trust.credentials import verify_signature
 from nodes.trust.did import Resolver
+from protocols import vcjwt as vc
 
 LIST_BITS = 131072  # 16 KiB: the spec's minimum list size, so one index does not stand out
 PAGE = 1  # one page holds LIST_BITS credentials, more than a test network issues
@@ -114,7 +115,7 @@ class StatusListReader:
         status_list = vc.Jwt.read(response.text.strip().strip('"'))
         if status_list.claims.get("iss") != issuer or status_list.signer_did != issuer:
             raise vc.CredentialError("the status list is not signed by the credential's issuer")
-        await vc.verify_signature(status_list, self._resolver)
+        await verify_signature(status_list, self._resolver)
         view = vc.credential_view(status_list)
         subject = view["credentialSubject"]
         if "StatusList2021Credential" not in vc.types_of(view) or subject.get("id") != url:

@@ -17,9 +17,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from nodes.common.app import NodeApps, build_apps
-from nodes.common.config import NodeConfig
 from nodes.vault.routes import apps, citizen
 from nodes.vault.vault import Vault
+from protocols.nodeconfig import NodeConfig
 
 
 def build(config: NodeConfig) -> NodeApps:

@@ -11,11 +11,11 @@ from typing import Any
 import httpx
 from starlette.requests import Request
 
-from nodes.common.config import NodeConfig
 from nodes.common.faults import FaultSwitch
 from nodes.common.http import HttpError
 from nodes.common.resource import ResourceServer
 from nodes.trust.policy import DEFAULT_SCOPES
+from protocols.nodeconfig import NodeConfig
 
 SCOPE = "welldata"
 ALGS = 'algs="ES256"'

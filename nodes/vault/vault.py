@@ -8,13 +8,13 @@ import time
 from typing import Any
 
 from nodes.common.audit import AuditLog
-from nodes.common.config import NodeConfig
 from nodes.common.faults import fault_switch
 from nodes.common.http import HttpError, outbound_client
 from nodes.common.issuer import OrganisationIssuer
 from nodes.common.storage import DocumentStore
 from nodes.vault import access, lifestyle
 from nodes.vault.auth import VaultResources
+from protocols.nodeconfig import NodeConfig
 
 GRANT_TYPE = "AccessGrant"
 CONTAINER = "lifestyle"

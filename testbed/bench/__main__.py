@@ -33,9 +33,9 @@ from urllib.parse import urlencode
 from rich.console import Console
 from rich.table import Table
 
-from nodes.trust import credentials as vc
-from nodes.trust.keys import derive_key
-from nodes.trust.presentation import submission_for
+from protocols import vcjwt as vc
+from protocols.keys import derive_key
+from protocols.pex import submission_for
 from testbed.bench import BenchError, closed_question, load_driver
 from testbed.bench.driver import NAME as PYTHON_DRIVER
 from testbed.bench.drivers import Load, invalid, parse_wrk, run_pinned, run_python_driver

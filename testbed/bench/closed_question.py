@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nodes.common.xmldsig import SigningIdentity, sign_soap_query
+from protocols.xmldsig import SigningIdentity, sign_soap_query
 from testbed.bench import BenchError
 from testbed.bench.driver import NAME as PYTHON_DRIVER
 from testbed.bench.drivers import ClientTls, Load, drive_one_body, invalid

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from nodes.common.xmldsig import SigningIdentity
+from protocols.xmldsig import SigningIdentity
 from testbed import __version__
 from testbed.conformance.catalogue import Catalogue
 from testbed.conformance.mutants import recorded_score

@@ -20,7 +20,7 @@ import gevent.socket
 import gevent.ssl
 from locust import FastHttpUser, LoadTestShape, constant, task
 
-from nodes.common.xmldsig import SigningIdentity
+from protocols.xmldsig import SigningIdentity
 from testbed.load.perf import STEP_TYPE
 from testbed.load.plan import PLAN_VARIABLE, LoadPlan
 from testbed.load.shape import target

@@ -21,7 +21,7 @@ from docker.errors import DockerException, ImageNotFound, NotFound
 from docker.models.containers import Container
 
 import docker
-from nodes.common.config import NodeConfig
+from protocols.nodeconfig import NodeConfig
 from testbed.errors import NodeStartError, TestbedError
 from testbed.pki import NetworkCA
 from testbed.runtime.nodeconfig import CONTAINER_HOME, container_node_dir

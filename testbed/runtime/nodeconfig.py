@@ -7,7 +7,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from nodes.common.config import NodeConfig, OrganisationInfo, TlsConfig
+from protocols.nodeconfig import NodeConfig, OrganisationInfo, TlsConfig
 from testbed.pki import NetworkCA
 from testbed.runtime.plan import NetworkPlan, NodePlan
 from testbed.topology import LoadedNetwork, Role, organisation_subject

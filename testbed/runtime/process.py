@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from nodes.common.config import NodeConfig, TlsConfig
+from protocols.nodeconfig import NodeConfig, TlsConfig
 from testbed.errors import NodeStartError
 from testbed.pki import NetworkCA
 from testbed.runtime.client import harness_client

@@ -15,7 +15,7 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import urlencode
 
-from nodes.common.xmldsig import SigningIdentity, sign_soap_query
+from protocols.xmldsig import SigningIdentity, sign_soap_query
 from testbed.report.model import (
     CheckResult,
     Evidence,

@@ -11,7 +11,7 @@ from typing import Any
 from joserfc import jws
 from joserfc.errors import JoseError
 
-from nodes.common.jsonpath import PathNotFound, find
+from protocols.jsonpath import PathNotFound, find
 from testbed.report.model import ExpectationResult
 from testbed.scenario.models import Expect, JsonExpectation
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from nodes.common import jsonpath
+from protocols import jsonpath
 from testbed.errors import ConfigError
 from testbed.files import display_path, sha256_of
 from testbed.scenario.expectations import split_source

@@ -15,7 +15,7 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
-from nodes.common.jsonpath import JsonPathError, PathNotFound, parse, walk
+from protocols.jsonpath import JsonPathError, PathNotFound, parse, walk
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][\w\-]*(?:\.[\w\-]+|\[-?\d+\])*)\s*(?:\|\s*(\w+)\s*)?\}\}")
 NAMESPACES = ("orgs", "nodes", "actors", "network", "vars", "run", "time", "user")

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from nodes.common.config import NodeConfig, OrganisationInfo, TlsConfig
+from protocols.nodeconfig import NodeConfig, OrganisationInfo, TlsConfig
 from testbed.pki import NetworkCA
 
 pytestmark = pytest.mark.integration

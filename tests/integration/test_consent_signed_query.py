@@ -10,8 +10,8 @@ import httpx
 import pytest
 from lxml import etree
 
-from nodes.common import xmldsig
 from nodes.consent import xacml
+from protocols import xmldsig
 from testbed.network import RunningNetwork
 from testbed.pki import NetworkCA
 from tests.unit.test_xacml import query

@@ -22,9 +22,9 @@ from joserfc.jwk import ECKey
 from jwcrypto import jwk, jws
 from jwcrypto.common import JWException, base64url_encode
 
-from nodes.trust import credentials
-from nodes.trust.keys import derive_key, public_jwk
-from nodes.trust.presentation import submission_for
+from protocols import vcjwt as credentials
+from protocols.keys import derive_key, public_jwk
+from protocols.pex import submission_for
 from tests.integration.conftest import Net
 
 pytestmark = pytest.mark.integration

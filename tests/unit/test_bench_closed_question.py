@@ -13,8 +13,8 @@ import pytest
 from cryptography import x509
 from starlette.requests import Request
 
-from nodes.common import xmldsig
 from nodes.consent import xacml
+from protocols import xmldsig
 from testbed.bench import BenchError
 from testbed.bench.closed_question import (
     PROFILE,

@@ -6,11 +6,14 @@ import pytest
 from jwcrypto import jwk as jc_jwk
 from jwcrypto import jws as jc_jws
 
-from nodes.trust import credentials as vc
-from nodes.trust.did import build_document, did_for, document_url, path_id_for
-from nodes.trust.keys import derive_key, public_jwk
+from nodes.trust.credentials import verify_signature
+from nodes.trust.did import build_document, path_id_for
 from nodes.trust.policy import organisation_definition
-from nodes.trust.presentation import SubmissionError, check_submission, select, submission_for
+from nodes.trust.presentation import SubmissionError, check_submission, select
+from protocols import vcjwt as vc
+from protocols.didweb import did_for, document_url
+from protocols.keys import derive_key, public_jwk
+from protocols.pex import submission_for
 
 ISSUER = did_for("https://127.0.10.1:8443", path_id_for("seed", "authority-trust", "authority"))
 HOLDER = did_for("https://127.0.10.4:8443", path_id_for("seed", "gp-trust", "gp"))
@@ -62,13 +65,13 @@ def test_issued_credential_verifies_with_an_independent_library():
 def test_signature_verification_through_the_resolved_document():
     document = build_document(ISSUER, public_jwk(ISSUER_KEY), [])
     resolver = FakeResolver({ISSUER: document})
-    asyncio.run(vc.verify_signature(vc.Jwt.read(issued()), resolver))
+    asyncio.run(verify_signature(vc.Jwt.read(issued()), resolver))
     other_key = derive_key("seed", "elsewhere", "x")
     forged = vc.issue_credential(ISSUER, other_key, ["NutsOrganizationCredential"], ORG, None)[1]
     with pytest.raises(vc.CredentialError, match="does not verify"):
-        asyncio.run(vc.verify_signature(vc.Jwt.read(forged), resolver))
+        asyncio.run(verify_signature(vc.Jwt.read(forged), resolver))
     with pytest.raises(vc.CredentialError, match="cannot resolve"):
-        asyncio.run(vc.verify_signature(vc.Jwt.read(issued()), FakeResolver({})))
+        asyncio.run(verify_signature(vc.Jwt.read(issued()), FakeResolver({})))
 
 
 def test_validity_period():

@@ -4,8 +4,8 @@ import pytest
 from joserfc import jws
 
 from nodes.trust import dpop
-from nodes.trust.keys import derive_key, public_jwk
 from nodes.trust.replay import OneUseMemory
+from protocols.keys import derive_key, public_jwk
 
 KEY = derive_key("seed", "node", "holder")
 OTHER = derive_key("seed", "node", "someone-else")

@@ -1,7 +1,7 @@
 import pytest
 
-from nodes.trust import credentials as vc
 from nodes.trust.statuslist import LIST_BITS, encode, is_set
+from protocols import vcjwt as vc
 from testbed.scenario.engine import _text, time_variables
 from testbed.scenario.expectations import NO_JSON, evaluate
 from testbed.scenario.models import Expect
@@ -36,7 +36,7 @@ def test_filters():
 
 
 def test_jwt_expectations_read_the_claims_of_a_jwt_body():
-    from nodes.trust.keys import derive_key
+    from protocols.keys import derive_key
 
     token = vc.sign({"iss": "did:x", "aud": ["a", "b"]}, "did:x", derive_key("s", "n", "x"))
     expect = Expect.model_validate(

@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from nodes.__main__ import main as node_main
-from nodes.common.config import NodeConfig, OrganisationInfo, TlsConfig
 from nodes.common.faults import FaultSwitch, UnknownFault
+from protocols.nodeconfig import NodeConfig, OrganisationInfo, TlsConfig
 from testbed.conformance import mutants
 from testbed.conformance.selftest import IDENTITY, RoleScore, SelftestResults, VariantOutcome, _faulty_network
 from testbed.scenario.transport import tls_refusal

@@ -1,6 +1,6 @@
 import pytest
 
-from nodes.common.jsonpath import JsonPathError, PathNotFound, exists, find, parse
+from protocols.jsonpath import JsonPathError, PathNotFound, exists, find, parse
 from testbed.scenario.templating import UndefinedVariable, render, roots
 
 CONTEXT = {

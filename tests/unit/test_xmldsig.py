@@ -22,10 +22,12 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from lxml import etree
 from pydantic import ValidationError
 from signxml import DigestAlgorithm, SignatureMethod, XMLSigner, XMLVerifier, methods
+from signxml.exceptions import InvalidSignature
 from starlette.requests import Request as StarletteRequest
 
-from nodes.common import peer, xmldsig
+from nodes.common import peer
 from nodes.consent import xacml
+from protocols import xmldsig
 from testbed.pki import NetworkCA
 from testbed.report.model import Outcome
 from testbed.scenario.engine import Engine, StepError
@@ -421,6 +423,19 @@ def test_the_engine_signs_the_rendered_body_with_its_client_identity(pki: Pki):
     body = query().decode().replace("968548829", "{{ vars.bsn }}")
     sent = engine(pki.client.identity)._body(step_request(body=body, sign="xmldsig"), VARIABLES)
     assert ask(sent.encode(), trust(pki)).bsn == "968548829"
+
+
+def test_what_the_harness_signs_verifies_with_an_independent_implementation(pki: Pki):
+    """The harness and the consent node share no verifier: signxml, another implementation of
+    XML Signature, must accept what the harness signs, and refuse it once it is changed, so that
+    the harness and the reference node cannot agree on a shared mistake."""
+    body = query().decode().replace("968548829", "{{ vars.bsn }}")
+    sent = engine(pki.client.identity)._body(step_request(body=body, sign="xmldsig"), VARIABLES)
+    cert = x509.load_pem_x509_certificate(pki.client.identity.cert_pem)
+    XMLVerifier().verify(the_query(xmldsig.parse_xml(sent.encode())), x509_cert=cert, id_attribute="ID")
+    changed = sent.replace('extension="968548829"', 'extension="111222333"')
+    with pytest.raises(InvalidSignature):
+        XMLVerifier().verify(the_query(xmldsig.parse_xml(changed.encode())), x509_cert=cert, id_attribute="ID")
 
 
 def test_tamper_changes_the_body_after_signing(pki: Pki):

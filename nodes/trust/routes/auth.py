@@ -9,8 +9,8 @@ from starlette.routing import Route
 
 from nodes.common.http import HttpError, read_form, read_json_object, require_fields
 from nodes.trust import dpop, oauth
-from nodes.trust.did import key_id
 from nodes.trust.routes import node_of
+from protocols.didweb import key_id
 
 
 async def request_token(request: Request) -> Response:

@@ -8,9 +8,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from nodes.common.http import HttpError, read_json, read_json_object, require_fields
-from nodes.trust.credentials import CredentialError
 from nodes.trust.node import TrustNode
 from nodes.trust.routes import node_of
+from protocols.vcjwt import CredentialError
 
 
 def _verifier_checks(node: TrustNode) -> dict[str, bool]:
