@@ -45,9 +45,9 @@ wrk:  ## the benchmarks' load driver and static endpoint (wrk, nginx), from Debi
 	@(apt-get update -qq && apt-get install -y -qq wrk nginx-light) >/dev/null 2>&1 \
 		|| echo "wrk or nginx could not be installed: the Python driver and the raw endpoint stand in, and their own ceilings limit the figures"
 
-lint:  ## ruff (style; no function over complexity 15) and mypy (strict on the harness, default on nodes and tests)
+lint:  ## ruff (style; no function over complexity 15) and mypy (strict on the harness and protocols, default on nodes and tests)
 	$(BIN)/ruff check .
-	$(BIN)/mypy --strict testbed
+	$(BIN)/mypy --strict testbed protocols
 	$(BIN)/mypy nodes tests
 
 up:  ## start the reference network and leave it running

@@ -138,14 +138,9 @@ def selftest(
     be caught, and the reference node itself (the identity variant) must conform."""
     from testbed.conformance.selftest import SelftestOptions, record_scores, run_selftest, write_selftest
 
-    available = sorted(p.name for p in PROFILES.iterdir() if p.is_dir()) if PROFILES.is_dir() else []
-    roles = profile or available
-    unknown = [name for name in roles if name not in available]
-    if unknown:
-        raise ConfigError(f"unknown profile(s) {', '.join(unknown)}; available: {', '.join(available) or 'none'}")
     report_dir = reports / new_run_id("selftest")
     options = SelftestOptions(
-        roles=roles,
+        roles=_known_profiles(profile or []) or _available_profiles(),
         only=variant or [],
         runtime=runtime,
         state=state,
@@ -437,15 +432,24 @@ def schema(out: Annotated[Path | None, typer.Option("--out", help="Folder to wri
         console.print(f"wrote {path}")
 
 
+def _available_profiles() -> list[str]:
+    return sorted(p.name for p in PROFILES.iterdir() if p.is_dir()) if PROFILES.is_dir() else []
+
+
+def _known_profiles(names: list[str]) -> list[str]:
+    """The named profiles, each of which must exist."""
+    available = _available_profiles()
+    unknown = [name for name in names if name not in available]
+    if unknown:
+        raise ConfigError(f"unknown profile(s) {', '.join(unknown)}; available: {', '.join(available) or 'none'}")
+    return names
+
+
 def _scenario_paths(paths: list[Path], profiles: list[str]) -> list[Path]:
     """What to replay: the given files and folders plus the named profiles; by default the
     use-case scenarios and every profile."""
-    available = sorted(p.name for p in PROFILES.iterdir() if p.is_dir()) if PROFILES.is_dir() else []
-    unknown = [name for name in profiles if name not in available]
-    if unknown:
-        raise ConfigError(f"unknown profile(s) {', '.join(unknown)}; available: {', '.join(available) or 'none'}")
-    chosen = [*paths, *(PROFILES / name for name in profiles)]
-    return chosen or [Path("scenarios"), *(PROFILES / name for name in available)]
+    chosen = [*paths, *(PROFILES / name for name in _known_profiles(profiles))]
+    return chosen or [Path("scenarios"), *(PROFILES / name for name in _available_profiles())]
 
 
 def _health(get: Callable[[str], httpx.Response], url: str) -> str:

@@ -36,10 +36,11 @@ def verdict_line(results: RunResults) -> str:
             untested = ", ".join(s.must_untested)
             return (
                 f"Incomplete, not shown to conform to {profiles}: no check failed, but "
-                f"{len(s.must_untested)} MUST requirement(s) of the role were not tested ({untested})."
+                f"{len(s.must_untested)} MUST requirement(s) of the profile's role were not tested ({untested})."
             )
         case Verdict.CONFORMS:
-            return f"Conforms to {profiles}: every MUST requirement of the role tested and passed."
+            roles = "its role" if len(results.profiles) == 1 else "their roles"
+            return f"Conforms to {profiles}: every MUST requirement of {roles} tested and passed."
     return "Every MUST check passed (no profile ran: requirements no check tested are not judged)."
 
 

@@ -11,6 +11,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from tests.conftest import VAULT_MEASUREMENT as MEASUREMENT
 from tests.integration.conftest import Net
 
 pytestmark = pytest.mark.integration
@@ -19,13 +20,6 @@ VAULT = "welldata-vault"
 APP = "gp"  # any organisation of the network can act as an app
 PURPOSE = "Personal advice on physical activity in the prevention programme"
 PROBLEM = "urn:health-testbed:problem:"
-MEASUREMENT = {
-    "resourceType": "Observation",
-    "status": "final",
-    "code": {"coding": [{"system": "http://loinc.org", "code": "41950-7"}]},
-    "effectiveDateTime": "2026-01-08",
-    "valueQuantity": {"value": 9000, "unit": "/d"},
-}
 
 
 class App:

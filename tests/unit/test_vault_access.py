@@ -6,6 +6,7 @@ import pytest
 from nodes.common.http import HttpError
 from nodes.vault import access, lifestyle
 from nodes.vault.auth import dpop_only
+from tests.conftest import VAULT_MEASUREMENT as MEASUREMENT
 
 NOW = 1_000_000.0
 
@@ -85,15 +86,6 @@ def test_an_unbound_token_with_the_dpop_scheme_is_dpop_required():
 def test_proof_refusals_keep_their_challenge():
     shared = HttpError(401, "Unauthorized", "x", headers={"WWW-Authenticate": "DPoP y"}, code="dpop-proof-invalid")
     assert dpop_only(shared) is shared
-
-
-MEASUREMENT = {
-    "resourceType": "Observation",
-    "status": "final",
-    "code": {"coding": [{"system": "http://loinc.org", "code": "41950-7"}]},
-    "effectiveDateTime": "2026-01-08",
-    "valueQuantity": {"value": 9000, "unit": "/d"},
-}
 
 
 def test_a_recorded_measurement_gets_a_name_and_its_pod():
