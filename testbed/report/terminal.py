@@ -82,6 +82,8 @@ def print_summary(console: Console, results: RunResults, report_dir: Path) -> No
     console.print(f"covered {covered} of {len(results.requirements)} requirements{coverage_scope(results)}")
     for score in results.mutation_scores:
         console.print(f"the {score.role} profile catches {score.caught} of {score.total} known faulty variants")
-    console.print(Text(f"{results.verdict.value}: {verdict_line(results)}", style=_VERDICT_STYLES[results.verdict]))
+    # A run error's whole text (a node's log tail, say) goes to stderr after this; its first line is enough here.
+    line = verdict_line(results).splitlines()[0]
+    console.print(Text(f"{results.verdict.value}: {line}", style=_VERDICT_STYLES[results.verdict]))
     for name, path in report_paths(report_dir).items():
         console.print(Text.assemble((f"{name:<13}", "dim"), str(path)))

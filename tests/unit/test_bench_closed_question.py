@@ -109,7 +109,7 @@ def test_the_bench_sends_the_profiles_query_signed_so_that_the_service_accepts_i
     assert (asked.requester_ura, asked.holder_ura, asked.purpose) == ("90000003", "90000002", xacml.TREATMENT)
 
 
-def test_raw_endpoint_reads_the_body_and_answers_soap():
+def test_raw_endpoint_reads_the_body_and_answers_soap() -> None:
     received: list[dict] = [
         {"type": "http.request", "body": b"<soap:Envelope/>", "more_body": False},
     ]
