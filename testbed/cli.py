@@ -484,8 +484,10 @@ def _print_variant(outcome: VariantOutcome) -> None:
     if outcome.variant == "identity":
         line.append(" conforms" if good else f" does not conform (exit {outcome.exit_code})", style)
     elif good:
-        by = outcome.caught_by[:3] or [f"harness error: {(outcome.error or '').splitlines()[0][:100]}"]
-        line.append(f" caught by {', '.join(by)}{' …' if len(outcome.caught_by) > 3 else ''}", "dim")
+        by = ", ".join(outcome.caught_by[:3])
+        line.append(f" caught by {by}{' …' if len(outcome.caught_by) > 3 else ''}", "dim")
+    elif outcome.error:
+        line.append(f" NOT caught: the run ended in a harness error: {outcome.error.splitlines()[0][:100]}", style)
     else:
         line.append(" NOT caught: the profile passed this faulty node", style)
     line.append(f" {outcome.duration_s:.1f} s", "dim")

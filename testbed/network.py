@@ -187,6 +187,8 @@ def _role_problem(node: NodeState, client: httpx.Client) -> str | None:
     if claimed != plan.role.value:
         said = f"role {claimed!r}" if claimed is not None else "no role"
         return f"{where}: {url} says {said}; a {plan.role.value} node was expected there"
+    version = answer.json().get("version")
+    node.version = str(version) if version is not None else None
     return None
 
 

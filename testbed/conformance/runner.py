@@ -15,8 +15,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from protocols.xmldsig import SigningIdentity
 from testbed import __version__
 from testbed.conformance.catalogue import Catalogue
@@ -200,26 +198,20 @@ def _signer(running: RunningNetwork) -> SigningIdentity | None:
 
 
 def implementations(running: RunningNetwork) -> list[ImplementationInfo]:
-    infos = []
-    with running.client(timeout=3.0) as client:
-        for node in running.state.nodes:
-            plan = node.plan
-            version = None
-            with contextlib.suppress(httpx.HTTPError, ValueError, AttributeError):  # need not report one
-                version = client.get(f"{plan.internal_url}/status").json().get("version")
-            infos.append(
-                ImplementationInfo(
-                    node=plan.name,
-                    role=plan.role.value,
-                    organisation=plan.organisation,
-                    kind=plan.kind,
-                    public_url=plan.public_url,
-                    internal_url=plan.internal_url,
-                    image=plan.image,
-                    version=version,
-                )
-            )
-    return infos
+    """The nodes as planned, with the version each reported when its role was asked."""
+    return [
+        ImplementationInfo(
+            node=node.plan.name,
+            role=node.plan.role.value,
+            organisation=node.plan.organisation,
+            kind=node.plan.kind,
+            public_url=node.plan.public_url,
+            internal_url=node.plan.internal_url,
+            image=node.plan.image,
+            version=node.version,
+        )
+        for node in running.state.nodes
+    ]
 
 
 def finalise(results: RunResults, catalogue: Catalogue, roles: set[str] | None = None) -> None:

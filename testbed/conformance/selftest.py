@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 from testbed.conformance.mutants import Variant, load_variants, write_score
 from testbed.conformance.runner import ConformanceOptions, run_conformance
 from testbed.errors import ConfigError, ExitCode
-from testbed.report.model import Outcome
+from testbed.report.model import Outcome, RunResults
 from testbed.report.writers import write_all
 from testbed.runtime.state import RunFolder
 from testbed.scenario.loader import load_scenario
@@ -34,7 +34,7 @@ class VariantOutcome(BaseModel):
     description: str
     breaks: list[str] = Field(default_factory=list)
     exit_code: int
-    caught: bool  # a faulty variant that did not conform; for the identity variant: it conformed
+    caught: bool  # a faulty variant that failed a check (a harness error is not a catch); identity: it conformed
     caught_by: list[str] = Field(default_factory=list)  # "<scenario>/<check>" that failed
     error: str | None = None  # the run's harness error, if it had one
     report: str  # the variant run's report folder
@@ -161,20 +161,29 @@ def _run_variant(
         ConformanceOptions(scenario_paths=[profile], network_path=network_file, runtime=options.runtime, folder=folder)
     )
     write_all(results, folder.report_dir)
-    failed = [f"{s.name}/{c.id}" for s, c in results.all_checks() if c.outcome in (Outcome.FAILED, Outcome.ERROR)]
-    conforms = results.exit_code == ExitCode.OK
+    caught, failed = judged(results, faulty=variant is not None)
     return VariantOutcome(
         role=role,
         variant=name,
         description=variant.description if variant else "the reference node as it is",
         breaks=variant.breaks if variant else [],
         exit_code=results.exit_code,
-        caught=conforms if variant is None else not conforms,
+        caught=caught,
         caught_by=failed,
         error=results.error,
         report=str(folder.report_dir),
         duration_s=(datetime.now(UTC) - started).total_seconds(),
     )
+
+
+def judged(results: RunResults, *, faulty: bool) -> tuple[bool, list[str]]:
+    """Whether a variant's run came out as it must (a faulty node caught, the reference node
+    conforming), and the checks that failed. A faulty node counts as caught by a failing check
+    only: a harness error says nothing about whether the profile would have seen the defect."""
+    failed = [f"{s.name}/{c.id}" for s, c in results.all_checks() if c.outcome == Outcome.FAILED]
+    if not faulty:
+        return results.exit_code == ExitCode.OK, failed
+    return results.exit_code != ExitCode.OK and bool(failed) and results.error is None, failed
 
 
 def write_selftest(results: SelftestResults, report_dir: Path) -> list[Path]:
@@ -192,7 +201,7 @@ def write_selftest(results: SelftestResults, report_dir: Path) -> list[Path]:
     lines += ["", "| role | variant | breaks | caught | by |", "| --- | --- | --- | --- | --- |"]
     for v in results.variants:
         by = ", ".join(v.caught_by[:4]) + (" …" if len(v.caught_by) > 4 else "")
-        if v.error:
+        if v.error:  # not a catch: the run did not reach a verdict
             by = f"harness error: {v.error.splitlines()[0][:120]}"
         mark = "yes" if v.caught else "**no**"
         lines.append(f"| {v.role} | {v.variant} | {', '.join(v.breaks)} | {mark} | {by} |")

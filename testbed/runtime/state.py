@@ -25,6 +25,7 @@ class NodeState(BaseModel):
     container: str | None = None  # container name (docker runtime)
     config_path: str | None = None
     log_path: str | None = None
+    version: str | None = None  # what the node's /status reported, when it said (asked once, with its role)
 
 
 class RunState(BaseModel):

@@ -14,6 +14,7 @@ from nodes.common.faults import FaultSwitch, UnknownFault
 from protocols.nodeconfig import NodeConfig, OrganisationInfo, TlsConfig
 from testbed.conformance import mutants
 from testbed.conformance.selftest import IDENTITY, RoleScore, SelftestResults, VariantOutcome, _faulty_network
+from testbed.report.model import Outcome
 from testbed.scenario.transport import tls_refusal
 from tests.conftest import ROOT
 
@@ -125,3 +126,21 @@ def test_every_role_with_a_profile_has_a_variant_catalogue():
     profiles = sorted(p.name for p in (ROOT / "scenarios" / "profiles").iterdir() if p.is_dir())
     for role in profiles:
         mutants.load_variants(role)
+
+
+def test_only_a_failing_check_catches_a_faulty_variant():
+    """A run that ends in a harness error, or only in errored checks, did not catch anything."""
+    from testbed.conformance.selftest import judged
+    from tests.unit.test_runner_and_schemas import results_with
+
+    failed = results_with((Outcome.FAILED, ["TRUST-DID-01"]))
+    failed.exit_code = 1
+    assert judged(failed, faulty=True) == (True, ["s/c0"])
+    errored = results_with((Outcome.ERROR, ["TRUST-DID-01"]))
+    errored.exit_code = 2
+    assert judged(errored, faulty=True) == (False, [])
+    broken = results_with((Outcome.FAILED, ["TRUST-DID-01"]))
+    broken.exit_code, broken.error = 2, "node x went away"
+    assert judged(broken, faulty=True)[0] is False
+    clean = results_with((Outcome.PASSED, ["TRUST-DID-01"]))
+    assert judged(clean, faulty=True)[0] is False and judged(clean, faulty=False)[0] is True
