@@ -16,6 +16,7 @@ from starlette.routing import BaseRoute, Route
 from nodes import __version__
 from nodes.common.http import HttpError, problem_response
 from protocols.nodeconfig import NodeConfig
+from protocols.openapi import UnknownApiDocument, load_document
 
 Lifespan = Callable[[Any], AbstractAsyncContextManager[None]]
 T = TypeVar("T")
@@ -73,14 +74,28 @@ def build_apps(
             }
         )
 
-    internal = [Route("/health", health), Route("/status", status), *internal_routes]
+    internal = [Route("/health", health), Route("/status", status), *_api_document(config.role, "internal"), *internal_routes]
+    public = [*_api_document(config.role, "public"), *public_routes]
     apps = NodeApps(
-        public=Starlette(routes=list(public_routes), exception_handlers=_handlers(public_errors), lifespan=lifespan),
+        public=Starlette(routes=public, exception_handlers=_handlers(public_errors), lifespan=lifespan),
         internal=Starlette(routes=internal, exception_handlers=_handlers(render_problem)),
         public_client_certificates=public_client_certificates,
     )
     apps.public.state.node = apps.internal.state.node = node
     return apps
+
+
+def _api_document(role: str, listener: str) -> list[BaseRoute]:
+    """`GET /openapi.json`: the listener's API as the project describes it (protocols.openapi)."""
+    try:
+        document = load_document(f"{role}-{listener}")
+    except UnknownApiDocument:
+        return []
+
+    async def serve(_: Request) -> Response:
+        return JSONResponse(document)
+
+    return [Route("/openapi.json", serve, methods=["GET"])]
 
 
 def _handlers(render: ErrorRenderer) -> dict[Any, Callable[[Request, Exception], Awaitable[Response]]]:
