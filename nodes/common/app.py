@@ -74,7 +74,12 @@ def build_apps(
             }
         )
 
-    internal = [Route("/health", health), Route("/status", status), *_api_document(config.role, "internal"), *internal_routes]
+    internal = [
+        Route("/health", health),
+        Route("/status", status),
+        *_api_document(config.role, "internal"),
+        *internal_routes,
+    ]
     public = [*_api_document(config.role, "public"), *public_routes]
     apps = NodeApps(
         public=Starlette(routes=public, exception_handlers=_handlers(public_errors), lifespan=lifespan),

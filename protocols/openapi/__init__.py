@@ -69,7 +69,9 @@ def find_operation(document: dict[str, Any], *, method: str, path: str) -> Opera
     """The operation that serves `method path` (path without query); where templates overlap,
     the one with the most literal segments wins, as OpenAPI asks of concrete paths."""
     candidates = [
-        op for op in operations(document) if op.method == method.lower() and _template_pattern(op.template).fullmatch(path)
+        op
+        for op in operations(document)
+        if op.method == method.lower() and _template_pattern(op.template).fullmatch(path)
     ]
     if not candidates:
         return None
@@ -105,7 +107,9 @@ def check_request(
     request_body = operation.spec.get("requestBody")
     if request_body is None:
         return [] if body in (None, "", b"") else [f"{operation.key}: the operation takes no request body"]
-    return _check_content(document, operation.key, "request", _resolved(document, request_body).get("content"), content_type, body)
+    return _check_content(
+        document, operation.key, "request", _resolved(document, request_body).get("content"), content_type, body
+    )
 
 
 def _check_content(
@@ -143,4 +147,3 @@ def _resolved(document: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:
 def _template_pattern(template: str) -> re.Pattern[str]:
     literal_parts = re.split(r"\{[^}/]+\}", template)
     return re.compile("[^/]+".join(re.escape(part) for part in literal_parts))
-
