@@ -6,11 +6,22 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from testbed.errors import ConfigError
 from testbed.report.model import Level
 from testbed.yamlsource import read_yaml, validate
+
+
+class Reading(BaseModel):
+    """One way to read a rule where the written specification and the real implementation
+    (or two specifications) disagree. Each is stated in our own words, with its source."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9-]*$", description="Short name, e.g. 'specification' or 'nuts-node'")
+    says: str = Field(min_length=10)
+    source: str = Field(min_length=3)
 
 
 class Requirement(BaseModel):
@@ -20,6 +31,23 @@ class Requirement(BaseModel):
     level: Level
     statement: str = Field(min_length=10)
     source: str = Field(min_length=3)
+    readings: list[Reading] = Field(
+        default_factory=list, description="Where sources disagree: every reading, the one checks follow first"
+    )
+    follows: str | None = Field(default=None, description="The reading this suite's checks follow (a reading id)")
+
+    @model_validator(mode="after")
+    def _readings_name_the_one_followed(self) -> Requirement:
+        ids = [reading.id for reading in self.readings]
+        if self.readings and len(self.readings) < 2:
+            raise ValueError("a disagreement has at least two readings")
+        if len(set(ids)) != len(ids):
+            raise ValueError("reading ids repeat")
+        if (self.follows is None) != (not self.readings):
+            raise ValueError("'follows' names the reading the checks follow, and goes with 'readings'")
+        if self.follows is not None and self.follows not in ids:
+            raise ValueError(f"'follows: {self.follows}' is not one of the readings ({', '.join(ids)})")
+        return self
 
 
 class RoleCatalogue(BaseModel):
