@@ -32,7 +32,7 @@ class BootstrapError(TestbedError):
 
 
 def bootstrap(
-    network: Network, plan: NetworkPlan, client: httpx.Client, progress: Callable[[str], None]
+    network: Network, plan: NetworkPlan, client: httpx.Client, *, progress: Callable[[str], None]
 ) -> dict[str, Any]:
     """Make a fresh network usable: a subject and DID per organisation, the credential issuer
     trusted everywhere and an organisation credential in every wallet, the access body set up.

@@ -86,6 +86,7 @@ def _progress(message: str) -> None:
 @app.command()
 def conformance(
     paths: Annotated[list[Path] | None, typer.Argument(help="Scenario files or folders (default: scenarios/)")] = None,
+    *,
     network: ScenarioNetworkOption = None,
     runtime: RuntimeOption = "process",
     state: StateOption = Path(".testbed"),
@@ -124,6 +125,7 @@ def selftest(
     profile: Annotated[
         list[str] | None, typer.Option("--profile", help="A role whose profile to test (default: every role)")
     ] = None,
+    *,
     variant: Annotated[
         list[str] | None, typer.Option("--variant", help="Run only this faulty variant (a fault name); repeatable")
     ] = None,
@@ -162,6 +164,7 @@ def selftest(
 @app.command()
 def load(
     scenario: Annotated[Path, typer.Argument(help="The scenario to put under load (its `load:` block applies)")],
+    *,
     users: Annotated[int | None, typer.Option("--users", "-u", min=1, help="Concurrent simulated users")] = None,
     spawn_rate: Annotated[
         float | None, typer.Option("--spawn-rate", "-r", min=0.01, help="Users started per second")
@@ -220,6 +223,7 @@ def load(
 @app.command()
 def up(
     network: Annotated[Path, typer.Option("--network", help="Network file")] = DEFAULT_NETWORK,
+    *,
     runtime: RuntimeOption = "process",
     state: StateOption = Path(".testbed"),
     reports: ReportsOption = Path("reports"),
@@ -260,6 +264,7 @@ def status(
 @app.command()
 def down(
     run: Annotated[str | None, typer.Option("--run", help="Run id (default: the last `testbed up`)")] = None,
+    *,
     all_runs: Annotated[bool, typer.Option("--all", help="Stop every run found in the state folder")] = False,
     state: StateOption = Path(".testbed"),
     reports: ReportsOption = Path("reports"),
@@ -371,6 +376,7 @@ def verify_bundle_command(
 @app.command()
 def fault(
     node: Annotated[str, typer.Argument(help="Node name")],
+    *,
     operation: Annotated[str, typer.Argument(help="stop, start, kill, pause, unpause, restart, disconnect or connect")],
     run: Annotated[str | None, typer.Option("--run", help="Run id (default: the last `testbed up`)")] = None,
     state: StateOption = Path(".testbed"),
@@ -412,6 +418,7 @@ def validate(paths: Annotated[list[Path], typer.Argument(help="Scenario or netwo
 @app.command()
 def cert(
     ca: Annotated[Path, typer.Option("--ca", help="The CA folder (as given to `--ca` of up/conformance)")],
+    *,
     name: Annotated[str, typer.Option("--name", help="Common name, e.g. the node name")],
     host: Annotated[list[str], typer.Option("--host", help="Address or DNS name the node serves on")],
     out: Annotated[Path, typer.Option("--out", help="Folder for cert.pem and key.pem")],

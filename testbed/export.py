@@ -100,7 +100,7 @@ def _service(
     run_id: str,
     image: str,
 ) -> dict[str, Any]:
-    config = container_node_dir(loaded, plan, node, out / "nodes" / node.name, ca, bundle)
+    config = container_node_dir(loaded, plan, node, node_dir=out / "nodes" / node.name, ca=ca, trust_bundle=bundle)
     return {
         "image": node.image or image,
         "container_name": f"{run_id}-{node.name}",
@@ -129,7 +129,9 @@ def bootstrap_inside(state_dir: Path) -> None:
     from testbed.bootstrap import bootstrap
 
     with harness_client(inside) as client:
-        state.context = bootstrap(loaded.network, NetworkPlan(nodes=[n.plan for n in inside.nodes]), client, print)
+        state.context = bootstrap(
+            loaded.network, NetworkPlan(nodes=[n.plan for n in inside.nodes]), client, progress=print
+        )
     state.context["network"]["run_id"] = state.run_id
     # The context holds URLs only; the harness on the host reaches them through the ports.
     state.status = "up"

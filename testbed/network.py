@@ -46,6 +46,7 @@ def start_network(
     loaded: LoadedNetwork,
     runtime_name: str,
     folder: RunFolder,
+    *,
     owner_pid: int | None,
     progress: Progress,
     ca_dir: Path | None = None,
@@ -70,11 +71,11 @@ def start_network(
             state.trust_bundle = str(write_trust_bundle(folder.pki_dir / "trust-bundle.pem", ca, extra))
             harness = ca.issue(folder.pki_dir / "harness", "testbed harness", ["localhost"])
             state.client_cert, state.client_key = str(harness.cert), str(harness.key)
-            runtime.start(loaded, plan, folder, state, ca, owner_pid, progress)
+            runtime.start(loaded, plan, folder, state=state, ca=ca, owner_pid=owner_pid, progress=progress)
         running = RunningNetwork(folder, state)
         with running.client() as client:
             verify_roles(state, client)
-            state.context = bootstrap(loaded.network, plan, client, progress)
+            state.context = bootstrap(loaded.network, plan, client, progress=progress)
         state.context["network"]["run_id"] = folder.run_id
         state.status = "up"
         folder.save(state)
@@ -103,11 +104,12 @@ def network_session(
     loaded: LoadedNetwork,
     runtime_name: str,
     folder: RunFolder,
+    *,
     owner_pid: int,
     progress: Progress,
     ca_dir: Path | None = None,
 ) -> Iterator[RunningNetwork]:
-    running = start_network(loaded, runtime_name, folder, owner_pid, progress, ca_dir)
+    running = start_network(loaded, runtime_name, folder, owner_pid=owner_pid, progress=progress, ca_dir=ca_dir)
     try:
         yield running
     finally:
@@ -130,7 +132,9 @@ class NetworkOptions:
     on_progress: Progress = lambda _: None
 
     def network(self, loaded: LoadedNetwork) -> contextlib.AbstractContextManager[RunningNetwork]:
-        return network_for_run(loaded, self.runtime, self.folder, self.attach, self.on_progress, self.ca_dir)
+        return network_for_run(
+            loaded, self.runtime, self.folder, attach_to=self.attach, progress=self.on_progress, ca_dir=self.ca_dir
+        )
 
 
 @contextlib.contextmanager
@@ -138,6 +142,7 @@ def network_for_run(
     loaded: LoadedNetwork,
     runtime_name: str,
     folder: RunFolder,
+    *,
     attach_to: RunFolder | None,
     progress: Progress,
     ca_dir: Path | None = None,
@@ -156,7 +161,9 @@ def network_for_run(
             verify_roles(running.state, client)
         yield running
         return
-    with network_session(loaded, runtime_name, folder, os.getpid(), progress, ca_dir) as running:
+    with network_session(
+        loaded, runtime_name, folder, owner_pid=os.getpid(), progress=progress, ca_dir=ca_dir
+    ) as running:
         yield running
 
 

@@ -49,6 +49,7 @@ def state_of(request: Request, kind: type[T]) -> T:
 
 def build_apps(
     config: NodeConfig,
+    *,
     public_routes: Sequence[BaseRoute],
     internal_routes: Sequence[BaseRoute],
     lifespan: Lifespan | None = None,

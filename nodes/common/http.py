@@ -112,7 +112,7 @@ def require_fields(body: dict[str, Any], *names: str) -> None:
 
 
 async def call_json(
-    client: httpx.AsyncClient, method: str, url: str, what: str, failure_status: int = 502, **kwargs: Any
+    client: httpx.AsyncClient, method: str, url: str, *, what: str, failure_status: int = 502, **kwargs: Any
 ) -> dict[str, Any]:
     """Call another node for a JSON object; anything else fails with `failure_status` (502 for
     a peer that answered wrongly; a node whose own dependency is down may say 503) and a

@@ -60,7 +60,7 @@ class ResourceServer:
     async def ask_trust_node(self, path: str, what: str, **kwargs: Any) -> dict[str, Any]:
         """A call to the organisation's trust node; if it cannot answer, neither can we (503)."""
         url = f"{self.config.peers['trust_internal']}{path}"
-        return await call_json(self.client, "POST", url, what, failure_status=503, **kwargs)
+        return await call_json(self.client, "POST", url, what=what, failure_status=503, **kwargs)
 
     async def _check_binding(self, request: Request, scheme: str, token: str, answer: dict[str, Any]) -> None:
         """A DPoP-bound token (cnf.jkt) is usable only with the DPoP scheme and a fresh proof

@@ -75,7 +75,7 @@ class DocumentStore:
         return list(self.iterate(collection, limit, key_prefix))
 
     def iterate(
-        self, collection: str, limit: int | None = None, key_prefix: str = "", newest_first: bool = False
+        self, collection: str, limit: int | None = None, key_prefix: str = "", *, newest_first: bool = False
     ) -> Iterator[Any]:
         """In insertion order (or the newest first); `key_prefix` keeps to keys that start with
         it (using the primary key's index, so a lookup by, say, citizen does not read the whole

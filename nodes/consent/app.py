@@ -34,5 +34,10 @@ def build(config: NodeConfig) -> NodeApps:
     # Mitz answers only parties with a certificate: the public listener requires one too.
     certificates: bool | Literal["optional"] = "optional" if service.faulty("mtls-optional") else True
     return build_apps(
-        config, PUBLIC_ROUTES, INTERNAL_ROUTES, lifespan, public_client_certificates=certificates, node=service
+        config,
+        public_routes=PUBLIC_ROUTES,
+        internal_routes=INTERNAL_ROUTES,
+        lifespan=lifespan,
+        public_client_certificates=certificates,
+        node=service,
     )

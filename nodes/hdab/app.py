@@ -26,4 +26,4 @@ def build(config: NodeConfig) -> NodeApps:
         yield
         await body.close()
 
-    return build_apps(config, public.ROUTES, staff.ROUTES, lifespan, node=body)
+    return build_apps(config, public_routes=public.ROUTES, internal_routes=staff.ROUTES, lifespan=lifespan, node=body)

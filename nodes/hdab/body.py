@@ -129,7 +129,7 @@ class AccessBody:
             stations = stations[:-1]
         for name, url in stations:
             try:
-                catalogue = await call_json(self.client, "GET", f"{url}/catalogue", "the catalogue")
+                catalogue = await call_json(self.client, "GET", f"{url}/catalogue", what="the catalogue")
                 datasets = datasets_of(catalogue, name, services_too=self.faulty("harvest-invents-datasets"))
             except (HttpError, LookupError, TypeError, AttributeError, ValueError) as exc:
                 report["failed"].append({"station": name, "reason": str(exc)})
@@ -154,7 +154,7 @@ class AccessBody:
     async def token_for(self, authorization_server: str, scope: str) -> str:
         url = f"{self.config.peers['trust_internal']}/internal/auth/v2/{self.subject}/request-service-access-token"
         body = {"authorization_server": authorization_server, "scope": scope, "token_type": "Bearer"}
-        answer = await call_json(self.client, "POST", url, "an access token", failure_status=503, json=body)
+        answer = await call_json(self.client, "POST", url, what="an access token", failure_status=503, json=body)
         return str(answer.get("access_token", ""))
 
     async def station_call(

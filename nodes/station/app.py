@@ -27,4 +27,11 @@ def build(config: NodeConfig) -> NodeApps:
         yield
         await station.close()
 
-    return build_apps(config, PUBLIC_ROUTES, INTERNAL_ROUTES, lifespan, public_errors=fhir_error, node=station)
+    return build_apps(
+        config,
+        public_routes=PUBLIC_ROUTES,
+        internal_routes=INTERNAL_ROUTES,
+        lifespan=lifespan,
+        public_errors=fhir_error,
+        node=station,
+    )

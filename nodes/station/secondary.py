@@ -98,7 +98,12 @@ async def _rows_without_opt_outs(station: Station) -> list[dict[str, Any]]:
     rows = station.store.list("features")
     url = f"{station.config.peers['consent']}/consent/v1/optouts/check"
     answer = await call_json(
-        station.client, "POST", url, "the opt-out register", failure_status=503, json={"bsns": [r["bsn"] for r in rows]}
+        station.client,
+        "POST",
+        url,
+        what="the opt-out register",
+        failure_status=503,
+        json={"bsns": [r["bsn"] for r in rows]},
     )
     opted_out = set() if station.faulty("opt-outs-ignored") else set(answer.get("opted_out") or [])
     return [r for r in rows if r["bsn"] not in opted_out]

@@ -40,4 +40,6 @@ def build(config: NodeConfig) -> NodeApps:
         refresher.cancel()
         await node.close()
 
-    return build_apps(config, PUBLIC_ROUTES, INTERNAL_ROUTES, lifespan, node=node)
+    return build_apps(
+        config, public_routes=PUBLIC_ROUTES, internal_routes=INTERNAL_ROUTES, lifespan=lifespan, node=node
+    )

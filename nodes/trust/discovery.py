@@ -363,7 +363,9 @@ def _matches(value: Any, pattern: str, defect: str | None = None) -> bool:
 
 
 async def _get(node: TrustNode, definition: Service, after: int) -> dict[str, Any]:
-    return await call_json(node.client, "GET", definition.endpoint, "discovery server", params={"timestamp": after})
+    return await call_json(
+        node.client, "GET", definition.endpoint, what="discovery server", params={"timestamp": after}
+    )
 
 
 async def _post(node: TrustNode, definition: Service, token: str) -> None:

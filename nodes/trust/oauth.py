@@ -254,7 +254,7 @@ async def _obtain_token(
 ) -> dict[str, Any]:
     token_endpoint, definition_endpoint = await _server_metadata(node, server)
     definition = await call_json(
-        node.client, "GET", definition_endpoint, "presentation definition", params={"scope": scope}
+        node.client, "GET", definition_endpoint, what="presentation definition", params={"scope": scope}
     )
     if not isinstance(definition.get("id"), str) or not isinstance(definition.get("input_descriptors"), list):
         raise HttpError(502, "Bad Gateway", f"the presentation definition at {definition_endpoint} is malformed")
@@ -279,7 +279,12 @@ async def _obtain_token(
     }
     headers = {"DPoP": dpop.make_proof(key, "POST", token_endpoint)} if token_type == "DPoP" else {}
     answer = await call_json(
-        node.client, "POST", token_endpoint, "the authorization server's token endpoint", data=form, headers=headers
+        node.client,
+        "POST",
+        token_endpoint,
+        what="the authorization server's token endpoint",
+        data=form,
+        headers=headers,
     )
     if not isinstance(answer.get("access_token"), str):
         raise HttpError(502, "Bad Gateway", f"{token_endpoint} answered without an access_token")
@@ -294,7 +299,7 @@ async def _server_metadata(node: TrustNode, server: str) -> tuple[str, str]:
     """The token and presentation-definition endpoints of `server`, from metadata whose
     issuer is `server` itself (RFC 8414, section 3.3): a node only follows endpoints that
     the server it was asked to use vouches for."""
-    meta = await call_json(node.client, "GET", _metadata_url(server), "authorization server metadata")
+    meta = await call_json(node.client, "GET", _metadata_url(server), what="authorization server metadata")
     if meta.get("issuer") != server:
         raise HttpError(502, "Bad Gateway", f"the metadata of {server} names another issuer: {meta.get('issuer')!r}")
     if GRANT_TYPE not in meta.get("grant_types_supported", []):

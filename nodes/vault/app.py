@@ -30,4 +30,4 @@ def build(config: NodeConfig) -> NodeApps:
         yield
         await vault.close()
 
-    return build_apps(config, apps.ROUTES, citizen.ROUTES, lifespan, node=vault)
+    return build_apps(config, public_routes=apps.ROUTES, internal_routes=citizen.ROUTES, lifespan=lifespan, node=vault)

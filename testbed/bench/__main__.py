@@ -100,7 +100,7 @@ def _measure(results: dict[str, Any], scratch: Path, args: argparse.Namespace) -
         console.print(f"· the reference network was up and bootstrapped in {results['network_boot_seconds']} s")
         if drivers:
             console.print(f"· load drivers on a static endpoint, {args.load_users} users (about four minutes)")
-            driven = load_driver.measure(running, scratch, args.load_seconds, args.load_users)
+            driven = load_driver.measure(running, scratch, seconds=args.load_seconds, users=args.load_users)
             results["load_driver"] = {"measurements": driven, **load_driver.ratios(driven)}
         if tokens:
             console.print("· token endpoint, status list fetched each time")
@@ -110,7 +110,7 @@ def _measure(results: dict[str, Any], scratch: Path, args: argparse.Namespace) -
         if questions:
             connections = args.closed_question_connections
             console.print(f"· raw endpoint and closed question, mutual TLS, {connections} connections")
-            measured.update(closed_question.measure(running, scratch, args.seconds, connections))
+            measured.update(closed_question.measure(running, scratch, seconds=args.seconds, connections=connections))
             raw, decided = measured[closed_question.RAW_LABEL], measured[closed_question.LABEL]
             results["closed_question"] = closed_question.verdict(raw, decided, connections)
     if tokens:
@@ -130,7 +130,9 @@ def _network(scratch: Path, status_list_max_age: int) -> contextlib.AbstractCont
     network_file = scratch / f"network-{status_list_max_age}.yaml"
     network_file.write_text(text, encoding="utf-8")
     folder = RunFolder(scratch / "state", scratch / "reports", new_run_id("bench"))
-    return network_session(load_network(network_file), "process", folder, os.getpid(), progress=lambda _: None)
+    return network_session(
+        load_network(network_file), "process", folder, owner_pid=os.getpid(), progress=lambda _: None
+    )
 
 
 def _measure_tokens(running: RunningNetwork, scratch: Path, args: argparse.Namespace) -> dict[str, Any]:

@@ -46,7 +46,7 @@ class Question:
     content_type: str
 
 
-def measure(running: RunningNetwork, scratch: Path, seconds: float, connections: int) -> dict[str, dict[str, Any]]:
+def measure(running: RunningNetwork, scratch: Path, *, seconds: float, connections: int) -> dict[str, dict[str, Any]]:
     """The raw endpoint and the closed question, one after the other on the server core."""
     question = _register_and_prepare(running)
     tls = ClientTls(ca=running.state.trust_bundle, cert=running.state.client_cert, key=running.state.client_key)
@@ -54,7 +54,9 @@ def measure(running: RunningNetwork, scratch: Path, seconds: float, connections:
     pin_process_tree(running.node(question.node).pid, SERVER_CORE)
 
     def drive(url: str) -> dict[str, Any]:  # the same body, driver and TLS for both
-        return drive_one_body(Load(url, seconds, connections), question.body, question.content_type, tls, scratch)
+        return drive_one_body(
+            Load(url, seconds, connections), question.body, question.content_type, tls=tls, scratch=scratch
+        )
 
     with raw_endpoint(running, scratch, mutual_tls=True) as base:
         raw = drive(f"{base}/soap")

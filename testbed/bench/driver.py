@@ -25,7 +25,7 @@ Post = dict[str, Any]  # keyword arguments of one `client.post`
 
 
 async def drive(
-    url: str, posts: Iterable[Post], connections: int, seconds: float, context: ssl.SSLContext
+    url: str, posts: Iterable[Post], connections: int, *, seconds: float, context: ssl.SSLContext
 ) -> dict[str, Any]:
     latencies: list[float] = []
     statuses: dict[int, int] = {}
@@ -96,7 +96,7 @@ def main() -> None:
     context = ssl.create_default_context(cafile=args.ca)
     if args.cert:
         context.load_cert_chain(args.cert, args.key)
-    result = asyncio.run(drive(args.url, _posts(args), args.connections, args.seconds, context))
+    result = asyncio.run(drive(args.url, _posts(args), args.connections, seconds=args.seconds, context=context))
     json.dump(result, sys.stdout)
 
 

@@ -33,7 +33,7 @@ class ClientTls:
     key: str
 
 
-def drive_one_body(load: Load, body: bytes, content_type: str, tls: ClientTls, scratch: Path) -> dict[str, Any]:
+def drive_one_body(load: Load, body: bytes, content_type: str, *, tls: ClientTls, scratch: Path) -> dict[str, Any]:
     """Post the same body for `load.seconds` over mutual TLS, with oha when the machine has it."""
     body_file = scratch / "body"
     body_file.write_bytes(body)

@@ -92,7 +92,7 @@ class Driver:
     env: dict[str, str]
 
 
-def measure(running: RunningNetwork, scratch: Path, seconds: float, users: int) -> dict[str, Any]:
+def measure(running: RunningNetwork, scratch: Path, *, seconds: float, users: int) -> dict[str, Any]:
     with static_endpoint(running, scratch) as endpoint:
         runs = _Runs(running, scratch, endpoint, users, seconds)
         tls = {"TESTBED_BENCH_CA": running.state.trust_bundle}
@@ -178,9 +178,9 @@ class _Runs:
                     [driver.locustfile, METER],
                     folder / "locust",
                     self.users,
-                    self.users,
-                    self.seconds + WARMUP_SECONDS + 3,  # + spawning and first connections
-                    workers,
+                    spawn_rate=self.users,
+                    seconds=self.seconds + WARMUP_SECONDS + 3,  # + spawning and first connections
+                    workers=workers,
                     extra=["--stop-timeout", "2"],
                 )
                 processes = []

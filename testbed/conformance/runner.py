@@ -82,15 +82,15 @@ def prepare(options: ConformanceOptions, catalogue: Catalogue) -> LoadedNetwork:
 def run_conformance(options: ConformanceOptions) -> RunResults:
     catalogue = Catalogue.load()
     loaded = prepare(options, catalogue)
-    results = base_results(options.folder.run_id, options.runtime, loaded, options.scenarios)
+    results = base_results(options.folder.run_id, options.runtime, loaded, scenarios=options.scenarios)
     results.profiles = sorted({s.scenario.profile for s in options.scenarios if s.scenario.profile})
     results.mutation_scores = [score for role in results.profiles if (score := recorded_score(role))]
     return run_on_network(
         options,
         loaded,
         results,
-        catalogue,
-        lambda running: _replay(options, loaded, running, results),
+        catalogue=catalogue,
+        work=lambda running: _replay(options, loaded, running, results),
         roles=coverage_roles(options.scenarios, catalogue),
     )
 
@@ -108,6 +108,7 @@ def run_on_network(
     options: NetworkOptions,
     loaded: LoadedNetwork,
     results: RunResults,
+    *,
     catalogue: Catalogue,
     work: Callable[[RunningNetwork], None],
     roles: set[str] | None = None,
@@ -136,7 +137,7 @@ def node_resources(folder: RunFolder) -> dict[str, dict[str, Any]]:
     return {}
 
 
-def base_results(run_id: str, runtime: str, loaded: LoadedNetwork, scenarios: list[LoadedScenario]) -> RunResults:
+def base_results(run_id: str, runtime: str, loaded: LoadedNetwork, *, scenarios: list[LoadedScenario]) -> RunResults:
     """What every run records to be reproducible, before anything has run."""
     return RunResults(
         run_id=run_id,

@@ -87,14 +87,14 @@ def run_load(options: LoadOptions) -> RunResults:
     )
     if unknown:
         raise ConfigError(f"thresholds name steps that {scenario.path} does not have: {', '.join(sorted(unknown))}")
-    results = base_results(options.folder.run_id, options.runtime, loaded_network, [scenario])
+    results = base_results(options.folder.run_id, options.runtime, loaded_network, scenarios=[scenario])
     results.kind = "load"
     return run_on_network(
         options,
         loaded_network,
         results,
-        catalogue,
-        lambda running: _drive(options, scenario, settings, running, results, loaded_network.path),
+        catalogue=catalogue,
+        work=lambda running: _drive(options, scenario, settings, running, results, loaded_network.path),
     )
 
 
@@ -182,9 +182,9 @@ def _commands(load_dir: Path, settings: LoadSettings, workers: int, web_port: in
         [LOCUSTFILE],
         load_dir / "locust",
         settings.users,
-        settings.spawn_rate,
-        settings.duration,
-        workers,
+        spawn_rate=settings.spawn_rate,
+        seconds=settings.duration,
+        workers=workers,
         web_port=web_port,
         extra=["--csv-full-history", "--stop-timeout", "10"],
     )
@@ -194,6 +194,7 @@ def locust_commands(
     locustfiles: list[Path],
     csv_prefix: Path,
     users: int,
+    *,
     spawn_rate: float,
     seconds: float,
     workers: int,

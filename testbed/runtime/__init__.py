@@ -22,6 +22,7 @@ class Runtime(Protocol):
         loaded: LoadedNetwork,
         plan: NetworkPlan,
         folder: RunFolder,
+        *,
         state: RunState,
         ca: NetworkCA,
         owner_pid: int | None,

@@ -60,6 +60,7 @@ class DockerRuntime:
         loaded: LoadedNetwork,
         plan: NetworkPlan,
         folder: RunFolder,
+        *,
         state: RunState,
         ca: NetworkCA,
         owner_pid: int | None,
@@ -98,7 +99,7 @@ class DockerRuntime:
         network: str,
     ) -> Container:
         node_dir = folder.state_dir / "nodes" / node.name
-        config = container_node_dir(loaded, plan, node, node_dir, ca, Path(state.trust_bundle))
+        config = container_node_dir(loaded, plan, node, node_dir=node_dir, ca=ca, trust_bundle=Path(state.trust_bundle))
         image = node.image or REFERENCE_IMAGE
         try:
             client.images.get(image)

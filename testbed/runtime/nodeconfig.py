@@ -16,7 +16,7 @@ CONTAINER_HOME = Path("/node")  # where a container finds its configuration, cer
 
 
 def container_node_dir(
-    loaded: LoadedNetwork, plan: NetworkPlan, node: NodePlan, node_dir: Path, ca: NetworkCA, trust_bundle: Path
+    loaded: LoadedNetwork, plan: NetworkPlan, node: NodePlan, *, node_dir: Path, ca: NetworkCA, trust_bundle: Path
 ) -> NodeConfig:
     """A node's folder as a container sees it at /node: certificate, trust bundle, data folder
     and node.json (the docker runtime and the compose export alike)."""
@@ -44,6 +44,7 @@ def node_config(
     loaded: LoadedNetwork,
     plan: NetworkPlan,
     node: NodePlan,
+    *,
     bind: str,
     tls: TlsConfig,
     data_dir: Path,

@@ -40,6 +40,7 @@ class ProcessRuntime:
         loaded: LoadedNetwork,
         plan: NetworkPlan,
         folder: RunFolder,
+        *,
         state: RunState,
         ca: NetworkCA,
         owner_pid: int | None,
@@ -110,6 +111,7 @@ def wait_healthy(
     state: RunState,
     progress: Progress,
     timeout: float = HEALTH_TIMEOUT_SECONDS,
+    *,
     exited: Callable[[NodeState], bool] | None = None,
     tail: Callable[[NodeState], list[str]] | None = None,
 ) -> None:

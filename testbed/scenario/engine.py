@@ -297,7 +297,9 @@ class Engine:
             text = reply.text if reading.text else ""
             body = _json_or_marker(reply.content) if reading.json else NO_JSON
         alert = reply.tls_alert if reply is not None else None
-        judged = evaluate(expect, status, headers, body, text, passed_too=evidence is not None, tls_alert=alert)
+        judged = evaluate(
+            expect, status, headers, body=body, text=text, passed_too=evidence is not None, tls_alert=alert
+        )
         failures = [e for e in judged if not e.passed]
         if not failures and step.capture:
             judged += (failures := self._capture(step, status, headers, body, text, variables))

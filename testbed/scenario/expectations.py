@@ -40,6 +40,7 @@ def evaluate(
     expect: Expect,
     status: int,
     headers: Mapping[str, str],
+    *,
     body: Any,
     text: str = "",
     passed_too: bool = True,

@@ -26,7 +26,7 @@ def reference_network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runn
     """The reference network, up for the whole session and stopped (all nodes) at its end."""
     loaded = load_network(REFERENCE_NETWORK)
     folder = RunFolder(tmp_path_factory.mktemp("state"), tmp_path_factory.mktemp("reports"), new_run_id("pytest"))
-    with network_session(loaded, "process", folder, os.getpid(), progress=lambda _: None) as running:
+    with network_session(loaded, "process", folder, owner_pid=os.getpid(), progress=lambda _: None) as running:
         yield running
 
 

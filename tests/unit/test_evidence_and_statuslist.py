@@ -42,9 +42,9 @@ def test_jwt_expectations_read_the_claims_of_a_jwt_body():
     expect = Expect.model_validate(
         {"json": [{"path": "jwt:$.iss", "equals": "did:x"}, {"path": "jwt:$.aud", "contains": "b"}]}
     )
-    assert all(r.passed for r in evaluate(expect, 200, {}, token))  # a JSON string body
-    assert all(r.passed for r in evaluate(expect, 200, {}, NO_JSON, text=token))  # a plain-text body
-    [bad, _] = evaluate(expect, 200, {}, NO_JSON, text="not a jwt")
+    assert all(r.passed for r in evaluate(expect, 200, {}, body=token))  # a JSON string body
+    assert all(r.passed for r in evaluate(expect, 200, {}, body=NO_JSON, text=token))  # a plain-text body
+    [bad, _] = evaluate(expect, 200, {}, body=NO_JSON, text="not a jwt")
     assert not bad.passed and "not a readable JWT" in str(bad.actual)
 
 

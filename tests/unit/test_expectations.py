@@ -7,7 +7,7 @@ BODY = {"active": True, "count": 1, "scope": "bgz", "list": ["a", "b"], "nested"
 
 
 def check(json_checks, body=BODY, status=200, headers=None, **expect):
-    return evaluate(Expect.model_validate({"json": json_checks, **expect}), status, headers or {}, body)
+    return evaluate(Expect.model_validate({"json": json_checks, **expect}), status, headers or {}, body=body)
 
 
 @pytest.mark.parametrize(
@@ -46,10 +46,10 @@ def test_status_and_headers():
         Expect.model_validate({"status": [401, 403], "headers": {"www-authenticate": "^Bearer"}}),
         401,
         {"WWW-Authenticate": 'Bearer error="invalid_token"'},
-        NO_JSON,
+        body=NO_JSON,
     )
     assert [r.passed for r in results] == [True, True]
-    [status] = evaluate(Expect.model_validate({"status": 200}), 500, {}, NO_JSON)
+    [status] = evaluate(Expect.model_validate({"status": 200}), 500, {}, body=NO_JSON)
     assert not status.passed and status.actual == 500
 
 

@@ -63,9 +63,8 @@ def test_each_kind_of_mismatch_is_named(status: int, content_type: str, body: An
 
 
 def test_literal_segments_win_over_templates_and_unknown_paths_are_named() -> None:
-    assert (
-        find_operation(DOCUMENT, method="GET", path="/iam/well-known/did.json").template == "/iam/well-known/did.json"
-    )  # type: ignore[union-attr]
+    literal = find_operation(DOCUMENT, method="GET", path="/iam/well-known/did.json")
+    assert literal is not None and literal.template == "/iam/well-known/did.json"
     assert find_operation(DOCUMENT, method="GET", path="/iam/a/b/did.json") is None
     assert "no such operation" in check(200, "application/json", {}, path="/nowhere")[0]
 
