@@ -78,7 +78,7 @@ def ensure_node_image(base: str | None = None, progress: Callable[[str], None] =
             )
         except BuildError as exc:
             said = "".join(str(line.get("stream", line.get("error", ""))) for line in exc.build_log)[-2000:]
-            raise ImageError(f"docker build failed: {exc.msg}\n{said}") from None
+            raise ImageError(f"docker build failed: {exc.msg}\n{said}") from exc
     image.tag(NODE_IMAGE, "latest")
     progress(f"built {tag} in {time.monotonic() - started:.0f} s")
     return tag
@@ -156,7 +156,7 @@ def _client() -> docker.DockerClient:
     try:
         return docker_client()
     except DockerUnavailable as exc:
-        raise ImageError(str(exc)) from None
+        raise ImageError(str(exc)) from exc
 
 
 def main() -> None:

@@ -45,7 +45,7 @@ class NetworkCA:
             cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
             key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
         except (OSError, ValueError) as exc:
-            raise TestbedError(f"{directory}: not a usable CA (ca.pem and ca-key.pem): {exc}") from None
+            raise TestbedError(f"{directory}: not a usable CA (ca.pem and ca-key.pem): {exc}") from exc
         if not isinstance(key, ec.EllipticCurvePrivateKey):
             raise TestbedError(f"{key_path}: expected an EC private key")
         if cert.not_valid_after_utc < dt.datetime.now(dt.UTC) + dt.timedelta(hours=1):
@@ -143,7 +143,7 @@ def write_trust_bundle(path: Path, ca: NetworkCA, extra_bundles: list[Path]) -> 
         try:
             parts.append(bundle.read_text(encoding="ascii"))
         except (OSError, UnicodeDecodeError) as exc:
-            raise TestbedError(f"ca_bundle {bundle}: cannot read it: {exc}") from None
+            raise TestbedError(f"ca_bundle {bundle}: cannot read it: {exc}") from exc
     path.write_text("\n".join(p.strip() + "\n" for p in parts), encoding="ascii")
     return path
 

@@ -73,7 +73,7 @@ def settings_for(loaded: LoadedScenario, overrides: Overrides) -> LoadSettings:
     try:
         return LoadSettings.model_validate(values)
     except ValueError as exc:
-        raise ConfigError(f"load settings of {loaded.path}: {exc}") from None
+        raise ConfigError(f"load settings of {loaded.path}: {exc}") from exc
 
 
 def run_load(options: LoadOptions) -> RunResults:

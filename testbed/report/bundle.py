@@ -70,13 +70,13 @@ def verify_bundle(bundle: Path, public_key_file: Path) -> dict[str, Any]:
         with tarfile.open(bundle, "r:gz") as tar:
             contents = {m.name.split("/", 1)[1]: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}  # type: ignore[union-attr]
     except (OSError, tarfile.TarError, IndexError) as exc:
-        raise BundleError(f"{bundle} is not a readable bundle: {exc}") from None
+        raise BundleError(f"{bundle} is not a readable bundle: {exc}") from exc
     if MANIFEST not in contents or SIGNATURE not in contents:
         raise BundleError(f"{bundle} has no {MANIFEST} and {SIGNATURE}")
     try:
         verified = jws.deserialize_compact(contents[SIGNATURE], _public_key(public_key_file))
     except (JoseError, ValueError) as exc:
-        raise BundleError(f"the signature does not verify with {public_key_file}: {exc}") from None
+        raise BundleError(f"the signature does not verify with {public_key_file}: {exc}") from exc
     if verified.payload != contents[MANIFEST]:
         raise BundleError("the signed manifest is not the manifest in the bundle")
     manifest: dict[str, Any] = json.loads(verified.payload)
@@ -105,11 +105,11 @@ def _private_key(path: Path) -> ECKey:
     try:
         return ECKey.import_key(path.read_bytes())
     except (OSError, ValueError, JoseError) as exc:
-        raise BundleError(f"{path}: not a readable EC private key (PEM): {exc}") from None
+        raise BundleError(f"{path}: not a readable EC private key (PEM): {exc}") from exc
 
 
 def _public_key(path: Path) -> ECKey:
     try:
         return ECKey.import_key(path.read_bytes())
     except (OSError, ValueError, JoseError) as exc:
-        raise BundleError(f"{path}: not a readable EC public key (PEM): {exc}") from None
+        raise BundleError(f"{path}: not a readable EC public key (PEM): {exc}") from exc

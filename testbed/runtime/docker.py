@@ -48,7 +48,7 @@ def docker_client() -> docker.DockerClient:
         client = docker.from_env()
         client.ping()
     except DockerException as exc:
-        raise DockerUnavailable(f"the docker runtime needs a Docker Engine, and none answers here: {exc}") from None
+        raise DockerUnavailable(f"the docker runtime needs a Docker Engine, and none answers here: {exc}") from exc
     return client
 
 
@@ -71,7 +71,7 @@ class DockerRuntime:
         try:
             network = client.networks.create(f"testbed-{state.run_id}", driver="bridge", labels=labels)
         except DockerException as exc:
-            raise NodeStartError(f"the run's docker network could not be made: {exc}") from None
+            raise NodeStartError(f"the run's docker network could not be made: {exc}") from exc
         progress(f"network {network.name}")
         for node_plan in plan.nodes:
             node_state = NodeState(plan=node_plan)
@@ -80,7 +80,7 @@ class DockerRuntime:
                 try:
                     container = self._run(client, loaded, plan, node_plan, folder, state, ca, network.name)
                 except DockerException as exc:
-                    raise NodeStartError(f"{node_plan.name}: its container could not start: {exc}") from None
+                    raise NodeStartError(f"{node_plan.name}: its container could not start: {exc}") from exc
                 node_state.container = container.name
                 node_state.log_path = str(folder.logs_dir / f"{node_plan.name}.log")
                 progress(f"started {node_plan.name} ({node_plan.role}) as container {container.name}")
@@ -160,7 +160,7 @@ class DockerRuntime:
         try:
             actions[operation]()
         except DockerException as exc:  # e.g. unpausing a running container
-            raise TestbedError(f"{operation} {node}: the Docker Engine refused: {exc}") from None
+            raise TestbedError(f"{operation} {node}: the Docker Engine refused: {exc}") from exc
         container.reload()
         return str(container.status)
 

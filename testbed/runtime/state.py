@@ -90,7 +90,7 @@ class RunFolder:
         except FileNotFoundError:
             raise RunStateError(f"run {self.run_id!r} has no state at {self.state_file}") from None
         except (ValidationError, json.JSONDecodeError) as exc:
-            raise RunStateError(f"{self.state_file}: unreadable run state: {exc}") from None
+            raise RunStateError(f"{self.state_file}: unreadable run state: {exc}") from exc
 
     def mark_current(self) -> None:
         (self.state_root / CURRENT).write_text(self.run_id, encoding="utf-8")

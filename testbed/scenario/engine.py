@@ -232,7 +232,7 @@ class Engine:
             what = f"{outgoing.method} {outgoing.url}"
             if exc.timed_out:
                 raise StepError(Outcome.ERROR, f"{node} did not answer {what} in time") from None
-            raise StepError(Outcome.ERROR, f"{node} unreachable at {outgoing.url}: {exc}") from None
+            raise StepError(Outcome.ERROR, f"{node} unreachable at {outgoing.url}: {exc}") from exc
         if evidence is not None:
             evidence.response = HttpResponseRecord(
                 status=reply.status,
@@ -275,7 +275,7 @@ class Engine:
         try:
             signed = sign_soap_query(body.encode("utf-8"), self.signer).decode("utf-8")
         except ValueError as exc:
-            raise StepError(Outcome.ERROR, f"the body cannot be signed: {exc}") from None
+            raise StepError(Outcome.ERROR, f"the body cannot be signed: {exc}") from exc
         return _tampered(signed, render(request.tamper, variables))
 
     def _judge(

@@ -131,11 +131,11 @@ class HttpxTransport:
         try:
             response = client.request(outgoing.method, outgoing.url, headers=outgoing.headers, content=outgoing.body)
         except httpx.TimeoutException as exc:
-            raise TransportError(f"{exc.__class__.__name__}: {exc}", timed_out=True) from None
+            raise TransportError(f"{exc.__class__.__name__}: {exc}", timed_out=True) from exc
         except httpx.HTTPError as exc:
             alert = tls_refusal(exc)
             if alert is None:
-                raise TransportError(f"{exc.__class__.__name__}: {exc}") from None
+                raise TransportError(f"{exc.__class__.__name__}: {exc}") from exc
             return Reply(0, {}, b"", round((time.perf_counter() - started) * 1000, 2), tls_alert=alert)
         return Reply(
             status=response.status_code,
