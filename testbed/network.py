@@ -9,6 +9,7 @@ import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -168,35 +169,85 @@ def network_for_run(
 
 
 def verify_roles(state: RunState, client: httpx.Client) -> None:
-    """Every node must say, at `GET {internal}/status`, that it plays the role the network file
-    gives it, before anything is sent to it: a node of another role, or nothing at all, at a
-    node's URL would otherwise be judged by the checks of a role it does not play (a 404 of a
-    missing endpoint passing for a refusal)."""
+    """Every node must say which role it plays before anything is sent to it: a node of another
+    role, or nothing at all, at a node's URL would otherwise be judged by the checks of a role
+    it does not play (a 404 of a missing endpoint passing for a refusal). A node says it at
+    `GET {internal}/status` as a JSON object with its role; a Nuts node, whose `/status` is a
+    plain "OK", says it with its diagnostics (`GET {internal}/status/diagnostics`)."""
     problems = [problem for node in state.nodes if (problem := _role_problem(node, client))]
     if problems:
         raise NodeIdentityError("these nodes are not what the network file says:\n  " + "\n  ".join(problems))
 
 
+@dataclass(frozen=True)
+class _Identity:
+    role: str | None
+    product: str | None
+    version: str | None
+
+
 def _role_problem(node: NodeState, client: httpx.Client) -> str | None:
     plan = node.plan
-    url = f"{plan.internal_url}/status"
     where = f"{plan.name} (role {plan.role.value}, {plan.kind})"
-    try:
-        answer = client.get(url)
-    except httpx.HTTPError as exc:
-        return f"{where}: no answer at {url} ({exc.__class__.__name__}: {exc})"
-    if answer.status_code != 200:
-        return f"{where}: {url} answered {answer.status_code}, not 200 with the node's role"
-    try:
-        claimed = answer.json().get("role")
-    except (ValueError, AttributeError):
-        return f"{where}: {url} did not answer a JSON object with the node's role"
-    if claimed != plan.role.value:
-        said = f"role {claimed!r}" if claimed is not None else "no role"
-        return f"{where}: {url} says {said}; a {plan.role.value} node was expected there"
-    version = answer.json().get("version")
-    node.version = str(version) if version is not None else None
+    identity = _ask_identity(plan.internal_url, client)
+    if isinstance(identity, str):
+        return f"{where}: {identity}"
+    if identity.role != plan.role.value:
+        said = f"role {identity.role!r}" if identity.role is not None else "no role"
+        return f"{where}: {plan.internal_url} says {said}; a {plan.role.value} node was expected there"
+    node.product, node.version = identity.product, identity.version
     return None
+
+
+def _ask_identity(internal_url: str, client: httpx.Client) -> _Identity | str:
+    """The role, product and version a node states, or what went wrong asking."""
+    status = _get_json(client, f"{internal_url}/status")
+    if isinstance(status, dict) and "role" in status:
+        return _Identity(
+            role=_text(status.get("role")),
+            product=_text(status.get("implementation")),
+            version=_text(status.get("version")),
+        )
+    diagnostics = _get_json(client, f"{internal_url}/status/diagnostics")
+    if isinstance(diagnostics, dict):
+        return _identity_from_diagnostics(diagnostics)
+    if isinstance(status, str) and isinstance(diagnostics, str):
+        return f"{status}; {diagnostics}"
+    return (
+        f"{internal_url}/status answered no JSON object with the node's role, and "
+        f"{internal_url}/status/diagnostics no JSON object with a Nuts node's diagnostics"
+    )
+
+
+def _identity_from_diagnostics(diagnostics: dict[str, Any]) -> _Identity:
+    """A Nuts node's diagnostics: its status engine reports the software version, and the VDR
+    and VCR engines (which only a trust node has) report themselves. A reference node adds
+    a `testbed` section that names its role and product."""
+    own = diagnostics.get("testbed")
+    status = diagnostics.get("status") if isinstance(diagnostics.get("status"), dict) else {}
+    version = _text(status.get("software_version")) if isinstance(status, dict) else None
+    if isinstance(own, dict):
+        return _Identity(role=_text(own.get("role")), product=_text(own.get("implementation")), version=version)
+    is_nuts = version is not None and ("vdr" in diagnostics or "vcr" in diagnostics)
+    return _Identity(role="trust" if is_nuts else None, product="nuts-node" if is_nuts else None, version=version)
+
+
+def _get_json(client: httpx.Client, url: str) -> Any:
+    """The JSON an URL answers with 200, or a sentence saying why there is none."""
+    try:
+        answer = client.get(url, headers={"Accept": "application/json"})
+    except httpx.HTTPError as exc:
+        return f"no answer at {url} ({exc.__class__.__name__}: {exc})"
+    if answer.status_code != 200:
+        return f"{url} answered {answer.status_code}"
+    try:
+        return answer.json()
+    except ValueError:
+        return f"{url} answered no JSON"
+
+
+def _text(value: Any) -> str | None:
+    return str(value) if value is not None else None
 
 
 def sweep_abandoned_runs(folder: RunFolder, progress: Progress) -> None:

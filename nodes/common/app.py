@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import platform
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -10,7 +12,7 @@ from typing import Any, Literal, TypeVar
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from nodes import __version__
@@ -18,6 +20,7 @@ from nodes.common.http import HttpError, problem_response
 from protocols.nodeconfig import NodeConfig
 from protocols.openapi import UnknownApiDocument, load_document
 
+IMPLEMENTATION = "health-network-testbed reference node"
 Lifespan = Callable[[Any], AbstractAsyncContextManager[None]]
 T = TypeVar("T")
 
@@ -64,20 +67,37 @@ def build_apps(
     async def health(_: Request) -> Response:
         return JSONResponse({"status": "UP"})
 
+    identity = {
+        "name": config.name,
+        "role": config.role,
+        "organisation": config.organisation.id,
+        "implementation": IMPLEMENTATION,
+        "version": __version__,
+    }
+    started = time.monotonic()
+
     async def status(_: Request) -> Response:
+        # A Nuts node answers a plain "OK" here, and the trust node does the same, so that a
+        # real Nuts node and the reference are identified alike (by their diagnostics).
+        if config.role == "trust":
+            return PlainTextResponse("OK")
+        return JSONResponse(identity)
+
+    async def diagnostics(_: Request) -> Response:
+        # The shape of a Nuts node's diagnostics (engine -> facts), as JSON; the `testbed`
+        # section is this project's own and names the role and the product.
+        uptime = f"{int(time.monotonic() - started)}s"
         return JSONResponse(
             {
-                "name": config.name,
-                "role": config.role,
-                "organisation": config.organisation.id,
-                "implementation": "health-network-testbed reference node",
-                "version": __version__,
+                "status": {"software_version": __version__, "git_commit": "", "os_arch": _os_arch(), "uptime": uptime},
+                "testbed": identity,
             }
         )
 
     internal = [
         Route("/health", health),
         Route("/status", status),
+        Route("/status/diagnostics", diagnostics),
         *_api_document(config.role, "internal"),
         *internal_routes,
     ]
@@ -89,6 +109,10 @@ def build_apps(
     )
     apps.public.state.node = apps.internal.state.node = node
     return apps
+
+
+def _os_arch() -> str:
+    return f"{platform.system().lower()}/{platform.machine()}"
 
 
 def _api_document(role: str, listener: str) -> list[BaseRoute]:

@@ -79,6 +79,9 @@ class Catalogue:
     def __contains__(self, requirement_id: object) -> bool:
         return requirement_id in self._index
 
+    def reading_ids(self, requirement_id: str) -> list[str]:
+        return [reading.id for reading in self._index[requirement_id][1].readings]
+
     def get(self, requirement_id: str) -> tuple[str, Requirement]:
         return self._index[requirement_id]
 

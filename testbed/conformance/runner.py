@@ -29,6 +29,7 @@ from testbed.report.model import (
     Level,
     MachineInfo,
     Outcome,
+    ReadingNote,
     RequirementCoverage,
     RunResults,
     Summary,
@@ -209,6 +210,7 @@ def implementations(running: RunningNetwork) -> list[ImplementationInfo]:
             public_url=node.plan.public_url,
             internal_url=node.plan.internal_url,
             image=node.plan.image,
+            product=node.product,
             version=node.version,
         )
         for node in running.state.nodes
@@ -222,6 +224,9 @@ def finalise(results: RunResults, catalogue: Catalogue, roles: set[str] | None =
     for scenario, check in results.all_checks():
         for requirement_id in check.requirements:
             verified.setdefault(requirement_id, []).append((scenario.name, check))
+            follows = catalogue.get(requirement_id)[1].follows if requirement_id in catalogue else None
+            if follows is not None:
+                check.readings.setdefault(requirement_id, follows)
     results.requirements = [
         RequirementCoverage(
             id=req.id,
@@ -229,6 +234,8 @@ def finalise(results: RunResults, catalogue: Catalogue, roles: set[str] | None =
             level=req.level,
             statement=req.statement,
             source=req.source,
+            readings=[ReadingNote(id=r.id, says=r.says, source=r.source) for r in req.readings],
+            follows=req.follows,
             outcome=_combined([c.outcome for _, c in verified.get(req.id, [])]),
             checks=[f"{s}/{c.id}" for s, c in verified.get(req.id, [])],
         )

@@ -1,14 +1,18 @@
 """EARL (W3C Evaluation and Report Language 1.0) in JSON-LD: one assertion per check, about the
-node the check talked to, so that results of many implementations can be merged and compared.
-The implementations are described with DOAP, the testbed as the assertor."""
+implementation the check talked to, so that results of many implementations can be merged and
+compared. A subject is named for the implementation, not the run: its role, product and version
+as the node states them, or else its URL, so two runs of one implementation speak of one
+subject. Tests are typed (earl:TestCase for a check, earl:TestRequirement for a requirement);
+the implementations are described with DOAP, the testbed as the assertor."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
-from testbed.report.model import Outcome, RunResults
+from testbed.report.model import ImplementationInfo, Outcome, RunResults
 from testbed.report.summary import verdict_line
 
 CONTEXT = {
@@ -26,51 +30,70 @@ OUTCOMES = {
 ASSERTOR = "urn:health-network-testbed:assertor"
 
 
+PREFIX = "urn:health-network-testbed"
+
+
+def subject_iri(info: ImplementationInfo, run_id: str) -> str:
+    """The implementation's stable name: role, product and version when the node states them;
+    else the URL it is reached at; a node known by neither is named within its run only."""
+    if info.product and info.version:
+        return f"{PREFIX}:implementation:{info.role}:{_slug(info.product)}:{_slug(info.version)}"
+    if info.public_url:
+        return info.public_url
+    return f"{PREFIX}:run:{run_id}:node:{info.node}"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9.]+", "-", text.lower()).strip("-") or "unnamed"
+
+
+def _requirement_iri(requirement_id: str) -> str:
+    return f"{PREFIX}:requirement:{requirement_id}"
+
+
 def earl_document(results: RunResults) -> dict[str, Any]:
-    subjects = {
-        i.node: f"urn:health-network-testbed:run:{results.run_id}:node:{i.node}" for i in results.implementations
-    }
+    subjects = {info.node: subject_iri(info, results.run_id) for info in results.implementations}
     graph: list[dict[str, Any]] = [
         {
             "@id": ASSERTOR,
             "@type": ["earl:Assertor", "earl:Software", "doap:Project"],
             "doap:name": "health-network-testbed",
             "doap:release": {"doap:revision": results.harness_version},
-        }
+        },
+        *_subjects(results, subjects),
+        *_requirements(results),
     ]
-    for info in results.implementations:
-        graph.append(
-            {
-                "@id": subjects[info.node],
-                "@type": ["earl:TestSubject", "doap:Project"],
-                "doap:name": info.node,
-                "dct:description": f"{info.role} node of {info.organisation} ({info.kind})",
-                **({"doap:homepage": {"@id": info.public_url}} if info.public_url else {}),
-                **({"doap:release": {"doap:revision": info.version}} if info.version else {}),
-            }
-        )
     for scenario, check in results.all_checks():
         node = check.evidence.node
         graph.append(
             {
                 "@type": "earl:Assertion",
                 "earl:assertedBy": {"@id": ASSERTOR},
-                "earl:subject": {"@id": subjects.get(node or "", f"urn:health-network-testbed:run:{results.run_id}")},
+                "earl:subject": {"@id": subjects.get(node or "", f"{PREFIX}:run:{results.run_id}")},
                 "earl:test": {
-                    "@id": f"urn:health-network-testbed:check:{scenario.name}/{check.id}",
+                    "@id": f"{PREFIX}:check:{scenario.name}/{check.id}",
+                    "@type": "earl:TestCase",
                     "dct:title": check.title,
-                    "dct:requires": [f"urn:health-network-testbed:requirement:{r}" for r in check.requirements],
+                    "dct:isPartOf": {"@id": f"{PREFIX}:scenario:{scenario.name}"},
+                    "dct:requires": [{"@id": _requirement_iri(r)} for r in check.requirements],
                 },
                 "earl:result": {
                     "@type": "earl:TestResult",
                     "earl:outcome": {"@id": OUTCOMES[check.outcome]},
                     "dct:date": {"@value": check.started.isoformat(), "@type": "xsd:dateTime"},
                     **({"dct:description": check.message} if check.message else {}),
+                    **({"earl:info": f"node {node} of run {results.run_id}"} if node else {}),
                 },
                 "earl:mode": {"@id": "earl:automatic"},
             }
         )
-    graph.extend(_untested_assertions(results))
+    graph.extend(_untested_assertions(results, subjects))
+    run = f"{PREFIX}:run:{results.run_id}"
+    if any(item.get("earl:subject", {}).get("@id") == run for item in graph):
+        # Checks that talked to no one node (or the run's gaps) are about the network as a whole.
+        graph.append(
+            {"@id": run, "@type": "earl:TestSubject", "dct:description": f"the network of run {results.run_id}"}
+        )
     # The run's verdict first, as in every report: EARL has no term for it, so Dublin Core says it.
     return {
         "@context": CONTEXT,
@@ -80,20 +103,56 @@ def earl_document(results: RunResults) -> dict[str, Any]:
     }
 
 
+def _subjects(results: RunResults, subjects: dict[str, str]) -> list[dict[str, Any]]:
+    """One description per implementation (several nodes of one product and version are one
+    subject), naming the nodes of this run that ran it."""
+    described: dict[str, dict[str, Any]] = {}
+    for info in results.implementations:
+        iri = subjects[info.node]
+        entry = described.setdefault(
+            iri,
+            {
+                "@id": iri,
+                "@type": ["earl:TestSubject", "doap:Project"],
+                "doap:name": info.product or info.node,
+                "dct:description": f"{info.role} implementation ({info.kind})",
+                **({"doap:release": {"doap:revision": info.version}} if info.version else {}),
+                **({"doap:homepage": {"@id": info.public_url}} if info.public_url and info.kind == "url" else {}),
+                "earl:info": [],
+            },
+        )
+        entry["earl:info"].append(f"node {info.node} of {info.organisation} in run {results.run_id}")
+    return list(described.values())
+
+
+def _requirements(results: RunResults) -> list[dict[str, Any]]:
+    return [
+        {
+            "@id": _requirement_iri(requirement.id),
+            "@type": "earl:TestRequirement",
+            "dct:title": requirement.id,
+            "dct:description": requirement.statement,
+            "dct:source": requirement.source,
+        }
+        for requirement in results.requirements
+    ]
+
+
 def _verdict(results: RunResults) -> dict[str, Any]:
     return {"dct:description": f"verdict: {results.verdict.value}. {verdict_line(results)}"}
 
 
-def _untested_assertions(results: RunResults) -> list[dict[str, Any]]:
-    """A MUST of a profile's role that no check tested is stated as untested about the run,
-    so that merged EARL files show the gap and not just the checks that ran."""
-    run = f"urn:health-network-testbed:run:{results.run_id}"
+def _untested_assertions(results: RunResults, subjects: dict[str, str]) -> list[dict[str, Any]]:
+    """A MUST of a profile's role that no check tested is stated as untested about each
+    implementation of that role in the run (about the run, when none is known), so that merged
+    EARL files show the gap and not just the checks that ran."""
+    role_subjects = sorted({subjects[i.node] for i in results.implementations if i.role in results.profiles})
     return [
         {
             "@type": "earl:Assertion",
             "earl:assertedBy": {"@id": ASSERTOR},
-            "earl:subject": {"@id": run},
-            "earl:test": {"@id": f"urn:health-network-testbed:requirement:{requirement}"},
+            "earl:subject": {"@id": subject},
+            "earl:test": {"@id": _requirement_iri(requirement), "@type": "earl:TestRequirement"},
             "earl:result": {
                 "@type": "earl:TestResult",
                 "earl:outcome": {"@id": "earl:untested"},
@@ -102,6 +161,7 @@ def _untested_assertions(results: RunResults) -> list[dict[str, Any]]:
             "earl:mode": {"@id": "earl:automatic"},
         }
         for requirement in results.summary.must_untested
+        for subject in role_subjects or [f"{PREFIX}:run:{results.run_id}"]
     ]
 
 

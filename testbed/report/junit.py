@@ -1,7 +1,11 @@
 """Write results as JUnit XML, the format CI systems show as a test report.
 
-Each scenario becomes a <testsuite> and each check a <testcase>. JUnit has no field for
-requirement ids, so they travel as <property name="requirement"> entries on the testcase.
+The file is valid against the Apache Ant JUnit schema (the common one; Jenkins' xunit schema
+accepts it too): each scenario is a <testsuite> and each check a <testcase>. That schema lets
+a test case carry no properties and no output, so a check's requirement ids travel as the
+suite's property `requirements:<check id>`, and the node log tails of its checks go to the
+suite's <system-out>, each line marked with its check. Timestamps are UTC without a zone, as
+the schema has them; <testsuites> carries no attributes, as the schema has it.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ import json
 import re
 import xml.etree.ElementTree as ET
 from collections import Counter
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,17 +52,23 @@ def _counts(checks: list[CheckResult]) -> dict[str, str]:
 
 
 def _add_properties(parent: ET.Element, pairs: list[tuple[str, str]]) -> None:
-    # JUnit schemas want <properties> before the test cases, and not empty.
-    if not pairs:
-        return
+    # The Ant schema wants <properties> first in every suite, even when it is empty.
     properties = ET.SubElement(parent, "properties")
     for name, value in pairs:
         ET.SubElement(properties, "property", name=name, value=value)
 
 
+def _utc(moment: datetime) -> str:
+    """YYYY-MM-DDTHH:MM:SS in UTC: the Ant schema's timestamp has no fraction and no zone."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.replace(tzinfo=None, microsecond=0).isoformat()
+
+
 def _failure_text(check: CheckResult) -> str:
     """Explain a failed check in plain text: the failed expectations and the status seen."""
     lines = [check.message] if check.message else []
+    lines.append(f"requirements: {', '.join(check.requirements)}")
     for expectation in check.evidence.expectations:
         if not expectation.passed:
             lines.append(
@@ -77,7 +87,7 @@ def _outcome_element(check: CheckResult) -> ET.Element | None:
         failure.text = _failure_text(check)
         return failure
     if check.outcome is Outcome.ERROR:
-        error = ET.Element("error", message=message)
+        error = ET.Element("error", message=message, type="HarnessError")
         error.text = check.message or None
         return error
     if check.outcome is Outcome.SKIPPED:
@@ -92,14 +102,18 @@ def _testcase(scenario: ScenarioResult, check: CheckResult) -> ET.Element:
         name=f"{check.id}: {check.title}",
         time=_seconds(check.duration_ms),
     )
-    _add_properties(case, [("requirement", req) for req in check.requirements])
     marker = _outcome_element(check)
     if marker is not None:
         case.append(marker)
-    # The node log tail goes to system-out, where CI viewers show a test's captured output.
-    if check.evidence.node_log_tail:
-        ET.SubElement(case, "system-out").text = "\n".join(check.evidence.node_log_tail)
     return case
+
+
+def _suite_output(parent: ET.Element, checks: list[CheckResult]) -> None:
+    """The node log tails of the suite's checks, where CI viewers show captured output (the
+    Ant schema has <system-out> on suites only), and an empty <system-err>."""
+    lines = [f"[{check.id}] {line}" for check in checks for line in check.evidence.node_log_tail]
+    ET.SubElement(parent, "system-out").text = "\n".join(lines)
+    ET.SubElement(parent, "system-err").text = ""
 
 
 def _timestamp(scenario: ScenarioResult, results: RunResults) -> datetime:
@@ -107,15 +121,30 @@ def _timestamp(scenario: ScenarioResult, results: RunResults) -> datetime:
     return scenario.checks[0].started if scenario.checks else results.started
 
 
-def _testsuite(scenario: ScenarioResult, results: RunResults) -> ET.Element:
-    suite = ET.Element(
+def _suite_element(*, name: str, index: int, counts: dict[str, str], time: str, started: datetime) -> ET.Element:
+    """A <testsuite> with the attributes the Ant schema requires of one in <testsuites>."""
+    return ET.Element(
         "testsuite",
         {
-            "name": scenario.name,
-            **_counts(scenario.checks),
-            "time": _seconds(sum(check.duration_ms for check in scenario.checks)),
-            "timestamp": _timestamp(scenario, results).isoformat(),
+            "name": name,
+            "package": name,
+            "id": str(index),
+            **counts,
+            "time": time,
+            "timestamp": _utc(started),
+            # The schema asks for the host; the runs talk to loopback nodes only.
+            "hostname": "localhost",
         },
+    )
+
+
+def _testsuite(scenario: ScenarioResult, results: RunResults, index: int) -> ET.Element:
+    suite = _suite_element(
+        name=scenario.name,
+        index=index,
+        counts=_counts(scenario.checks),
+        time=_seconds(sum(check.duration_ms for check in scenario.checks)),
+        started=_timestamp(scenario, results),
     )
     _add_properties(
         suite,
@@ -124,20 +153,27 @@ def _testsuite(scenario: ScenarioResult, results: RunResults) -> ET.Element:
             ("harness_version", results.harness_version),
             ("scenario_file", scenario.file),
             ("scenario_sha256", scenario.sha256),
+            *[(f"requirements:{check.id}", " ".join(check.requirements)) for check in scenario.checks],
+            *[
+                (f"readings:{check.id}", " ".join(f"{req}={reading}" for req, reading in check.readings.items()))
+                for check in scenario.checks
+                if check.readings
+            ],
         ],
     )
     for check in scenario.checks:
         suite.append(_testcase(scenario, check))
+    _suite_output(suite, scenario.checks)
     return suite
 
 
-def _verdict_suite(results: RunResults) -> ET.Element | None:
+def _verdict_suite(results: RunResults, index: int) -> ET.Element | None:
     """What no check says, as test cases a CI viewer shows in red: the harness error that ended
     the run, and each MUST of a profile's role that no check tested (the run is incomplete)."""
     cases = []
     if results.error:
         case = ET.Element("testcase", classname="run", name="the run reached a verdict", time="0")
-        ET.SubElement(case, "error", message="harness or environment error").text = results.error
+        ET.SubElement(case, "error", message="harness or environment error", type="HarnessError").text = results.error
         cases.append(case)
     for requirement in results.summary.must_untested:
         case = ET.Element("testcase", classname="profile", name=f"{requirement} is tested", time="0")
@@ -146,17 +182,18 @@ def _verdict_suite(results: RunResults) -> ET.Element | None:
         cases.append(case)
     if not cases:
         return None
-    suite = ET.Element(
-        "testsuite",
-        name=f"verdict: {results.verdict.value}",
-        tests=str(len(cases)),
-        failures=str(len(results.summary.must_untested)),
-        errors=str(1 if results.error else 0),
-        skipped="0",
-        time="0",
-        timestamp=results.started.isoformat(),
+    counts = {
+        "tests": str(len(cases)),
+        "failures": str(len(results.summary.must_untested)),
+        "errors": str(1 if results.error else 0),
+        "skipped": "0",
+    }
+    suite = _suite_element(
+        name=f"verdict: {results.verdict.value}", index=index, counts=counts, time="0", started=results.started
     )
+    _add_properties(suite, [("verdict", results.verdict.value)])
     suite.extend(cases)
+    _suite_output(suite, [])
     return suite
 
 
@@ -171,22 +208,12 @@ def _make_xml_safe(root: ET.Element) -> None:
 
 def build_junit(results: RunResults) -> ET.ElementTree:
     """Build the JUnit document for a run (apart from writing, so it can be inspected)."""
-    all_checks = [check for _, check in results.all_checks()]
-    root = ET.Element(
-        "testsuites",
-        {
-            "name": f"{results.kind} run {results.run_id}",
-            **_counts(all_checks),
-            "time": _seconds(sum(check.duration_ms for check in all_checks)),
-        },
-    )
-    for scenario in results.scenarios:
-        root.append(_testsuite(scenario, results))
-    verdict = _verdict_suite(results)
+    root = ET.Element("testsuites")  # the Ant schema gives it no attributes: totals are the suites' sums
+    for index, scenario in enumerate(results.scenarios):
+        root.append(_testsuite(scenario, results, index))
+    verdict = _verdict_suite(results, len(results.scenarios))
     if verdict is not None:
         root.append(verdict)
-        for name in ("tests", "failures", "errors"):
-            root.set(name, str(int(root.get(name, "0")) + int(verdict.get(name, "0"))))
     _make_xml_safe(root)
     return ET.ElementTree(root)
 

@@ -81,6 +81,9 @@ class CheckResult(BaseModel):
     started: datetime
     duration_ms: float
     evidence: Evidence = Field(default_factory=Evidence)
+    # Requirement id -> the reading of it this check follows, for requirements whose sources
+    # disagree (the requirement's `readings`).
+    readings: dict[str, str] = Field(default_factory=dict)
 
 
 class ScenarioResult(BaseModel):
@@ -89,6 +92,14 @@ class ScenarioResult(BaseModel):
     sha256: str
     description: str = ""
     checks: list[CheckResult] = Field(default_factory=list)
+
+
+class ReadingNote(BaseModel):
+    """One reading of a requirement whose sources disagree (see the catalogue's `readings`)."""
+
+    id: str
+    says: str
+    source: str
 
 
 class RequirementCoverage(BaseModel):
@@ -101,6 +112,8 @@ class RequirementCoverage(BaseModel):
     source: str
     outcome: Outcome | None = None  # None: no check in this run verified it
     checks: list[str] = Field(default_factory=list)  # "<scenario>/<check id>"
+    readings: list[ReadingNote] = Field(default_factory=list)  # where its sources disagree
+    follows: str | None = None  # the reading the suite's checks follow unless a check says otherwise
 
 
 class ImplementationInfo(BaseModel):
@@ -111,7 +124,8 @@ class ImplementationInfo(BaseModel):
     public_url: str | None = None  # None: not known, the run ended before the node was planned
     internal_url: str | None = None
     image: str | None = None  # the image under test (kind "image")
-    version: str | None = None  # as reported by the node's /status, when it says
+    product: str | None = None  # the implementation the node says it is (its /status or diagnostics)
+    version: str | None = None  # the version it reports, when it says
 
 
 class MutationScore(BaseModel):

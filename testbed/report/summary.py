@@ -96,10 +96,29 @@ def summary_markdown(results: RunResults) -> str:
         lines += [
             f"- {'passed' if t.passed else 'BREACHED'}: {t.scope} `{t.expression}`: {t.detail}" for t in perf.thresholds
         ]
+    lines += _disagreements(results)
     untested = [r.id for r in results.requirements if r.outcome is None]
     if untested:
         lines += ["", f"Requirements not tested in this run: {', '.join(untested)}."]
     return "\n".join(lines) + "\n"
+
+
+def _disagreements(results: RunResults) -> list[str]:
+    """Requirements whose sources disagree, each reading, and which one this run's checks followed."""
+    disputed = [r for r in results.requirements if r.readings]
+    if not disputed:
+        return []
+    followed: dict[str, set[str]] = {}
+    for _, check in results.all_checks():
+        for requirement, reading in check.readings.items():
+            followed.setdefault(requirement, set()).add(reading)
+    lines = ["", "## Where the sources disagree", ""]
+    for coverage in disputed:
+        used = sorted(followed.get(coverage.id, set()))
+        checked = f"checks of this run followed: {', '.join(used)}" if used else "no check of this run tested it"
+        lines.append(f"- **{coverage.id}** ({checked})")
+        lines += [f"  - `{reading.id}`: {reading.says} ({reading.source})" for reading in coverage.readings]
+    return lines
 
 
 def write_summary(results: RunResults, path: Path) -> None:

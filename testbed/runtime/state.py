@@ -25,7 +25,8 @@ class NodeState(BaseModel):
     container: str | None = None  # container name (docker runtime)
     config_path: str | None = None
     log_path: str | None = None
-    version: str | None = None  # what the node's /status reported, when it said (asked once, with its role)
+    product: str | None = None  # the implementation the node says it is (asked once, with its role)
+    version: str | None = None  # the version it reports, when it says
 
 
 class RunState(BaseModel):

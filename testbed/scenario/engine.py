@@ -105,6 +105,7 @@ class Engine:
                 id=step.id,
                 title=step.title,
                 requirements=step.requirements,
+                readings=dict(step.readings),
                 outcome=verdict.outcome,
                 message=verdict.message,
                 blocked_by=verdict.blocked_by,

@@ -4,10 +4,10 @@ before anything starts; every problem names the file and line."""
 from __future__ import annotations
 
 import re
-from collections.abc import Container
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Protocol
 
 from protocols import jsonpath
 from testbed.errors import ConfigError
@@ -42,7 +42,16 @@ def load_scenario(path: Path) -> LoadedScenario:
     return LoadedScenario(path, sha256_of(path), scenario, document)
 
 
-def check_scenario(loaded: LoadedScenario, network: Network, catalogue: Container[str]) -> None:
+class RequirementIndex(Protocol):
+    """What the loader asks of the requirement catalogue: which ids exist, and which readings
+    a requirement whose sources disagree records."""
+
+    def __contains__(self, requirement_id: object) -> bool: ...
+
+    def reading_ids(self, requirement_id: str) -> list[str]: ...
+
+
+def check_scenario(loaded: LoadedScenario, network: Network, catalogue: RequirementIndex) -> None:
     """Cross-checks: unique step ids, known requirements (ids in `catalogue`), actors and nodes
     that exist in the network, and placeholders that refer to something defined earlier."""
     doc, scenario = loaded.document, loaded.scenario
@@ -66,6 +75,7 @@ def check_scenario(loaded: LoadedScenario, network: Network, catalogue: Containe
                 problems.append(
                     f"{doc.where(('steps', index, 'requirements', n))}: unknown requirement id {requirement!r}"
                 )
+        problems.extend(f"{where}: step {step.id!r}: {p}" for p in _reading_problems(step, catalogue))
         problems.extend(f"{where}: step {step.id!r}: {p}" for p in _target_problems(step, scenario, network))
         problems.extend(f"{where}: step {step.id!r}: {p}" for p in _expression_problems(step))
         problems.extend(f"{where}: step {step.id!r}: {p}" for p in _refusal_problems(step))
@@ -113,6 +123,19 @@ def _refusal_problems(step: Step) -> list[str]:
         "expects a refusal but checks only its status: also assert what identifies the rule that refused "
         "(the problem type, the OAuth error, the OperationOutcome's code, the SOAP fault's subcode)"
     ]
+
+
+def _reading_problems(step: Step, catalogue: RequirementIndex) -> list[str]:
+    """A step may say which reading of a disputed requirement it follows: only of a requirement
+    it verifies, and only a reading that requirement records."""
+    problems = []
+    for requirement, reading in step.readings.items():
+        if requirement not in step.requirements:
+            problems.append(f"readings: {requirement} is not one of the step's requirements")
+        elif requirement in catalogue and reading not in (known := catalogue.reading_ids(requirement)):
+            recorded = ", ".join(known) if known else "none"
+            problems.append(f"readings: {requirement} records no reading {reading!r} (it records: {recorded})")
+    return problems
 
 
 def _target_problems(step: Step, scenario: Scenario, network: Network) -> list[str]:

@@ -136,6 +136,11 @@ class Step(Strict):
     id: str = Field(pattern=STEP_ID, description="Unique within the scenario; the check's id in reports")
     title: str = Field(min_length=1)
     requirements: list[str] = Field(min_length=1, description="Requirement ids this step verifies")
+    readings: dict[str, str] = Field(
+        default_factory=dict,
+        description="Requirement id -> the reading this check follows, for a requirement whose sources disagree "
+        "(default: the reading the requirement follows)",
+    )
     request: Request | None = None
     action: Action | None = None
     expect: Expect = Field(default_factory=Expect)

@@ -74,8 +74,12 @@ def test_passing_run_writes_every_report_and_leaves_nothing(tmp_path):
     assert results["summary"]["passed"] == results["summary"]["total"] >= 8
     suites = ET.parse(folder / "junit.xml").getroot()
     cases = suites.findall(".//testcase")
-    assert len(cases) >= 8 and int(suites.get("tests")) == len(cases)
-    assert all(case.find("properties/property[@name='requirement']") is not None for case in cases)
+    assert len(cases) >= 8 and sum(int(suite.get("tests") or 0) for suite in suites) == len(cases)
+    assert all(
+        suite.find(f"properties/property[@name='requirements:{case.get('name', '').split(':')[0]}']") is not None
+        for suite in suites
+        for case in suite.findall("testcase")
+    )
     assert "bgz-consent" in (folder / "report.html").read_text()
     assert {p.name for p in (folder / "logs").iterdir()} >= {"hospital-trust.log", "consent.log"}
     assert "passed" in done.stdout and "report.html" in done.stdout
