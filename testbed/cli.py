@@ -27,8 +27,10 @@ if TYPE_CHECKING:  # the self-test is imported by its command only
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="Conformance and load testbed for health-data networks."
 )
-console = Console(stderr=False, highlight=False)
-errors = Console(stderr=True, highlight=False)
+# Messages carry text from files, nodes and networks (names, patterns, URAs): printed as text,
+# never read as markup or emoji codes. Styles are given as styles, never inside the string.
+console = Console(stderr=False, highlight=False, markup=False, emoji=False)
+errors = Console(stderr=True, highlight=False, markup=False, emoji=False)
 
 DEFAULT_NETWORK = Path("scenarios/networks/reference.yaml")
 PROFILES = Path("scenarios/profiles")
@@ -59,7 +61,7 @@ def main() -> None:
             errors.print("interrupted: every node this run started has been stopped")
         sys.exit(code if isinstance(code, int) else 0)
     except TestbedError as exc:
-        errors.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+        errors.print(_labelled("error:", exc), soft_wrap=True)
         sys.exit(ExitCode.HARNESS_ERROR)
     except (KeyboardInterrupt, typer.Abort, EOFError):
         errors.print("interrupted: every node this run started has been stopped")
@@ -79,8 +81,12 @@ def _interrupt(_signum: int, _frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+def _labelled(label: str, message: object) -> Text:
+    return Text.assemble((label, "bold red"), f" {message}")
+
+
 def _progress(message: str) -> None:
-    console.print(f"[dim]· {message}[/]", highlight=False)
+    console.print(f"· {message}", style="dim")
 
 
 @app.command()
@@ -116,7 +122,7 @@ def conformance(
     write_all(results, folder.report_dir)
     print_summary(console, results, folder.report_dir)
     if results.error:
-        errors.print(f"[bold red]error:[/] {results.error}", highlight=False)
+        errors.print(_labelled("error:", results.error))
     raise typer.Exit(results.exit_code)
 
 
@@ -213,10 +219,10 @@ def load(
     print_summary(console, results, folder.report_dir)
     if results.performance is not None:
         for outcome in results.performance.thresholds:
-            mark = "[green]✓[/]" if outcome.passed else "[red]✗[/]"
-            console.print(f"{mark} {outcome.scope}: {outcome.expression}  {outcome.detail}", highlight=False)
+            mark = Text("✓", "green") if outcome.passed else Text("✗", "red")
+            console.print(Text.assemble(mark, f" {outcome.scope}: {outcome.expression}  {outcome.detail}"))
     if results.error:
-        errors.print(f"[bold red]error:[/] {results.error}", highlight=False)
+        errors.print(_labelled("error:", results.error))
     raise typer.Exit(results.exit_code)
 
 
@@ -238,7 +244,7 @@ def up(
     running = start_network(loaded, runtime, folder, owner_pid=None, progress=_progress, ca_dir=ca)
     folder.mark_current()
     _print_nodes(running.state.nodes, {n.plan.name: "up" for n in running.state.nodes})
-    console.print(f"run [bold]{folder.run_id}[/]: logs in {folder.logs_dir}")
+    console.print(Text.assemble("run ", (folder.run_id, "bold"), f": logs in {folder.logs_dir}"))
     console.print(f"the harness and the nodes trust the CAs in {running.state.trust_bundle}")
 
 
@@ -368,7 +374,7 @@ def verify_bundle_command(
     try:
         manifest = verify_bundle(bundle_file, public_key)
     except BundleError as exc:
-        errors.print(f"[bold red]not valid:[/] {exc}", highlight=False)
+        errors.print(_labelled("not valid:", exc))
         raise typer.Exit(1) from None
     console.print(f"valid: run {manifest['run_id']}, {len(manifest['files'])} files as signed on {manifest['made']}")
 
@@ -412,7 +418,7 @@ def validate(paths: Annotated[list[Path], typer.Argument(help="Scenario or netwo
             check_scenario(scenario, load_network(scenario.network_path).network, catalogue)
         else:
             raise ConfigError(f"{path}:1: neither a scenario (has 'steps') nor a network file (has 'organisations')")
-        console.print(f"[green]✓[/] {path}")
+        console.print(Text.assemble(("✓", "green"), f" {path}"))
 
 
 @app.command()

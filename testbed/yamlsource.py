@@ -17,6 +17,12 @@ from pydantic import BaseModel, ValidationError
 from testbed.errors import ConfigError
 
 PathKey = tuple[str | int, ...]
+# Limits that no honest network or scenario file comes near, and that keep a hostile one (an
+# alias bomb: a few hundred bytes that expand to billions of values) from taking minutes and
+# gigabytes: the file's size, how deep values nest, and how many values it expands to.
+MAX_FILE_BYTES = 4 * 1024 * 1024
+MAX_DEPTH = 64
+MAX_VALUES = 200_000
 MERGE_TAG = "tag:yaml.org,2002:merge"
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -44,6 +50,8 @@ class YamlDocument:
 def read_yaml(path: Path) -> YamlDocument:
     """Parse a YAML file; any problem becomes a ConfigError naming file and line."""
     try:
+        if path.is_file() and path.stat().st_size > MAX_FILE_BYTES:
+            raise ConfigError(f"{path}: the file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
@@ -57,11 +65,13 @@ def read_yaml(path: Path) -> YamlDocument:
         raise ConfigError(f"{path}:{line}: not valid YAML: {exc.problem or exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: values nest too deeply (more than {MAX_DEPTH} levels)") from None
     if root is None:
         raise ConfigError(f"{path}:1: the file is empty")
     doc = YamlDocument(path=path, data=None)
     try:
-        doc.data = _construct(root, (), doc.lines)
+        doc.data = _Builder(doc.lines).construct(root, ())
     except yaml.constructor.ConstructorError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else 1
         raise ConfigError(f"{path}:{line}: {exc.problem}") from None
@@ -70,7 +80,29 @@ def read_yaml(path: Path) -> YamlDocument:
     return doc
 
 
-def _construct(node: yaml.Node, location: PathKey, lines: dict[PathKey, int]) -> Any:
+class _Builder:
+    """Builds plain data from the node tree, counting what it builds: an alias is expanded
+    where it is used, so the count, not the file's size, tells an alias bomb."""
+
+    def __init__(self, lines: dict[PathKey, int]) -> None:
+        self.lines = lines
+        self.values = 0
+
+    def construct(self, node: yaml.Node, location: PathKey) -> Any:
+        self.values += 1
+        if self.values > MAX_VALUES:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"the file expands to more than {MAX_VALUES} values (aliases of aliases?)", node.start_mark
+            )
+        if len(location) > MAX_DEPTH:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"values nest more than {MAX_DEPTH} levels deep", node.start_mark
+            )
+        return _construct(node, location, self)
+
+
+def _construct(node: yaml.Node, location: PathKey, builder: _Builder) -> Any:
+    lines = builder.lines
     lines.setdefault(location, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         result: dict[Any, Any] = {}
@@ -82,19 +114,19 @@ def _construct(node: yaml.Node, location: PathKey, lines: dict[PathKey, int]) ->
                 raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
             child = (*location, key)
             lines[child] = key_node.start_mark.line + 1
-            result[key] = _construct(value_node, child, lines)
+            result[key] = builder.construct(value_node, child)
         # `<<: *anchor` merges another mapping in; keys written here win.
         for key_node, value_node in node.value:
             if key_node.tag == MERGE_TAG:
-                for key, value in _merged(value_node, location, lines).items():
+                for key, value in _merged(value_node, location, builder).items():
                     result.setdefault(key, value)
         return result
     if isinstance(node, yaml.SequenceNode):
-        return [_construct(item, (*location, i), lines) for i, item in enumerate(node.value)]
+        return [builder.construct(item, (*location, i)) for i, item in enumerate(node.value)]
     return _scalar(node)
 
 
-def _merged(node: yaml.Node, location: PathKey, lines: dict[PathKey, int]) -> dict[Any, Any]:
+def _merged(node: yaml.Node, location: PathKey, builder: _Builder) -> dict[Any, Any]:
     sources = node.value if isinstance(node, yaml.SequenceNode) else [node]
     merged: dict[Any, Any] = {}
     for source in sources:
@@ -103,8 +135,11 @@ def _merged(node: yaml.Node, location: PathKey, lines: dict[PathKey, int]) -> di
                 None, None, "'<<' merges a mapping (an alias of one)", source.start_mark
             )
         # The merged values are located where they were written, not at this mapping.
-        for key, value in _construct(source, (*location, "<<"), {}).items():
+        elsewhere = _Builder({})
+        elsewhere.values = builder.values
+        for key, value in elsewhere.construct(source, (*location, "<<")).items():
             merged.setdefault(key, value)
+        builder.values = elsewhere.values
     return merged
 
 

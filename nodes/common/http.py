@@ -72,10 +72,21 @@ async def read_json(request: Request) -> Any:
     body = await read_body(request)
     if not body:
         raise HttpError(400, "Bad Request", "a JSON request body is required")
+    return parse_json(body, what="the request body")
+
+
+def parse_json(text: str | bytes, *, what: str) -> Any:
+    """JSON a caller sent (a body, a form field, a token's payload); anything a parser refuses
+    is the caller's fault, and answered 400, never 500: bad syntax or encoding, nesting deeper
+    than the parser's recursion allows, an integer of more digits than Python converts."""
     try:
-        return json.loads(body)
+        return json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise HttpError(400, "Bad Request", f"the request body is not valid JSON: {exc}") from None
+        raise HttpError(400, "Bad Request", f"{what} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise HttpError(400, "Bad Request", f"{what} nests too deeply") from None
+    except ValueError as exc:  # e.g. an integer beyond the conversion limit (CVE-2020-10735)
+        raise HttpError(400, "Bad Request", f"{what} holds a value out of range: {exc}") from None
 
 
 async def read_json_object(request: Request) -> dict[str, Any]:
