@@ -76,6 +76,11 @@ def _uvicorn_config(
         log_config=LOG_CONFIG,
         access_log=True,
         timeout_graceful_shutdown=3,
+        # uvicorn closes an idle keep-alive connection after 5 s by default, the very moment a
+        # client's pool (httpx: 5 s) may pick it for its next request, which then finds it
+        # closed. Under load that race lost requests; idle connections now live as long as
+        # nginx keeps them by default, longer than any client here keeps one idle.
+        timeout_keep_alive=75,
     )
 
 
