@@ -41,5 +41,10 @@ def build(config: NodeConfig) -> NodeApps:
         await node.close()
 
     return build_apps(
-        config, public_routes=PUBLIC_ROUTES, internal_routes=INTERNAL_ROUTES, lifespan=lifespan, node=node
+        config,
+        public_routes=PUBLIC_ROUTES,
+        internal_routes=INTERNAL_ROUTES,
+        lifespan=lifespan,
+        public_errors=public.render_error,
+        node=node,
     )

@@ -23,17 +23,32 @@ def path_id_for(seed: str, node: str, subject: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"testbed:{seed}:{node}:{subject}"))
 
 
-def build_document(did: str, jwk: dict[str, str], services: list[dict[str, Any]]) -> dict[str, Any]:
-    kid = key_id(did)
-    return {
+def build_document(
+    did: str,
+    jwk: dict[str, str] | None,
+    services: list[dict[str, Any]],
+    *,
+    extra_keys: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The subject's document: its signing key `<did>#0` (none once deactivated), keys added
+    later (`extra_keys`: {id, usage: assertion|encryption, jwk}) and its services."""
+    keys = [] if jwk is None else [{"id": key_id(did), "usage": "assertion", "jwk": jwk}, *(extra_keys or [])]
+    signing = [k["id"] for k in keys if k["usage"] == "assertion"]
+    document: dict[str, Any] = {
         "@context": DID_CONTEXT,
         "id": did,
-        "verificationMethod": [{"id": kid, "type": "JsonWebKey2020", "controller": did, "publicKeyJwk": jwk}],
-        "assertionMethod": [kid],
-        "authentication": [kid],
-        "capabilityInvocation": [kid],
+        "verificationMethod": [
+            {"id": k["id"], "type": "JsonWebKey2020", "controller": did, "publicKeyJwk": k["jwk"]} for k in keys
+        ],
+        "assertionMethod": signing,
+        "authentication": signing,
+        "capabilityInvocation": signing,
         "service": services,
     }
+    agreement = [k["id"] for k in keys if k["usage"] == "encryption"]
+    if agreement:
+        document["keyAgreement"] = agreement
+    return document
 
 
 def verification_key(document: dict[str, Any], kid: str) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from nodes.common.http import HttpError, call_json
 from nodes.trust.credentials import verify_signature
 from nodes.trust.node import TrustNode
 from nodes.trust.policy import organisation_definition
-from nodes.trust.presentation import select
+from nodes.trust.presentation import field_claims, satisfies, select
 from protocols import jsonpath
 from protocols import vcjwt as vc
 
@@ -223,16 +223,17 @@ def reset(node: TrustNode, service_id: str) -> None:
 # --- client ---------------------------------------------------------------------------------
 
 
-async def activate(node: TrustNode, service_id: str, subject: str, parameters: dict[str, Any]) -> dict[str, Any]:
+async def activate(node: TrustNode, *, service_id: str, subject: str, parameters: dict[str, Any]) -> dict[str, Any]:
     definition = service(node, service_id)
     holder = node.subject(subject)
     credentials, _ = node.credentials_for(subject, definition.presentation_definition, f"service {service_id!r}")
     key = node.signing_key(holder["did"])
-    if parameters:
-        _, registration = vc.issue_credential(
-            holder["did"], key, [REGISTRATION_CREDENTIAL], {**parameters, "id": holder["did"]}, None
-        )
-        credentials.append(registration)
+    # As the Nuts node: the subject's authorization server URL is always a registration parameter.
+    registered = {"authServerURL": f"{node.config.public_url}/oauth2/{subject}", **parameters}
+    _, registration = vc.issue_credential(
+        holder["did"], key, [REGISTRATION_CREDENTIAL], {**registered, "id": holder["did"]}, None
+    )
+    credentials.append(registration)
     now = int(time.time())
     token = vc.sign_presentation(
         holder["did"], key, credentials, service_id, None, now, now + definition.presentation_max_validity
@@ -249,7 +250,9 @@ async def activate(node: TrustNode, service_id: str, subject: str, parameters: d
     return activation
 
 
-async def deactivate(node: TrustNode, service_id: str, subject: str) -> None:
+async def deactivate(node: TrustNode, service_id: str, subject: str) -> str | None:
+    """Stop registering the subject and retract its registration; the reason when the
+    server could not be told (the registration then lapses when it expires)."""
     definition = service(node, service_id)
     activation = node.store.get("discovery_activations", f"{service_id}|{subject}")
     if activation is None:
@@ -267,15 +270,45 @@ async def deactivate(node: TrustNode, service_id: str, subject: str) -> None:
         types=(RETRACTED,),
         extra_claims={"retract_jti": vc.Jwt.read(activation["vp"]).claims["jti"]},
     )
-    await _post(node, definition, retraction)
     node.store.delete("discovery_activations", f"{service_id}|{subject}")
+    try:
+        await _post(node, definition, retraction)
+    except HttpError as exc:
+        return exc.detail or exc.title
+    return None
 
 
 def activation_of(node: TrustNode, service_id: str, subject: str) -> dict[str, Any]:
     service(node, service_id)
     node.subject(subject)
     activation = node.store.get("discovery_activations", f"{service_id}|{subject}")
-    return {"activated": activation is not None, "vp": activation["vp"] if activation else None}
+    if activation is None:
+        return {"activated": False, "vp": []}
+    return {"activated": True, "status": "active", "vp": [activation["vp"]]}
+
+
+def definitions(node: TrustNode) -> list[dict[str, Any]]:
+    """The service definitions this node knows, in the Nuts ServiceDefinition shape."""
+    return [
+        {
+            "id": s.id,
+            "did_methods": ["web"],
+            "endpoint": s.endpoint,
+            "presentation_definition": s.presentation_definition,
+            "presentation_max_validity": s.presentation_max_validity,
+        }
+        for s in services(node).values()
+    ]
+
+
+def _fields(definition: dict[str, Any], views: list[dict[str, Any]]) -> dict[str, Any]:
+    """Input descriptor field ids and their values in the credentials that answer them."""
+    found: dict[str, Any] = {}
+    for descriptor in definition.get("input_descriptors", []):
+        match = next((v for v in views if satisfies(descriptor, v)), None)
+        if match is not None:
+            found.update(field_claims(descriptor, match))
+    return found
 
 
 async def refresh_due(node: TrustNode) -> None:
@@ -285,7 +318,12 @@ async def refresh_due(node: TrustNode) -> None:
         try:
             validity = service(node, activation["service"]).presentation_max_validity
             if activation["exp"] - now < validity / 2:
-                await activate(node, activation["service"], activation["subject"], activation["parameters"])
+                await activate(
+                    node,
+                    service_id=activation["service"],
+                    subject=activation["subject"],
+                    parameters=activation["parameters"],
+                )
         except HttpError as exc:  # one failing registration must not hold up the others
             log.warning("refreshing %s for %s failed: %s", activation["service"], activation["subject"], exc.detail)
 
@@ -311,6 +349,7 @@ async def search(node: TrustNode, service_id: str, query: dict[str, str]) -> lis
                     "credential_subject_id": presentation.signer_did,
                     "vp": entry["vp"],
                     "registrationParameters": parameters,
+                    "fields": _fields(definition.presentation_definition, views),
                 }
             )
     return results
@@ -370,9 +409,8 @@ async def _get(node: TrustNode, definition: Service, after: int) -> dict[str, An
 
 async def _post(node: TrustNode, definition: Service, token: str) -> None:
     try:
-        response = await node.client.post(
-            definition.endpoint, content=token, headers={"Content-Type": "application/jwt"}
-        )
+        # The Nuts API documents the presentation as JSON: a JWT VP is a JSON string.
+        response = await node.client.post(definition.endpoint, json=token)
     except httpx.HTTPError as exc:
         raise HttpError(
             502, "Bad Gateway", f"discovery server {definition.endpoint}: {exc.__class__.__name__}"

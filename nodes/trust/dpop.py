@@ -38,7 +38,7 @@ def token_hash(access_token: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-def make_proof(key: ECKey, method: str, url: str, access_token: str | None = None) -> str:
+def make_proof(key: ECKey, method: str, url: str, *, access_token: str | None = None) -> str:
     header = {"typ": PROOF_TYPE, "alg": ALGORITHM, "jwk": public_jwk(key)}
     claims: dict[str, Any] = {
         "jti": str(uuid.uuid4()),
@@ -71,6 +71,7 @@ def verify_proof(
     proof: str,
     method: str,
     url: str,
+    *,
     seen: OneUseMemory,
     access_token: str | None = None,
     thumbprint: str | None = None,

@@ -51,6 +51,7 @@ class TrustNode:
         # forgets them; a client that cached one finds it inactive and asks for a new one,
         # bypassing its cache with Cache-Control: no-cache.
         self.access_tokens = ExpiringStore()
+        self.token_evidence = ExpiringStore()  # per token: what extended introspection shows
         # Tokens this node obtained for its subjects, reused while they last:
         # (subject, authorization server, scope, token type) -> (expires at, token response).
         self.client_tokens: dict[tuple[str, str, str, str], tuple[float, dict[str, Any]]] = {}
@@ -68,7 +69,7 @@ class TrustNode:
     # --- subjects and DIDs -------------------------------------------------------------
     def create_subject(self, subject: str) -> dict[str, Any]:
         did = did_for(self.config.public_url, path_id_for(self.config.seed, self.config.name, subject))
-        record = {"subject": subject, "did": did, "services": []}
+        record = {"subject": subject, "did": did, "services": [], "created": time.time(), "deactivated": False}
         if not self.store.insert_new(SUBJECTS, subject, record):
             raise HttpError(409, "Conflict", f"subject {subject!r} already exists")
         self.store.put("did_index", did, {"subject": subject})
@@ -89,7 +90,10 @@ class TrustNode:
         if self.faulty("did-document-wrong-key"):  # one node-wide key published for every subject
             key_of = self._first_subject or next(iter(self.store.iterate(SUBJECTS)))["subject"]
             self._first_subject = key_of
-        return build_document(record["did"], public_jwk(self._key(key_of)), record["services"])
+        if record.get("deactivated"):  # as the Nuts node: still resolvable, without keys and services
+            return build_document(record["did"], None, [])
+        extra = record.get("extra_keys", [])
+        return build_document(record["did"], public_jwk(self._key(key_of)), record["services"], extra_keys=extra)
 
     def local_document(self, did: str) -> dict[str, Any] | None:
         record = self.subject_of_did(did)
@@ -97,31 +101,12 @@ class TrustNode:
 
     def signing_key(self, did: str) -> ECKey:
         record = self.subject_of_did(did)
-        if record is None:
-            raise HttpError(400, "Bad Request", f"{did} is not a DID of a subject on this node")
+        if record is None or record.get("deactivated"):
+            raise HttpError(400, "Bad Request", f"{did} is not a DID of an active subject on this node")
         return self._key(record["subject"])
 
     def _derive_key(self, subject: str) -> ECKey:
         return derive_key(self.config.seed, self.config.name, subject)
-
-    def add_service(self, subject: str, service: dict[str, Any]) -> dict[str, Any]:
-        record = self.subject(subject)
-        service = {**service, "id": f"{record['did']}#{service.get('id') or service['type']}"}
-        record["services"] = [s for s in record["services"] if s["id"] != service["id"]] + [service]
-        self.store.put(SUBJECTS, subject, record)
-        return service
-
-    def remove_service(self, subject: str, service_id: str) -> None:
-        """`service_id` is the fragment or the full id (`<did>#<fragment>`)."""
-        record = self.subject(subject)
-        full_id = service_id if "#" in service_id else f"{record['did']}#{service_id}"
-        remaining = [s for s in record["services"] if s["id"] != full_id]
-        if len(remaining) == len(record["services"]):
-            raise HttpError(404, "Not Found", f"subject {subject!r} has no service {service_id!r}")
-        if self.faulty("service-not-removed"):
-            return
-        record["services"] = remaining
-        self.store.put(SUBJECTS, subject, record)
 
     # --- issuing -----------------------------------------------------------------------
     def issue(self, request: dict[str, Any]) -> str:

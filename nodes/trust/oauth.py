@@ -65,7 +65,7 @@ def presentation_definition(node: TrustNode, scope: str) -> dict[str, Any]:
     return entry["organization"]
 
 
-async def token(node: TrustNode, subject: str, form: dict[str, str], dpop_proof: str | None) -> dict[str, Any]:
+async def token(node: TrustNode, *, subject: str, form: dict[str, str], dpop_proof: str | None) -> dict[str, Any]:
     node.subject(subject)
     # A DPoP proof is about the request as a whole, so it is checked before the presentation.
     bound_to = _token_endpoint_proof(node, subject, dpop_proof) if dpop_proof is not None else None
@@ -119,7 +119,24 @@ async def token(node: TrustNode, subject: str, form: dict[str, str], dpop_proof:
     except vc.CredentialError as exc:
         raise OAuthError("invalid_request", f"rule verification: {exc}") from None
     client = views[0]["issuer"] if node.faulty("introspection-wrong-client") else signer
-    return _issue_token(node, subject, client, form["scope"], claims, int(now), bound_to)
+    answer = _issue_token(node, subject, client, form["scope"], claims, int(now), bound_to)
+    evidence = {**_evidence(definition, form), "exp": int(now) + node.token_lifetime}  # kept as long as the token
+    node.token_evidence.put(answer["access_token"], evidence)
+    return answer
+
+
+def _evidence(definition: dict[str, Any], form: dict[str, str]) -> dict[str, Any]:
+    """What extended introspection adds: the definition fulfilled (keyed by the wallet owner
+    type), the submission per definition id, and the presentation itself."""
+    try:
+        submission = json.loads(form["presentation_submission"])
+    except ValueError:
+        submission = {}
+    return {
+        "presentation_definitions": {"organization": definition},
+        "presentation_submissions": {definition["id"]: submission if isinstance(submission, dict) else {}},
+        "vps": [form["assertion"]],
+    }
 
 
 def _check_signer(vp: vc.Jwt, views: list[dict[str, Any]]) -> None:
@@ -181,7 +198,9 @@ def _check_window(vp: vc.Jwt, now: float) -> None:
 def _token_endpoint_proof(node: TrustNode, subject: str, proof: str) -> str:
     """The thumbprint of the key a valid proof for this token endpoint was signed with."""
     try:
-        verified = dpop.verify_proof(proof, "POST", f"{issuer_url(node, subject)}/token", node.dpop_memory("token"))
+        verified = dpop.verify_proof(
+            proof, "POST", f"{issuer_url(node, subject)}/token", seen=node.dpop_memory("token")
+        )
     except dpop.DpopError as exc:
         raise OAuthError("invalid_dpop_proof", str(exc)) from None
     return verified.thumbprint
@@ -215,6 +234,14 @@ def _issue_token(
     return {"access_token": access_token, "token_type": token_type, "expires_in": node.token_lifetime, "scope": scope}
 
 
+def introspect_extended(node: TrustNode, access_token: str) -> dict[str, Any]:
+    answer = introspect(node, access_token)
+    evidence = node.token_evidence.get(access_token) if answer["active"] else None
+    if evidence is None:
+        return answer
+    return {**answer, **{k: v for k, v in evidence.items() if k != "exp"}}
+
+
 def introspect(node: TrustNode, access_token: str) -> dict[str, Any]:
     record = node.access_tokens.get(access_token) if access_token else None
     if record is None and node.faulty("introspection-always-active"):
@@ -225,7 +252,7 @@ def introspect(node: TrustNode, access_token: str) -> dict[str, Any]:
 
 
 async def request_service_access_token(
-    node: TrustNode, subject: str, body: dict[str, Any], use_cache: bool = True
+    node: TrustNode, subject: str, body: dict[str, Any], *, use_cache: bool = True
 ) -> dict[str, Any]:
     """Client side: find the authorization server, present the wallet, and get a token;
     a token obtained before is handed out again while it lasts, unless `use_cache` is off."""

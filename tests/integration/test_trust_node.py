@@ -519,8 +519,7 @@ def test_a_discovery_registration_is_refused_for_its_rule(
 ) -> None:
     response = net.client.post(
         f"{net.url('authority-trust')}/discovery/testbed-care",
-        content=_registration(net, gp, audience, expires_in),
-        headers={"Content-Type": "application/jwt"},
+        json=_registration(net, gp, audience, expires_in),
     )
     assert response.status_code == 400, response.text
     problem = response.json()
@@ -531,8 +530,7 @@ def test_a_discovery_registration_is_refused_for_its_rule(
 def test_a_discovery_registration_is_accepted_once(net: Net, gp: Gp) -> None:
     registration = _registration(net, gp, "testbed-care", 60)
     url = f"{net.url('authority-trust')}/discovery/testbed-care"
-    headers = {"Content-Type": "application/jwt"}
-    assert net.client.post(url, content=registration, headers=headers).status_code == 201
-    again = net.client.post(url, content=registration, headers=headers)
+    assert net.client.post(url, json=registration).status_code == 201
+    again = net.client.post(url, json=registration)
     assert again.status_code == 400, again.text
     assert "already exists" in again.json()["detail"]

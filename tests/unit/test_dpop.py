@@ -13,7 +13,7 @@ URL = "https://127.0.10.3:8443/fhir/Patient/1"
 
 
 def proof(**claims_override):
-    claims = json.loads(jws.extract_compact(dpop.make_proof(KEY, "GET", URL, "tok").encode()).payload)
+    claims = json.loads(jws.extract_compact(dpop.make_proof(KEY, "GET", URL, access_token="tok").encode()).payload)
     claims.update(claims_override)
     header = {"typ": "dpop+jwt", "alg": "ES256", "jwk": public_jwk(KEY)}
     return jws.serialize_compact(header, json.dumps(claims), KEY)
@@ -21,11 +21,11 @@ def proof(**claims_override):
 
 def test_a_proof_holds_once_for_its_request_token_and_key():
     seen = OneUseMemory()
-    made = dpop.make_proof(KEY, "get", URL + "?x=1", "tok")  # query and case do not matter
-    verified = dpop.verify_proof(made, "GET", URL, seen, access_token="tok", thumbprint=KEY.thumbprint())
+    made = dpop.make_proof(KEY, "get", URL + "?x=1", access_token="tok")  # query and case do not matter
+    verified = dpop.verify_proof(made, "GET", URL, seen=seen, access_token="tok", thumbprint=KEY.thumbprint())
     assert verified.thumbprint == KEY.thumbprint()
     with pytest.raises(dpop.DpopError, match="jti already used"):
-        dpop.verify_proof(made, "GET", URL, seen, access_token="tok")
+        dpop.verify_proof(made, "GET", URL, seen=seen, access_token="tok")
 
 
 @pytest.mark.parametrize(
@@ -41,7 +41,7 @@ def test_a_proof_holds_once_for_its_request_token_and_key():
 def test_a_proof_for_something_else_is_refused(kwargs, message):
     arguments = {"method": "GET", "url": URL, "access_token": "tok", **kwargs}
     with pytest.raises(dpop.DpopError, match=message):
-        dpop.verify_proof(dpop.make_proof(KEY, "GET", URL, "tok"), seen=OneUseMemory(), **arguments)
+        dpop.verify_proof(dpop.make_proof(KEY, "GET", URL, access_token="tok"), seen=OneUseMemory(), **arguments)
 
 
 @pytest.mark.parametrize(
@@ -66,19 +66,19 @@ def test_a_proof_for_something_else_is_refused(kwargs, message):
 )
 def test_malformed_proofs_are_refused(token, message):
     with pytest.raises(dpop.DpopError, match=message):
-        dpop.verify_proof(token(), "GET", URL, OneUseMemory(), access_token="tok")
+        dpop.verify_proof(token(), "GET", URL, seen=OneUseMemory(), access_token="tok")
 
 
 def test_a_refused_proof_does_not_use_up_its_jti():
     seen = OneUseMemory()
-    made = dpop.make_proof(KEY, "GET", URL, "tok")
+    made = dpop.make_proof(KEY, "GET", URL, access_token="tok")
     with pytest.raises(dpop.DpopError):
-        dpop.verify_proof(made, "POST", URL, seen, access_token="tok")
-    dpop.verify_proof(made, "GET", URL, seen, access_token="tok")
+        dpop.verify_proof(made, "POST", URL, seen=seen, access_token="tok")
+    dpop.verify_proof(made, "GET", URL, seen=seen, access_token="tok")
 
 
 def test_target_uri_normalisation():
     assert dpop.target_uri("HTTPS://Station.Example:443/fhir?x=1#f") == "https://station.example/fhir"
     assert dpop.target_uri("https://127.0.10.3:8443/fhir/") == "https://127.0.10.3:8443/fhir/"
-    proof_ = dpop.make_proof(KEY, "GET", "https://STATION.example:443/a", "tok")
-    dpop.verify_proof(proof_, "GET", "https://station.example/a", OneUseMemory(), access_token="tok")
+    proof_ = dpop.make_proof(KEY, "GET", "https://STATION.example:443/a", access_token="tok")
+    dpop.verify_proof(proof_, "GET", "https://station.example/a", seen=OneUseMemory(), access_token="tok")

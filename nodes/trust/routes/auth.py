@@ -17,12 +17,17 @@ async def request_token(request: Request) -> Response:
     body = await read_json_object(request)
     use_cache = "no-cache" not in request.headers.get("cache-control", "").lower()
     subject = request.path_params["subject"]
-    return JSONResponse(await oauth.request_service_access_token(node_of(request), subject, body, use_cache))
+    return JSONResponse(await oauth.request_service_access_token(node_of(request), subject, body, use_cache=use_cache))
 
 
 async def introspect(request: Request) -> Response:
     form = await read_form(request)
     return JSONResponse(oauth.introspect(node_of(request), form.get("token", "")))
+
+
+async def introspect_extended(request: Request) -> Response:
+    form = await read_form(request)
+    return JSONResponse(oauth.introspect_extended(node_of(request), form.get("token", "")))
 
 
 async def dpop_proof(request: Request) -> Response:
@@ -32,7 +37,13 @@ async def dpop_proof(request: Request) -> Response:
     did = kid.split("#", 1)[0]
     if kid != key_id(did):
         raise HttpError(404, "Not Found", f"{kid} is not a key of a subject on this node")
-    proof = dpop.make_proof(node_of(request).signing_key(did), str(body["htm"]), str(body["htu"]), body.get("token"))
+    access_token = body.get("token")
+    proof = dpop.make_proof(
+        node_of(request).signing_key(did),
+        str(body["htm"]),
+        str(body["htu"]),
+        access_token=access_token if isinstance(access_token, str) else None,
+    )
     return JSONResponse({"dpop": proof})
 
 
@@ -47,7 +58,7 @@ async def dpop_validate(request: Request) -> Response:
             str(body["dpop_proof"]),
             str(body["method"]),
             str(body["url"]),
-            node.dpop_memory("validate"),
+            seen=node.dpop_memory("validate"),
             access_token=str(body["token"]),
             thumbprint=str(body["thumbprint"]),
         )
@@ -59,6 +70,7 @@ async def dpop_validate(request: Request) -> Response:
 ROUTES = [
     Route("/internal/auth/v2/{subject}/request-service-access-token", request_token, methods=["POST"]),
     Route("/internal/auth/v2/accesstoken/introspect", introspect, methods=["POST"]),
+    Route("/internal/auth/v2/accesstoken/introspect_extended", introspect_extended, methods=["POST"]),
     Route("/internal/auth/v2/dpop/validate", dpop_validate, methods=["POST"]),
     Route("/internal/auth/v2/dpop/{kid:path}", dpop_proof, methods=["POST"]),
 ]

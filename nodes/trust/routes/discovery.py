@@ -1,5 +1,5 @@
 """The discovery service (Nuts RFC022): the server's list and registrations (public API) and
-the client's search and activations (internal API)."""
+the client's services, search and activations (internal API)."""
 
 from __future__ import annotations
 
@@ -22,9 +22,23 @@ async def list_entries(request: Request) -> Response:
 
 
 async def register(request: Request) -> Response:
-    token = (await read_body(request)).decode("utf-8", errors="replace").strip().strip('"')
-    await discovery.register(node_of(request), request.path_params["service"], token)
+    """The Nuts API documents the presentation as JSON (a JWT VP is a JSON string) and the
+    Nuts server binds only JSON bodies: another media type is refused with 415, as there."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise HttpError(415, "Unsupported Media Type", "send the presentation as application/json")
+    try:
+        presentation = json.loads(await read_body(request))
+    except ValueError:
+        raise HttpError(400, discovery.REFUSED, "the request body is not valid JSON") from None
+    if not isinstance(presentation, str):
+        raise HttpError(400, discovery.REFUSED, "only JWT presentations (a JSON string) are offered by this server")
+    await discovery.register(node_of(request), request.path_params["service"], presentation.strip())
     return Response(status_code=201)
+
+
+async def service_list(request: Request) -> Response:
+    return JSONResponse(discovery.definitions(node_of(request)))
 
 
 async def search(request: Request) -> Response:
@@ -38,10 +52,11 @@ async def activation(request: Request) -> Response:
     if request.method == "GET":
         return JSONResponse(discovery.activation_of(node, service_id, subject))
     if request.method == "DELETE":
-        await discovery.deactivate(node, service_id, subject)
-        return Response(status_code=204)
-    await discovery.activate(node, service_id, subject, await _registration_parameters(request))
-    return JSONResponse({})
+        reason = await discovery.deactivate(node, service_id, subject)
+        return Response(status_code=200) if reason is None else JSONResponse({"reason": reason}, status_code=202)
+    parameters = await _registration_parameters(request)
+    await discovery.activate(node, service_id=service_id, subject=subject, parameters=parameters)
+    return Response(status_code=200)
 
 
 async def _registration_parameters(request: Request) -> dict[str, object]:
@@ -66,6 +81,7 @@ PUBLIC_ROUTES = [
     Route("/discovery/{service}", register, methods=["POST"]),
 ]
 INTERNAL_ROUTES = [
+    Route("/internal/discovery/v1", service_list, methods=["GET"]),
     Route("/internal/discovery/v1/{service}", search, methods=["GET"]),
     Route("/internal/discovery/v1/{service}/{subject}", activation, methods=["GET", "POST", "DELETE"]),
     # Not a Nuts API: lets a test make the server start its list over under a new seed.

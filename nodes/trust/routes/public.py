@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from nodes.common.http import HttpError, read_form
+from nodes.common.http import HttpError, problem_response, read_form
 from nodes.trust import oauth
 from nodes.trust.routes import node_of
 
@@ -17,8 +17,14 @@ async def did_document(request: Request) -> Response:
     path_id = request.path_params["id"]
     for record in node.store.iterate("subjects"):
         if record["did"].endswith(f":iam:{path_id}"):
-            return JSONResponse(node.document(record), media_type="application/did+json")
-    raise HttpError(404, "Not Found", f"no DID document for {path_id}")
+            # application/json, as the Nuts node's API document and code both answer
+            return JSONResponse(node.document(record))
+    return Response(status_code=404)  # the Nuts API documents this 404 without a body
+
+
+async def root_did_document(_: Request) -> Response:
+    """This node's subjects all live under /iam/; it owns no root did:web DID of its host."""
+    return Response(status_code=404)
 
 
 async def as_metadata(request: Request) -> Response:
@@ -32,17 +38,12 @@ async def presentation_definition(request: Request) -> Response:
 
 
 async def token(request: Request) -> Response:
-    try:
-        form = await read_form(request)
-        proofs = request.headers.getlist("dpop")
-        if len(proofs) > 1:
-            raise oauth.OAuthError("invalid_dpop_proof", "more than one DPoP header")
-        subject = request.path_params["subject"]
-        answer = await oauth.token(node_of(request), subject, form, proofs[0] if proofs else None)
-    except oauth.OAuthError:
-        raise
-    except HttpError as exc:  # RFC 6749, section 5.2: refusals carry an OAuth error code
-        raise oauth.OAuthError("invalid_request", exc.detail or exc.title, status=exc.status) from None
+    form = await read_form(request)
+    proofs = request.headers.getlist("dpop")
+    if len(proofs) > 1:
+        raise oauth.OAuthError("invalid_dpop_proof", "more than one DPoP header")
+    subject = request.path_params["subject"]
+    answer = await oauth.token(node_of(request), subject=subject, form=form, dpop_proof=proofs[0] if proofs else None)
     return JSONResponse(answer, headers={"Cache-Control": "no-store"})
 
 
@@ -53,11 +54,28 @@ async def status_list(request: Request) -> Response:
     token = node.status_list(request.path_params["did"])
     max_age = node.status_list_max_age
     cache = f"max-age={max_age}" if max_age > 0 else "no-cache"
-    return Response(token, media_type="application/vc+jwt", headers={"Cache-Control": cache})
+    # application/json, as the Nuts API documents: the credential in its JWT form is a JSON
+    # string (the document's VerifiableCredential is a JSON-LD object or a JWT string).
+    return JSONResponse(token, headers={"Cache-Control": cache})
+
+
+def render_error(request: Request, error: HttpError) -> Response:
+    """Refusals on the OAuth endpoints (/oauth2/...) are RFC 6749 (5.2) error objects in
+    application/json, as the Nuts API documents them; elsewhere problem+json."""
+    if not request.url.path.startswith("/oauth2/"):
+        return problem_response(error)
+    code = error.extra.get("error") if isinstance(error, oauth.OAuthError) else "invalid_request"
+    description = error.detail or error.title
+    return JSONResponse(
+        {"error": code, "error_description": description},
+        status_code=error.status,
+        headers={**error.headers, "Cache-Control": "no-store"},
+    )
 
 
 ROUTES = [
     Route("/iam/{id}/did.json", did_document),
+    Route("/.well-known/did.json", root_did_document),
     Route("/.well-known/oauth-authorization-server/oauth2/{subject}", as_metadata),
     Route("/oauth2/{subject}/presentation_definition", presentation_definition),
     Route("/oauth2/{subject}/token", token, methods=["POST"]),
