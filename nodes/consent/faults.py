@@ -9,6 +9,12 @@ FAULTS: dict[str, str] = {
     "is answered.",
     "accepts-untrusted-signer": "The signer's certificate is not checked against the network CA.",
     "missing-bsn-answered": "A closed question without the patient's BSN gets a Deny instead of a Sender fault.",
+    "signature-wrapping-accepted": "The question is read from the first XACML Request of the message, whether the "
+    "signature covers it or not; a second Request is not refused.",
+    "echo-dropped": "The answer leaves out the attributes the query marked IncludeInResult.",
+    "role-not-required": "A closed question without the professional's role (subject:role) is answered.",
+    "professional-ignored": "The role and the professional (UZI number) a closed question names are not taken into "
+    "account: a choice naming them never matches.",
     "mtls-optional": "The public API asks for a client certificate but also answers clients without one.",
     # the decision rule
     "withdrawal-not-applied": "A withdrawal is acknowledged (200, status withdrawn) but not recorded: the choice "

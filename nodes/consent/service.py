@@ -25,6 +25,7 @@ CHOICES_BY_BSN = "choices_by_bsn"  # bsn|choice id -> the choice's id: the index
 LOCATIONS = "locations"  # bsn|data holder -> which holder holds data about which citizen
 OPT_OUTS = "opt_outs"  # bsn -> an objection to secondary use
 REMEMBERED_CITIZENS = 10_000
+ACCEPT_UNSIGNED = "accept_unsigned_queries"  # the node setting (network file, node `settings`)
 # A signature refusal (its rule) -> the defect that lets such a query through anyway.
 ACCEPTED_BY_FAULT = {
     "signature-missing": "accepts-unsigned-query",
@@ -39,6 +40,9 @@ class ConsentService:
         self.client = outbound_client(config)
         self.signatures = xmldsig.SignatureVerifier(config.tls.ca)
         self.faulty = fault_switch(config)  # a deliberate defect, for the mutation self-test; none normally
+        # Whether a closed question without a signature is answered (over mutual TLS alone), as
+        # nuts-knooppunt sends it; refused unless the network file says so in the node's settings.
+        self.accept_unsigned = config.settings.get(ACCEPT_UNSIGNED, False) is True
         self.deliveries: set[asyncio.Task[bool]] = set()  # notifications under way (kept from the collector)
         # A citizen's choices are read for every question and change seldom: kept in memory once
         # read, and forgotten when one of them changes (storage stays the record; a restart reads it).
@@ -102,7 +106,7 @@ class ConsentService:
             bundle = subscriptions.notification(subscription, choice)
             endpoint = subscription["channel"]["endpoint"]
             sender = subscriptions.http_sender(self.client)
-            task = asyncio.create_task(subscriptions.deliver(sender, endpoint, bundle))
+            task = asyncio.create_task(subscriptions.deliver(sender, endpoint=endpoint, bundle=bundle))
             self.deliveries.add(task)
             task.add_done_callback(self.deliveries.discard)
 
@@ -114,6 +118,8 @@ class ConsentService:
             try:
                 return self.signatures.verified(query, tls_client)
             except xmldsig.SignatureRefused as refusal:
+                if refusal.rule == "signature-missing" and self.accept_unsigned:
+                    return query  # mutual TLS alone vouches for the sender
                 fault = ACCEPTED_BY_FAULT.get(refusal.rule)
                 if fault is None or not self.faulty(fault):
                     raise
@@ -130,7 +136,9 @@ class ConsentService:
             return "Permit"
         question = question_of(
             data_holder={query.holder_ura, query.holder_category},
-            requester={query.requester_ura, query.requester_category},
+            requester=query.requester_names
+            if not self.faulty("professional-ignored")
+            else {query.requester_ura, query.requester_category},
             data_category=query.data_category,
         )
         try:

@@ -146,7 +146,7 @@ def notification(subscription: dict[str, Any], choice: dict[str, Any]) -> dict[s
 
 
 async def deliver(
-    send: Sender, endpoint: str, bundle: dict[str, Any], pauses: tuple[float, ...] = RETRY_PAUSES
+    send: Sender, *, endpoint: str, bundle: dict[str, Any], pauses: tuple[float, ...] = RETRY_PAUSES
 ) -> bool:
     """Post until the endpoint takes it, pausing longer each time; False when it never did."""
     for attempt, pause in enumerate((0.0, *pauses)):

@@ -13,6 +13,7 @@ def as_signed(query):
 ATTRIBUTE = '<Attribute AttributeId="{id}"><AttributeValue>{value}</AttributeValue></Attribute>'
 II = '<InstanceIdentifier xmlns="urn:hl7-org:v3" root="{root}" extension="{ext}"/>'
 CV = '<CodedValue xmlns="urn:hl7-org:v3" code="{code}"/>'
+ROLE = f'<CodedValue xmlns="urn:hl7-org:v3" code="{{code}}" codeSystem="{xacml.ROLE_CODE_SYSTEM}"/>'
 
 
 def query(bsn_root: str = xacml.BSN_OID, leave_out: str = "") -> bytes:
@@ -24,6 +25,8 @@ def query(bsn_root: str = xacml.BSN_OID, leave_out: str = "") -> bytes:
         xacml.REQUESTER_INSTITUTION: II.format(root=xacml.URA_OID, ext="90000003"),
         xacml.REQUESTER_FACILITY_TYPE: CV.format(code="Z1"),
         xacml.PURPOSE_OF_USE: CV.format(code="TREAT"),
+        xacml.SUBJECT_ROLE: ROLE.format(code="01.015"),
+        xacml.PROVIDER_IDENTIFIER: II.format(root=xacml.UZI_OID, ext="000095254"),
     }
     attributes = "".join(ATTRIBUTE.format(id=k, value=v) for k, v in values.items() if k != leave_out)
     return (
@@ -143,8 +146,8 @@ def test_notifications_are_retried_until_taken():
 
         return send
 
-    assert asyncio.run(deliver(sender(3), "https://x", {}, pauses=(0, 0, 0))) is True
+    assert asyncio.run(deliver(sender(3), endpoint="https://x", bundle={}, pauses=(0, 0, 0))) is True
     assert len(attempts) == 3
     attempts.clear()
-    assert asyncio.run(deliver(sender(99), "https://x", {}, pauses=(0, 0))) is False
+    assert asyncio.run(deliver(sender(99), endpoint="https://x", bundle={}, pauses=(0, 0))) is False
     assert len(attempts) == 3  # the first try and one per pause

@@ -190,7 +190,7 @@ REFUSALS = {
     "reference to something else": (
         lambda p: signed(query(), p.client).replace(b'URI="#_', b'URI="#x_'),
         None,
-        "one Reference, to the query itself",
+        "Reference #x_[0-9a-f]+ names no element of the message",
     ),
     "inclusive canonicalisation": (
         lambda p: signed(query(), p.client).replace(

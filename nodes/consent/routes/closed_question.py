@@ -21,7 +21,8 @@ async def closed_question(request: Request) -> Response:
     service = service_of(request)
     relates_to = ""
     try:
-        query = xacml.parse_query(await read_body(request), service.verified(client_certificate(request)))
+        verified = service.verified(client_certificate(request))
+        query = xacml.parse_query(await read_body(request), verified, faulty=service.faulty)
         relates_to = query.message_id
         if not service.bsn_ok(query.bsn):
             raise xacml.SoapFault("Sender", f"{query.bsn!r} is not a valid BSN (eleven-test)", "bsn-invalid")
@@ -33,7 +34,8 @@ async def closed_question(request: Request) -> Response:
     except HttpError as error:  # e.g. a body over the size limit
         fault = xacml.SoapFault("Sender", error.detail or error.title, "query-too-large")
         return Response(xacml.fault(fault), status_code=fault.http_status, media_type=SOAP_XML)
-    return Response(xacml.response(decision, relates_to), media_type=SOAP_XML)
+    echo = "" if service.faulty("echo-dropped") else query.echo
+    return Response(xacml.response(decision, relates_to, echo), media_type=SOAP_XML)
 
 
 PUBLIC_ROUTES = [Route("/geslotenautorisatievraag/xacml3", closed_question, methods=["POST"])]
