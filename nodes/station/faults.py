@@ -38,4 +38,7 @@ FAULTS: dict[str, str] = {
     "record-level-allowed": "a records analysis is run and answers rows of data",
     # --- what the station publishes ---
     "catalogue-wrong-endpoint": "the catalogue names another address as the analysis service's endpoint",
+    # --- FHIR R4 shapes ---
+    "capability-without-date": "the CapabilityStatement has no date, which R4 requires",
+    "task-stu3-requester": "the eOverdracht Task names its requester as STU3 did (requester.agent)",
 }

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from nodes import __version__
+
 _ISSUE_CODES = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found", 503: "transient"}
 
 
 def bundle(base_url: str, resources: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "total": len(resources),
-        "entry": [
+    """A searchset Bundle of what matched; without matches it has no `entry` at all (FHIR JSON
+    has no empty arrays)."""
+    found: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "total": len(resources)}
+    if resources:
+        found["entry"] = [
             {"fullUrl": f"{base_url}/fhir/{r['resourceType']}/{r['id']}", "resource": r, "search": {"mode": "match"}}
             for r in resources
-        ],
-    }
+        ]
+    return found
 
 
 # The rule that refused a request, as a coding in the issue's details (the same codes the
@@ -32,8 +34,16 @@ def operation_outcome(status: int, diagnostics: str, code: str | None = None) ->
     return {"resourceType": "OperationOutcome", "issue": [issue]}
 
 
+# When this statement last changed: the station's FHIR API is the same in every run, so its
+# capability statement carries a fixed date (R4 requires one) rather than the start time.
+CAPABILITY_DATE = "2026-01-01"
+SECURITY_SERVICES = "http://terminology.hl7.org/CodeSystem/restful-security-service"
+
+
 def capability_statement(base_url: str, by_patient: tuple[str, ...]) -> dict[str, Any]:
-    """Patient is read and searched by BSN; every type in `by_patient` is searched by patient."""
+    """What the FHIR API serves (R4): Patient read and searched by BSN, every type in
+    `by_patient` searched by patient, and the eOverdracht Task (read, status patch) and the
+    Composition it points at (read)."""
     patient_searchable = [
         {
             "type": kind,
@@ -44,15 +54,27 @@ def capability_statement(base_url: str, by_patient: tuple[str, ...]) -> dict[str
     ]
     return {
         "resourceType": "CapabilityStatement",
+        "name": "HealthTestbedDataStation",
+        "title": "health-network-testbed reference data station",
         "status": "active",
+        "date": CAPABILITY_DATE,
         "kind": "instance",
+        "software": {"name": "health-network-testbed reference node", "version": __version__},
+        "implementation": {"description": "health-network-testbed reference data station", "url": f"{base_url}/fhir"},
         "fhirVersion": "4.0.1",
         "format": ["json"],
-        "implementation": {"description": "health-network-testbed reference data station", "url": f"{base_url}/fhir"},
+        "patchFormat": ["application/json-patch+json"],
         "rest": [
             {
                 "mode": "server",
-                "security": {"service": [{"text": "OAuth2 bearer token (Nuts vp_token-bearer) and consent"}]},
+                "security": {
+                    "service": [
+                        {
+                            "coding": [{"system": SECURITY_SERVICES, "code": "OAuth"}],
+                            "text": "OAuth2 access token (Nuts vp_token-bearer, Bearer or DPoP) and consent",
+                        }
+                    ]
+                },
                 "resource": [
                     {
                         "type": "Patient",
@@ -60,6 +82,8 @@ def capability_statement(base_url: str, by_patient: tuple[str, ...]) -> dict[str
                         "searchParam": [{"name": "identifier", "type": "token"}],
                     },
                     *patient_searchable,
+                    {"type": "Task", "interaction": [{"code": "read"}, {"code": "patch"}]},
+                    {"type": "Composition", "interaction": [{"code": "read"}]},
                 ],
             }
         ],

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 SENDER_SCOPE = "eOverdracht-sender"  # the sender serves Task and Composition under it
 RECEIVER_SCOPE = "eOverdracht-receiver"  # the receiver takes notifications under it
 URA_SYSTEM = "http://fhir.nl/fhir/NamingSystem/ura"
+XHTML = "http://www.w3.org/1999/xhtml"  # R4: a narrative's div is XHTML in this namespace
 OPEN = ("requested", "accepted", "in-progress")
 # What the receiver may set the status to, from which status (FHIR R4 Task state machine).
 RECEIVER_MOVES = {
@@ -125,10 +126,13 @@ def _composition(station: Station, patient: dict[str, Any]) -> dict[str, Any]:
             "identifier": {"system": BSN_SYSTEM, "value": bsn_of(patient)},
         },
         "date": now(),
-        "author": [{"identifier": {"system": URA_SYSTEM, "value": station.config.organisation.ura}}],
+        "author": [_organisation(station.config.organisation.ura)],
         "title": "Nursing transfer (eOverdracht)",
         "section": [
-            {"title": "Reason for transfer", "text": {"status": "generated", "div": "<div>Continuity of care</div>"}},
+            {
+                "title": "Reason for transfer",
+                "text": {"status": "generated", "div": f'<div xmlns="{XHTML}">Continuity of care</div>'},
+            },
         ],
     }
 
@@ -142,11 +146,20 @@ def _task(station: Station, patient: dict[str, Any], composition: dict[str, Any]
         "code": {"coding": [{"system": "http://snomed.info/sct", "code": "308292007", "display": "Transfer of care"}]},
         "for": {"reference": f"Patient/{patient['id']}"},
         "focus": {"reference": f"Composition/{composition['id']}"},
-        "requester": {"agent": {"identifier": {"system": URA_SYSTEM, "value": station.config.organisation.ura}}},
-        "owner": {"identifier": {"system": URA_SYSTEM, "value": receiver}},
+        # R4: requester and owner are References (STU3's requester.agent is gone); both name an
+        # organisation by its URA number.
+        "requester": _organisation(station.config.organisation.ura)
+        if not station.faulty("task-stu3-requester")
+        else {"agent": _organisation(station.config.organisation.ura)},
+        "owner": _organisation(receiver),
         "authoredOn": now(),
         "lastModified": now(),
     }
+
+
+def _organisation(ura: str) -> dict[str, Any]:
+    """A logical reference to an organisation by its URA number."""
+    return {"type": "Organization", "identifier": {"system": URA_SYSTEM, "value": ura}}
 
 
 def now() -> str:

@@ -25,6 +25,7 @@ class PermitRefused(Exception):
         self,
         reason: str,
         rule: str,
+        *,
         permit: str | None = None,
         issuer: str | None = None,
         verified: bool = False,
@@ -49,6 +50,7 @@ class Permit:
 async def check_permit(
     resources: ResourceServer,
     token: str,
+    *,
     requester: str,
     wanted: tuple[str, str],
     own_datasets: set[str],

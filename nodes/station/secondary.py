@@ -52,7 +52,7 @@ def _move(task: dict[str, Any], status: str, **details: Any) -> None:
     task.update(details)
 
 
-async def run(station: Station, task: dict[str, Any], wanted: Any, permit_token: str, requester: str) -> int:
+async def run(station: Station, task: dict[str, Any], *, wanted: Any, permit_token: str, requester: str) -> int:
     """Take the task through its states; returns the HTTP status that answers its creation."""
     # The whole analysis, cohort included: a run of near-identical cohorts shows in the trail.
     audit: dict[str, Any] = {
@@ -67,9 +67,9 @@ async def run(station: Station, task: dict[str, Any], wanted: Any, permit_token:
             permit = await check_permit(
                 station.resources,
                 permit_token,
-                requester,
-                (wanted.dataset, wanted.type),
-                {station.dataset},
+                requester=requester,
+                wanted=(wanted.dataset, wanted.type),
+                own_datasets={station.dataset},
                 overlooks=lambda rule: any(station.faulty(fault) for fault in PERMIT_FAULTS.get(rule, ())),
             )
             audit.update(permit=permit.id, permit_issuer=permit.issuer, permit_verified=True, purpose=permit.purpose)

@@ -70,12 +70,13 @@ class Station:
         # The faulty variant publishes the address it knows itself by internally (a deployment slip).
         analysis_url = f"{self.config.internal_url}/analysis/v1" if self.faulty("catalogue-wrong-endpoint") else None
         return catalogue.catalogue(
-            self.config.public_url,
-            {"name": self.config.organisation.name, "ura": self.config.organisation.ura},
-            self.dataset.rsplit("/", 1)[-1],
-            self.store.count("Patient"),
-            self.config.peers.get("authorization_server"),
-            self.config.peers.get("hdab"),
+            public_url=self.config.public_url,
+            organisation={"name": self.config.organisation.name, "ura": self.config.organisation.ura},
+            slug=self.dataset.rsplit("/", 1)[-1],
+            individuals=self.store.count("Patient"),
+            authorization_server=self.config.peers.get("authorization_server"),
+            hdab=self.config.peers.get("hdab"),
+            hdab_name=self.config.peers.get("hdab_name"),
             analysis_url=analysis_url,
         )
 

@@ -33,4 +33,6 @@ FAULTS: dict[str, str] = {
     "container-drops-newest": "the container listing leaves out the most recently recorded resource",
     "container-lists-internal-urls": "the container lists its resources under the vault's internal address",
     "audit-drops-newest": "the audit log leaves out its newest entry",
+    # --- what the vault serves as FHIR ---
+    "observation-passed-through": "a recorded measurement is kept with whatever else the app sent, unchecked",
 }

@@ -66,7 +66,7 @@ class Vault:
             raise HttpError(404, "Not Found", detail, code="access-request-not-found")
         return found
 
-    def apps_request(self, pod_id: str, request_id: str, client: Any, visible_to_all: bool) -> dict[str, Any]:
+    def apps_request(self, pod_id: str, request_id: str, *, client: Any, visible_to_all: bool) -> dict[str, Any]:
         """An app's own request: another app's is answered as if it did not exist, so that an
         app learns nothing of who else asked the citizen."""
         asked = self.store.get(REQUESTS, f"{pod_id}/{request_id}")

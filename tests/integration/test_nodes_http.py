@@ -281,7 +281,7 @@ def test_a_read_with_consent_returns_the_patient_and_its_conditions(net: Net, fr
     assert read.status_code == 200, read.text
     assert read.json()["identifier"][0]["value"] == patient["bsn"]
     assert conditions.status_code == 200, conditions.text
-    references = {e["resource"]["subject"]["reference"] for e in conditions.json()["entry"]}
+    references = {e["resource"]["subject"]["reference"] for e in conditions.json().get("entry", [])}
     assert references <= {f"Patient/{patient['id']}"}
 
 

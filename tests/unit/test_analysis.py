@@ -80,17 +80,17 @@ def test_record_level_and_unknown_analyses_are_refused(spec):
 
 def test_combined_results_leave_suppressed_cells_out_and_say_so():
     stations = [{"count": 40, "suppressed": False}, {"count": None, "suppressed": True}, {"count": 0}]
-    assert combine("count", stations, 10) == {"count": 40, "suppressed": False, "complete": False}
+    assert combine("count", stations, threshold=10) == {"count": 40, "suppressed": False, "complete": False}
     # Only suppressed parts (or zeros beside them) make a small, not an empty, cohort.
     hidden = [{"count": None, "suppressed": True}, {"count": 0, "suppressed": False}]
-    assert combine("count", hidden, 10) == {"count": None, "suppressed": True, "complete": False}
+    assert combine("count", hidden, threshold=10) == {"count": None, "suppressed": True, "complete": False}
     means = [{"n": 10, "mean": 20.0}, {"n": 30, "mean": 30.0}]
-    assert combine("mean", means, 10) == {"n": 40, "mean": 27.5, "suppressed": False, "complete": True}
-    assert combine("mean", [{"n": None, "mean": None, "suppressed": True}], 10)["suppressed"] is True
+    assert combine("mean", means, threshold=10) == {"n": 40, "mean": 27.5, "suppressed": False, "complete": True}
+    assert combine("mean", [{"n": None, "mean": None, "suppressed": True}], threshold=10)["suppressed"] is True
     tables = [
         {"rows": "gender", "columns": "city", "cells": [{"row": "f", "column": "Z", "count": 12}]},
         {"rows": "gender", "columns": "city", "cells": [{"row": "f", "column": "Z", "count": None}]},
     ]
-    assert combine("crosstab", tables, 10)["cells"] == [
+    assert combine("crosstab", tables, threshold=10)["cells"] == [
         {"row": "f", "column": "Z", "count": 12, "suppressed": False, "complete": False}
     ]

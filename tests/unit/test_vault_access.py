@@ -89,9 +89,19 @@ def test_proof_refusals_keep_their_challenge():
 
 
 def test_a_recorded_measurement_gets_a_name_and_its_pod():
-    recorded = lifestyle.recorded("pod-1", dict(MEASUREMENT, id="chosen-by-client"))
+    recorded = lifestyle.recorded("pod-1", dict(MEASUREMENT, id="chosen-by-client", subject={"reference": "x"}))
     assert recorded["id"].startswith("recorded-") and recorded["id"] != "chosen-by-client"
     assert recorded["subject"] == {"display": "owner of pod pod-1"}
+
+
+def test_a_measurement_with_a_category_and_a_zoned_time_is_kept():
+    category = [
+        {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "activity"}]}
+    ]
+    recorded = lifestyle.recorded(
+        "pod-1", dict(MEASUREMENT, category=category, effectiveDateTime="2026-01-08T10:00:00Z")
+    )
+    assert recorded["category"] == category and recorded["effectiveDateTime"] == "2026-01-08T10:00:00Z"
 
 
 @pytest.mark.parametrize(
@@ -103,6 +113,15 @@ def test_a_recorded_measurement_gets_a_name_and_its_pod():
         ({"valueQuantity": {"value": "9000"}}, "valueQuantity"),
         ({"valueQuantity": {"value": True}}, "valueQuantity"),
         ({"effectiveDateTime": None}, "effectiveDateTime"),
+        # What the vault could not pass on as valid R4 is refused, not kept.
+        ({"effectiveDateTime": "last Tuesday"}, "FHIR dateTime"),
+        ({"effectiveDateTime": "2026-01-08T10:00:00"}, "FHIR dateTime"),  # a time needs its zone
+        ({"performer": [{"display": "me"}]}, "not performer"),
+        ({"valueQuantity": {"value": 9000, "unit": ""}}, "valueQuantity"),
+        ({"valueQuantity": {"value": 9000, "comparator": "<"}}, "valueQuantity"),
+        ({"code": {"coding": [{"system": "http://loinc.org"}]}}, "code.coding"),
+        ({"code": {"coding": [{"code": "x", "userSelected": "yes"}]}}, "code.coding"),
+        ({"category": []}, "category"),
     ],
 )
 def test_a_measurement_without_what_makes_it_one_is_refused(change, says):

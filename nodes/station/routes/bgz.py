@@ -100,7 +100,10 @@ def _search_route(kind: str) -> Route:
 
 
 async def metadata(request: Request) -> Response:
-    statement = capability_statement(station_of(request).config.public_url, BY_PATIENT)
+    station = station_of(request)
+    statement = capability_statement(station.config.public_url, BY_PATIENT)
+    if station.faulty("capability-without-date"):
+        del statement["date"]
     return JSONResponse(statement, media_type=FHIR_JSON)
 
 

@@ -42,7 +42,17 @@ async def consent_notification(request: Request) -> Response:
         detail = "a consent notification is a FHIR transaction Bundle"
         raise HttpError(400, "Bad Request", detail, code="not-a-transaction-bundle")
     station_of(request).store.put(NOTIFICATIONS, str(uuid.uuid4()), bundle)  # our key: none is overwritten
-    return fhir_response({"resourceType": "Bundle", "type": "transaction-response"})
+    return fhir_response(transaction_response(bundle))
+
+
+def transaction_response(bundle: dict[str, Any]) -> dict[str, Any]:
+    """The R4 answer to a transaction: one entry per entry of the request, in its order, each
+    with the outcome of its request (the whole notification is kept, so every entry is taken)."""
+    entries = bundle.get("entry") if isinstance(bundle.get("entry"), list) else []
+    answer: dict[str, Any] = {"resourceType": "Bundle", "id": str(uuid.uuid4()), "type": "transaction-response"}
+    if entries:  # FHIR JSON has no empty arrays
+        answer["entry"] = [{"response": {"status": "200 OK"}} for _ in entries]
+    return answer
 
 
 async def notifications(request: Request) -> Response:

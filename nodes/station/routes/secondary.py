@@ -37,7 +37,8 @@ async def create_task(request: Request) -> Response:
         detail = f"not an analysis this station offers (aggregates only: {offered}): {validation_detail(exc)}"
         raise HttpError(422, "Unprocessable Entity", detail, code="analysis-not-offered") from None
     task = secondary.new_task(token, wanted)
-    status = await secondary.run(station, task, wanted, permit_token, str(token.get("client_id", "")))
+    requester = str(token.get("client_id", ""))
+    status = await secondary.run(station, task, wanted=wanted, permit_token=permit_token, requester=requester)
     return JSONResponse(task, status_code=status)
 
 

@@ -75,7 +75,7 @@ async def read_request(request: Request) -> Response:
     token = await vault.resources.app_token(request)
     visible = vault.faulty("requests-visible-to-other-apps")
     pod_id, request_id = request.path_params["pod"], request.path_params["id"]
-    asked = vault.apps_request(pod_id, request_id, token.get("client_id"), visible)
+    asked = vault.apps_request(pod_id, request_id, client=token.get("client_id"), visible_to_all=visible)
     return JSONResponse(asked)
 
 
@@ -86,7 +86,7 @@ async def read_grant(request: Request) -> Response:
     token = {} if anonymous else await vault.resources.app_token(request)
     visible = anonymous or vault.faulty("grant-visible-to-other-apps")
     pod_id, request_id = request.path_params["pod"], request.path_params["id"]
-    asked = vault.apps_request(pod_id, request_id, token.get("client_id"), visible)
+    asked = vault.apps_request(pod_id, request_id, client=token.get("client_id"), visible_to_all=visible)
     if "grant" not in asked:
         detail = f"the request is {asked['status']}: no grant was issued for it"
         raise HttpError(404, "Not Found", detail, code="grant-not-issued")
