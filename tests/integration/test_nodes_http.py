@@ -114,10 +114,23 @@ WRONG_METHODS = [
 ]
 
 
+def _oauth_error(response: httpx.Response, status: int) -> dict[str, Any]:
+    """Under /oauth2/ a refusal is an RFC 6749 (5.2) error body in application/json, as the
+    Nuts v6 API documents it, never a problem document."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].split(";")[0] == "application/json"
+    body = response.json()
+    assert isinstance(body.get("error"), str) and isinstance(body.get("error_description"), str), body
+    return body
+
+
 @pytest.mark.parametrize(("method", "node", "internal", "path"), WRONG_METHODS)
 def test_a_wrong_method_is_a_405_problem(net: Net, method: str, node: str, internal: bool, path: str) -> None:
     response = net.client.request(method, f"{url_of(net, node, internal)}{path}")
-    assert method in assert_problem(response, 405)["detail"]
+    if path.startswith("/oauth2/"):
+        assert method in _oauth_error(response, 405)["error_description"]
+    else:
+        assert method in assert_problem(response, 405)["detail"]
 
 
 @pytest.mark.parametrize(("method", "node", "internal", "path"), WRONG_METHODS)
@@ -133,7 +146,7 @@ def test_the_token_endpoint_refuses_a_json_body(net: Net) -> None:
         f"{net.org('hospital')['authorization_server']}/token",
         json={"grant_type": "vp_token-bearer", "assertion": "x", "presentation_submission": "{}", "scope": "bgz"},
     )
-    assert "x-www-form-urlencoded" in assert_problem(response, 400)["detail"]
+    assert "x-www-form-urlencoded" in _oauth_error(response, 400)["error_description"]
 
 
 def test_the_token_endpoint_refuses_a_repeated_form_field(net: Net) -> None:
@@ -142,12 +155,12 @@ def test_the_token_endpoint_refuses_a_repeated_form_field(net: Net) -> None:
         content=b"grant_type=vp_token-bearer&scope=bgz&scope=bgz-sender",
         headers={"content-type": "application/x-www-form-urlencoded"},
     )
-    assert "scope" in assert_problem(response, 400)["detail"]
+    assert "scope" in _oauth_error(response, 400)["error_description"]
 
 
 def test_the_token_endpoint_of_an_unknown_subject_is_404(net: Net) -> None:
     response = net.client.post(f"{net.url('hospital-trust')}/oauth2/nobody/token", data={"grant_type": "x"})
-    assert "nobody" in assert_problem(response, 404)["detail"]
+    assert "nobody" in _oauth_error(response, 404)["error_description"]
 
 
 # --- consent service ---------------------------------------------------------------------------
