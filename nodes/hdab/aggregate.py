@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 
-def combine(kind: str, results: list[dict[str, Any]], threshold: int, recheck: bool = True) -> dict[str, Any]:
+def combine(kind: str, results: list[dict[str, Any]], *, threshold: int, recheck: bool = True) -> dict[str, Any]:
     """The stations' results as one; `recheck=False` (a faulty variant only) skips the body's
     own small-cell rule and counts a suppressed part as zero."""
     if not recheck:

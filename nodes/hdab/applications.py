@@ -81,6 +81,7 @@ def new_application(form: ApplicationForm, applicant: dict[str, Any]) -> dict[st
 def move(
     application: dict[str, Any],
     to: str,
+    *,
     reason: str = "",
     table: dict[str, tuple[str, ...]] = TRANSITIONS,
     by_kind: bool = True,

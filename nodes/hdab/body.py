@@ -158,7 +158,7 @@ class AccessBody:
         return str(answer.get("access_token", ""))
 
     async def station_call(
-        self, dataset: dict[str, Any], scope: str, method: str, path: str, **kwargs: Any
+        self, dataset: dict[str, Any], *, scope: str, method: str, path: str, **kwargs: Any
     ) -> httpx.Response:
         token = await self.token_for(dataset["authorization_server"], scope)
         headers = {"Authorization": f"Bearer {token}"}
@@ -190,7 +190,7 @@ class AccessBody:
         if completed:
             results = [r["result"] for r in completed]
             recheck = not self.faulty("small-cells-not-suppressed")
-            task["result"] = aggregate.combine(analysis["type"], results, self.threshold, recheck=recheck)
+            task["result"] = aggregate.combine(analysis["type"], results, threshold=self.threshold, recheck=recheck)
         return task
 
     async def _station_run(
@@ -201,7 +201,9 @@ class AccessBody:
         credential = (application.get("permit") or {}).get("credential")
         request = {"permit": credential, "analysis": {**analysis, "dataset": dataset["id"]}}
         try:
-            response = await self.station_call(dataset, SECONDARY_SCOPE, "POST", "/task", json=request)
+            response = await self.station_call(
+                dataset, scope=SECONDARY_SCOPE, method="POST", path="/task", json=request
+            )
             answer = response.json()
         except (HttpError, httpx.HTTPError, ValueError) as exc:
             return {**run, "status": "failed", "reason": f"the station could not be reached: {exc}"}
@@ -222,7 +224,7 @@ class AccessBody:
         # The station shows the body the trail of every permit it issued: ask for this one's.
         params = {} if self.faulty("audit-other-permits") else {"permit": permit_id}
         try:
-            response = await self.station_call(dataset, AUDIT_SCOPE, "GET", "/audit", params=params)
+            response = await self.station_call(dataset, scope=AUDIT_SCOPE, method="GET", path="/audit", params=params)
             answer = response.json()
             entries = answer["entries"]
         except (HttpError, httpx.HTTPError, ValueError, KeyError, TypeError) as exc:

@@ -6,6 +6,8 @@ FAULTS: dict[str, str] = {
     "harvest-drops-last-station": "The harvest skips the last station it knows: that station's datasets are missing.",
     "harvest-invents-datasets": "The harvest takes every data service of a catalogue for a dataset too.",
     "individuals-added-on-reharvest": "A harvest adds a dataset's number of individuals to the one it had.",
+    "catalogue-flat-records": "The catalogue lists the body's harvest records as plain JSON, not as DCAT-AP.",
+    "catalogue-points-at-stations": "Each dataset's distribution points data users at the station's own analysis API.",
     # applications
     "purpose-not-required": "An application without a purpose is received.",
     "record-level-application-accepted": "An application for an analysis no station offers (record-level) is received.",
@@ -26,6 +28,7 @@ FAULTS: dict[str, str] = {
     # permits
     "permit-readable-by-others": "Any data user can fetch any permit credential.",
     "revoked-permit-handed-out": "The credential of a revoked permit is still handed out.",
+    "application-read-carries-credential": "Reading an application hands out its permit credential in any state.",
     "permit-subject-is-body": "The permit credential names the body, not the data user, as its subject.",
     "revocation-not-done": "Revocation is recorded on the application but the credential is not revoked.",
     "revocation-not-stored": "Revocation revokes the credential but the application stays permitted.",

@@ -89,6 +89,7 @@ def peers(loaded: LoadedNetwork, plan: NetworkPlan, node: NodePlan) -> dict[str,
     hdab = loaded.network.nodes_with_role(Role.HDAB)
     if hdab and node.role == Role.STATION:
         peers["hdab"] = plan.node(hdab[0][1].name).public_url  # named in the station's catalogue
+        peers["hdab_name"] = hdab[0][0].name  # not an address: the body's name, which the catalogue states
     if node.role == Role.HDAB:
         for org, station in loaded.network.nodes_with_role(Role.STATION):
             peers[f"station:{org.id}"] = plan.node(station.name).public_url  # whose catalogues it harvests

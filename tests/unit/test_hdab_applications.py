@@ -47,7 +47,7 @@ def test_a_data_request_is_approved_not_permitted():
 
 def test_rejection_is_final():
     app = application()
-    move(app, "rejected", "purpose outside EHDS art. 53")
+    move(app, "rejected", reason="purpose outside EHDS art. 53")
     assert app["history"][-1]["reason"].startswith("purpose")
     with pytest.raises(TransitionRefused):
         move(app, "completeness-check")
@@ -79,11 +79,24 @@ def test_incomplete_forms_are_refused(form):
         ApplicationForm.model_validate(form)
 
 
+def station_catalogue():
+    from nodes.station.catalogue import catalogue
+
+    return catalogue(
+        public_url="https://s:1",
+        organisation={"name": "S", "ura": "1"},
+        slug="d",
+        individuals=1000,
+        authorization_server="https://s:2/oauth2/s",
+        hdab=None,
+    )
+
+
 def test_harvest_reads_json_ld_in_either_form_and_names_a_missing_service():
     from nodes.hdab.catalogue import datasets_of
-    from nodes.station.catalogue import ANALYSIS_API, catalogue
+    from nodes.station.catalogue import ANALYSIS_API
 
-    published = catalogue("https://s:1", {"name": "S", "ura": "1"}, "d", 1000, "https://s:2/oauth2/s", None)
+    published = station_catalogue()
     [dataset] = datasets_of(published, "s")
     assert dataset["analysis_endpoint"] == "https://s:1/analysis/v1" and dataset["individuals"] == 1000
     # One service instead of a list, plain strings instead of {"@id": ...}: the same catalogue.
@@ -160,9 +173,8 @@ def test_a_looser_table_is_what_a_faulty_variant_passes():
 # --- the faulty variants ------------------------------------------------------------------
 def test_a_harvest_that_reads_services_as_datasets_invents_them():
     from nodes.hdab.catalogue import datasets_of
-    from nodes.station.catalogue import catalogue
 
-    published = catalogue("https://s:1", {"name": "S", "ura": "1"}, "d", 1000, "https://s:2/oauth2/s", None)
+    published = station_catalogue()
     assert len(datasets_of(published, "s")) == 1
     assert len(datasets_of(published, "s", services_too=True)) > 1
 
@@ -171,7 +183,10 @@ def test_the_body_suppresses_a_combined_count_whose_every_part_was_suppressed():
     from nodes.hdab.aggregate import combine
 
     parts = [{"count": None, "suppressed": True}, {"count": None, "suppressed": True}, {"count": 0}]
-    assert combine("count", parts, 10) == {"count": None, "suppressed": True, "complete": False}
+    assert combine("count", parts, threshold=10) == {"count": None, "suppressed": True, "complete": False}
     # The faulty variant that skips the body's own check shows a zero that says more than the stations did.
-    assert combine("count", parts, 10, recheck=False)["count"] == 0
-    assert combine("mean", [{"n": None, "mean": None, "suppressed": True}], 10, recheck=False)["suppressed"] is True
+    assert combine("count", parts, threshold=10, recheck=False)["count"] == 0
+    assert (
+        combine("mean", [{"n": None, "mean": None, "suppressed": True}], threshold=10, recheck=False)["suppressed"]
+        is True
+    )

@@ -13,6 +13,7 @@ from starlette.routing import Route
 from nodes.common.http import HttpError, read_json_object, validation_detail
 from nodes.hdab.applications import new_application, record
 from nodes.hdab.body import APPLICANT_SCOPE, APPLICATIONS, CENTRAL_TASKS, CLOSED_STATES, DATASETS, AccessBody
+from nodes.hdab.catalogue import published
 from nodes.hdab.routes import application_of, body_of
 from nodes.station.analysis import AnalysisRequest
 from nodes.trust.policy import DEFAULT_SCOPES
@@ -33,7 +34,15 @@ async def _owned(request: Request, fault: str, application_id: str | None = None
 
 
 async def catalogue(request: Request) -> Response:
-    return JSONResponse({"datasets": body_of(request).store.list(DATASETS)})
+    """The DCAT-AP catalogue of the harvested datasets, open to anyone (as the stations' are)."""
+    body = body_of(request)
+    organisation = {"name": body.config.organisation.name}
+    records = body.store.list(DATASETS)
+    if body.faulty("catalogue-flat-records"):
+        return JSONResponse({"datasets": records})
+    at_stations = body.faulty("catalogue-points-at-stations")
+    document = published(records, public_url=body.config.public_url, body=organisation, at_stations=at_stations)
+    return JSONResponse(document, media_type="application/ld+json")
 
 
 async def submit(request: Request) -> Response:
@@ -46,8 +55,18 @@ async def submit(request: Request) -> Response:
     return JSONResponse(application, status_code=201, headers=location)
 
 
+def _as_applicant_sees_it(body: AccessBody, application: dict[str, Any]) -> dict[str, Any]:
+    """The application without its permit credential: the credential is handed out only by
+    `read_permit`, under its rules (a data request's stays with the body)."""
+    permit = application.get("permit")
+    if permit is None or body.faulty("application-read-carries-credential"):
+        return application
+    return {**application, "permit": {k: v for k, v in permit.items() if k != "credential"}}
+
+
 async def read_application(request: Request) -> Response:
-    return JSONResponse(await _owned(request, "applications-readable-by-others"))
+    application = await _owned(request, "applications-readable-by-others")
+    return JSONResponse(_as_applicant_sees_it(body_of(request), application))
 
 
 async def read_permit(request: Request) -> Response:
@@ -74,7 +93,7 @@ async def withdraw(request: Request) -> Response:
     record(application, "withdrawn", "withdrawn by the applicant")
     if not body.faulty("withdrawal-not-stored"):
         body.store.put(APPLICATIONS, application["id"], application)
-    return JSONResponse(application)
+    return JSONResponse(_as_applicant_sees_it(body, application))
 
 
 async def central_task(request: Request) -> Response:

@@ -34,7 +34,9 @@ async def transition(request: Request) -> Response:
             if missing:
                 message = "the application is incomplete: " + "; ".join(missing)
                 raise TransitionRefused(message, "datasets-not-in-catalogue")
-        move(application, to, reason, body.transitions(), by_kind=not body.faulty("data-request-permitted"))
+        move(
+            application, to, reason=reason, table=body.transitions(), by_kind=not body.faulty("data-request-permitted")
+        )
     except TransitionRefused as exc:
         raise HttpError(409, "Conflict", str(exc), code=exc.code) from None
     if to in DECIDED_STATES or (to == "rejected" and body.faulty("permit-issued-on-rejection")):
