@@ -66,4 +66,8 @@ clean:
 	rm -rf .testbed reports/*/ .pytest_cache .ruff_cache
 
 images:  ## the reference node image, built offline (mmdebstrap base + local wheels); BASE=image to use another base
+	@test -n "$(BASE)" || command -v mmdebstrap >/dev/null || { \
+		echo "installing mmdebstrap, which builds the image's Debian base, from Debian's packages (needs root)"; \
+		(apt-get update -qq && apt-get install -y -qq mmdebstrap) >/dev/null 2>&1 \
+		|| echo "mmdebstrap could not be installed (not root, or no Debian packages): install it, or give BASE=an-image"; }
 	$(BIN)/python -m testbed.images $(if $(BASE),--base $(BASE),)

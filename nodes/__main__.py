@@ -15,6 +15,7 @@ from nodes.common.app import NodeApps
 from nodes.common.faults import UnknownFault, fault_switch
 from nodes.common.server import serve
 from protocols.nodeconfig import NodeConfig
+from protocols.settings import settings_for
 
 # Each role's module is imported only when a node of that role starts.
 ROLE_MODULES = {
@@ -51,9 +52,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.config}: unknown role {config.role!r}; known: {', '.join(ROLE_MODULES)}", file=sys.stderr)
         return 2
     try:
+        settings_for(config.role, config.settings)  # settings the role does not take: refused, as the harness does
         fault_switch(config)  # a misspelt defect must not start as a correct node
-    except UnknownFault as exc:
-        print(f"{args.config}: {exc}", file=sys.stderr)
+    except (UnknownFault, ValidationError) as exc:
+        print(f"{args.config}: settings of a {config.role} node: {exc}", file=sys.stderr)
         return 2
     serve(config, _builder(config.role)(config))
     return 0

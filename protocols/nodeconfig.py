@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict
+
+from protocols.settings import RoleSettings
+
+SettingsT = TypeVar("SettingsT", bound=RoleSettings)
 
 
 class OrganisationInfo(BaseModel):
@@ -42,7 +46,12 @@ class NodeConfig(BaseModel):
     data_dir: Path  # where the node keeps its storage
     parent_pid: int | None = None  # exit when this process is gone (harness-owned runs)
     peers: dict[str, str] = {}  # e.g. "trust_internal" -> URL, "consent" -> URL
-    settings: dict[str, Any] = {}  # role-specific
+    settings: dict[str, Any] = {}  # role-specific: protocols.settings has each role's model
+
+    def role_settings(self, model: type[SettingsT]) -> SettingsT:
+        """The settings as the role's model (e.g. StationSettings), defaults filled in; raises
+        pydantic's ValidationError for settings the role does not take."""
+        return model.model_validate(self.settings)
 
     @classmethod
     def read(cls, path: Path) -> NodeConfig:

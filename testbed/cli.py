@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from testbed import __version__, interrupts
 from testbed.errors import ConfigError, ExitCode, TestbedError
 from testbed.report.terminal import print_check, print_summary
 from testbed.report.writers import write_all
@@ -25,16 +25,34 @@ if TYPE_CHECKING:  # the self-test is imported by its command only
     from testbed.conformance.selftest import SelftestResults, VariantOutcome
 
 app = typer.Typer(
-    add_completion=False, no_args_is_help=True, help="Conformance and load testbed for health-data networks."
+    add_completion=False,
+    no_args_is_help=True,
+    help="Conformance and load testbed for health-data networks.",
+    # Plain help (click's): flags show no `<bool>` type, and nothing is boxed to a width.
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _console(*, stderr: bool) -> Console:
+    """A console that wraps only on a terminal: in a CI log or a pipe there is no width to
+    fit, and a line broken at column 80 splits check names, lists and URLs."""
+    stream = sys.stderr if stderr else sys.stdout
+    on_terminal = stream.isatty() or bool(os.environ.get("COLUMNS"))
+    return Console(
+        stderr=stderr, highlight=False, markup=False, emoji=False, width=None if on_terminal else UNWRAPPED_WIDTH
+    )
+
+
+UNWRAPPED_WIDTH = 100_000  # wider than any line: rich sizes tables to their content, not to this
 # Messages carry text from files, nodes and networks (names, patterns, URAs): printed as text,
 # never read as markup or emoji codes. Styles are given as styles, never inside the string.
-console = Console(stderr=False, highlight=False, markup=False, emoji=False)
-errors = Console(stderr=True, highlight=False, markup=False, emoji=False)
+console = _console(stderr=False)
+errors = _console(stderr=True)
 
 DEFAULT_NETWORK = Path("scenarios/networks/reference.yaml")
 PROFILES = Path("scenarios/profiles")
-INTERRUPTED = 130  # the shell's convention for a process ended by SIGINT
+INTERRUPTED = interrupts.INTERRUPTED  # the shell's convention for a process ended by SIGINT
 StateOption = Annotated[Path, typer.Option("--state", help="Folder for run state (CA, node configs, data)")]
 ReportsOption = Annotated[Path, typer.Option("--reports", help="Folder the run's reports go into")]
 CaOption = Annotated[
@@ -52,14 +70,16 @@ AttachOption = Annotated[bool, typer.Option("--attach", help="Use the network `t
 
 def main() -> None:
     """Entry point: bad input and interrupts end with a message and an exit code, not a traceback."""
-    # Both end a run the same way, also when started from a script that ignores SIGINT.
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGINT, _interrupt)
+    # SIGINT and SIGTERM end a run the same way, also when started from a script that ignores SIGINT.
+    interrupts.install()
     try:
         code = app(standalone_mode=False)  # returns the exit code a command raised typer.Exit with
+        code = code if isinstance(code, int) else 0
+        if interrupts.pending() and not interrupts.holding():  # e.g. one during a teardown, which went on
+            code = INTERRUPTED
         if code == INTERRUPTED:  # typer's answer to KeyboardInterrupt, after our teardown ran
             errors.print("interrupted: every node this run started has been stopped")
-        sys.exit(code if isinstance(code, int) else 0)
+        sys.exit(code)
     except TestbedError as exc:
         errors.print(_labelled("error:", exc), soft_wrap=True)
         sys.exit(ExitCode.HARNESS_ERROR)
@@ -75,10 +95,25 @@ def main() -> None:
         else:
             errors.print(f"error: {exc}", highlight=False)
         sys.exit(ExitCode.HARNESS_ERROR)
+    except RecursionError:  # a last resort: every reader limits nesting, so this is a gap in one
+        errors.print(_labelled("error:", "the input nests too deeply to be read (RecursionError)"))
+        sys.exit(ExitCode.HARNESS_ERROR)
 
 
-def _interrupt(_signum: int, _frame: Any) -> None:
-    raise KeyboardInterrupt
+def _show_version(value: bool) -> None:
+    if value:
+        console.print(f"testbed {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_show_version, is_eager=True, help="Print the testbed's version and exit"),
+    ] = False,
+) -> None:
+    """Conformance and load testbed for health-data networks."""
 
 
 def _labelled(label: str, message: object) -> Text:
@@ -91,7 +126,13 @@ def _progress(message: str) -> None:
 
 @app.command()
 def conformance(
-    paths: Annotated[list[Path] | None, typer.Argument(help="Scenario files or folders (default: scenarios/)")] = None,
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="Scenario files or folders; a scenario folder's own files only, not its subfolders "
+            "(`scenarios` is the use cases alone). Default: the use cases and every profile in scenarios/profiles/"
+        ),
+    ] = None,
     *,
     network: ScenarioNetworkOption = None,
     runtime: RuntimeOption = "process",
@@ -104,7 +145,7 @@ def conformance(
     ] = None,
 ) -> None:
     """Boot the network, replay the scenarios, and write the conformance reports."""
-    from testbed.conformance.runner import ConformanceOptions, run_conformance
+    from testbed.conformance.runner import ConformanceOptions, RunInterrupted, run_conformance
 
     run_id = current_run_id(state) if attach else new_run_id("conformance")
     folder = RunFolder(state, reports, run_id if not attach else new_run_id("attached"))
@@ -118,7 +159,12 @@ def conformance(
         on_progress=_progress,
         on_check=lambda scenario, check: print_check(console, scenario, check),
     )
-    results = run_conformance(options)
+    if not paths and not profile:
+        _progress("no scenarios named: the use cases in scenarios/ and every profile in scenarios/profiles/")
+    try:
+        results = run_conformance(options)
+    except RunInterrupted as stopped:  # its reports are written all the same, from the checks finished
+        results = stopped.results
     write_all(results, folder.report_dir)
     print_summary(console, results, folder.report_dir)
     if results.error:
@@ -175,7 +221,12 @@ def load(
     spawn_rate: Annotated[
         float | None, typer.Option("--spawn-rate", "-r", min=0.01, help="Users started per second")
     ] = None,
-    duration: Annotated[float | None, typer.Option("--duration", "-t", min=1, help="Seconds of load")] = None,
+    duration: Annotated[
+        str | None,
+        typer.Option(
+            "--duration", "-t", metavar="DURATION", help="How long the load lasts: 30 (seconds), 30s, 5m, 1h30m"
+        ),
+    ] = None,
     threshold: Annotated[
         list[str] | None,
         typer.Option("--threshold", help="'p(95)<200' for the run, 'STEP:p(95)<200' for one step; repeatable"),
@@ -194,6 +245,7 @@ def load(
     ca: CaOption = None,
 ) -> None:
     """Replay a scenario with many simulated users (Locust) and check its thresholds."""
+    from testbed.conformance.runner import RunInterrupted
     from testbed.load.runner import LoadOptions, Overrides, parse_threshold_option, run_load
 
     for given in threshold or []:
@@ -201,26 +253,26 @@ def load(
             parse_threshold_option(given)
         except ValueError as exc:
             raise ConfigError(f"--threshold: {exc}") from None
+    seconds = _duration_option(duration)
     folder = RunFolder(state, reports, new_run_id("load"))
     options = LoadOptions(
         scenario_path=scenario,
         network_path=network,
         runtime=runtime,
         folder=folder,
-        overrides=Overrides(users=users, spawn_rate=spawn_rate, duration=duration, thresholds=threshold or []),
+        overrides=Overrides(users=users, spawn_rate=spawn_rate, duration=seconds, thresholds=threshold or []),
         workers=workers,
         web_port=web,
         attach=RunFolder(state, reports, current_run_id(state)) if attach else None,
         ca_dir=ca,
         on_progress=_progress,
     )
-    results = run_load(options)
+    try:
+        results = run_load(options)
+    except RunInterrupted as stopped:  # its reports are written all the same, from what it measured
+        results = stopped.results
     write_all(results, folder.report_dir)
-    print_summary(console, results, folder.report_dir)
-    if results.performance is not None:
-        for outcome in results.performance.thresholds:
-            mark = Text("✓", "green") if outcome.passed else Text("✗", "red")
-            console.print(Text.assemble(mark, f" {outcome.scope}: {outcome.expression}  {outcome.detail}"))
+    print_summary(console, results, folder.report_dir)  # a k6-like end-of-test summary, thresholds included
     if results.error:
         errors.print(_labelled("error:", results.error))
     raise typer.Exit(results.exit_code)
@@ -401,24 +453,31 @@ def fault(
 
 
 @app.command()
-def validate(paths: Annotated[list[Path], typer.Argument(help="Scenario or network files")]) -> None:
-    """Check scenario and network files without starting anything."""
+def validate(
+    paths: Annotated[list[Path], typer.Argument(help="Scenario or network files")],
+    runtime: RuntimeOption = "process",
+) -> None:
+    """Check scenario and network files without starting anything: every check a run makes
+    before it starts a node, every problem of every file. Exit 2 when any has one."""
     from testbed.conformance.catalogue import Catalogue
-    from testbed.scenario.loader import check_scenario, load_scenario
-    from testbed.topology import load_network
-    from testbed.yamlsource import read_yaml
+    from testbed.scenario.loader import validate_file
 
     catalogue = Catalogue.load()
+    broken = 0
     for path in paths:
-        doc = read_yaml(path)
-        if isinstance(doc.data, dict) and "organisations" in doc.data:
-            load_network(path)
-        elif isinstance(doc.data, dict) and "steps" in doc.data:
-            scenario = load_scenario(path)
-            check_scenario(scenario, load_network(scenario.network_path).network, catalogue)
+        try:
+            validate_file(path, catalogue, runtime=runtime)
+        except TestbedError as exc:
+            errors.print(_labelled("✗", exc), soft_wrap=True)
+            broken += 1
+        except RecursionError:
+            errors.print(_labelled("✗", f"{path}: values nest too deeply to be read"), soft_wrap=True)
+            broken += 1
         else:
-            raise ConfigError(f"{path}:1: neither a scenario (has 'steps') nor a network file (has 'organisations')")
-        console.print(Text.assemble(("✓", "green"), f" {path}"))
+            console.print(Text.assemble(("✓", "green"), f" {path}"))
+    if broken:
+        errors.print(_labelled("error:", f"{broken} of {len(paths)} files have problems"))
+        raise typer.Exit(ExitCode.HARNESS_ERROR)
 
 
 @app.command()
@@ -443,6 +502,21 @@ def schema(out: Annotated[Path | None, typer.Option("--out", help="Folder to wri
 
     for path in write_schemas(out or SCHEMA_DIR):
         console.print(f"wrote {path}")
+
+
+def _duration_option(text: str | None) -> float | None:
+    """`--duration` in seconds; units as Locust and k6 take them (30s, 5m, 1h30m)."""
+    from testbed.scenario.durations import parse_duration
+
+    if text is None:
+        return None
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        raise ConfigError(f"--duration: {exc}") from None
+    if seconds < 1:
+        raise ConfigError(f"--duration: {text!r} is less than the one second Locust can run for")
+    return seconds
 
 
 def _available_profiles() -> list[str]:

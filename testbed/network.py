@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from testbed import interrupts
 from testbed.bootstrap import bootstrap
 from testbed.errors import ConfigError, NodeIdentityError, TestbedError
 from testbed.files import display_path
@@ -88,16 +88,12 @@ def start_network(
 
 def stop_network(folder: RunFolder, state: RunState) -> list[str]:
     """Stop what the run started and remove its state; neither Ctrl-C nor a termination
-    signal can cut this short."""
-    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    signal can cut this short (they are counted: the run still ends as interrupted)."""
+    with interrupts.held():
         killed = get_runtime(state.runtime).stop(state)
         state.status = "stopped"
         folder.remove_state()
         return killed
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 @contextlib.contextmanager

@@ -10,13 +10,15 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
+from protocols.settings import SETTINGS_BY_ROLE, settings_for
 from testbed.errors import ConfigError
 from testbed.files import sha256_of
 from testbed.yamlsource import YamlDocument, read_yaml, validate
 
 NAME_PATTERN = r"^[a-z][a-z0-9-]{0,39}$"
+RUNTIME_NAMES = ("process", "docker")  # testbed.runtime.RUNTIMES, which imports this module
 
 
 class Role(StrEnum):
@@ -67,7 +69,23 @@ class NodeSpec(Strict):
     name: str = Field(pattern=NAME_PATTERN, description="Unique in the network")
     role: Role
     implementation: Implementation = "reference"
-    settings: dict[str, Any] = Field(default_factory=dict, description="Role-specific settings for a reference node")
+    settings: dict[str, Any] = Field(
+        default_factory=dict, description="Role-specific settings for a reference node (protocols.settings)"
+    )
+
+    @field_validator("settings")
+    @classmethod
+    def _settings_fit_the_role(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        """Checked here, before anything starts, with the model the node reads them with."""
+        role = info.data.get("role")
+        if role is None:  # the role itself was wrong: that is the error to show
+            return value
+        name = Role(role).value
+        try:
+            settings_for(name, value)
+        except ValidationError as exc:
+            raise ValueError(f"settings of a {name} node: {_settings_problems(exc, name)}") from exc
+        return value
 
     @property
     def is_reference(self) -> bool:
@@ -77,6 +95,18 @@ class NodeSpec(Strict):
     def image(self) -> str | None:
         """The image an implementation under test comes as, if it comes as one."""
         return self.implementation.image if isinstance(self.implementation, ImageImplementation) else None
+
+
+def _settings_problems(exc: ValidationError, role: str) -> str:
+    problems = []
+    for error in exc.errors(include_url=False):
+        where = ".".join(str(part) for part in error["loc"]) or "settings"
+        if error["type"] == "extra_forbidden":
+            known = ", ".join(sorted(SETTINGS_BY_ROLE[role].model_fields))
+            problems.append(f"{where}: unknown setting (this role takes: {known})")
+        else:
+            problems.append(f"{where}: {error['msg']} (got {error.get('input')!r})")
+    return "; ".join(problems)
 
 
 class Organisation(Strict):
@@ -124,10 +154,19 @@ class LoadedNetwork(BaseModel):
     network: Network
 
 
-def load_network(path: Path) -> LoadedNetwork:
+def load_network(path: Path, *, runtime: str | None = None) -> LoadedNetwork:
+    """The network file, validated and cross-checked; `runtime`: also check that this runtime
+    can run every node it starts (an image needs docker)."""
     doc = read_yaml(path)
+    if not isinstance(doc.data, dict):
+        raise ConfigError(
+            f"{path}:1: not a network file: a mapping with 'name', 'seed' and 'organisations' was expected, "
+            f"not {kind_of(doc.data)}"
+        )
     network = validate(doc, Network, "network")
     _check_references(doc, network)
+    if runtime is not None and (problems := _runtime_problems(doc, network, runtime)):
+        raise ConfigError("\n".join([f"{doc.path}: the network cannot run on the {runtime} runtime:", *problems]))
     digest = sha256_of(path)
     return LoadedNetwork(path=path, sha256=digest, network=network)
 
@@ -178,3 +217,29 @@ def _check_references(doc: YamlDocument, network: Network) -> None:
         )
     if problems:
         raise ConfigError("\n".join([f"{doc.path}: the network file is inconsistent:", *problems]))
+
+
+def _runtime_problems(doc: YamlDocument, network: Network, runtime: str) -> list[str]:
+    """What the runtime would refuse only after the run began (the process runtime starts
+    reference nodes alone; an implementation given as an image needs docker)."""
+    if runtime not in RUNTIME_NAMES:
+        return [f"{doc.path}: unknown runtime {runtime!r}; available: {', '.join(RUNTIME_NAMES)}"]
+    if runtime == "docker":
+        return []
+    return [
+        f"{doc.where(('organisations', i, 'nodes', j, 'implementation', 'image'))}: node {node.name!r} is given as "
+        "an image, which needs the docker runtime (--runtime docker)"
+        for i, org in enumerate(network.organisations)
+        for j, node in enumerate(org.nodes)
+        if node.image
+    ]
+
+
+def kind_of(value: Any) -> str:
+    """What a file holds instead of a mapping, in a few words: never the value itself, which
+    may be a whole file read as one text."""
+    if isinstance(value, str):
+        return f"a text of {len(value)} characters"
+    if isinstance(value, list):
+        return f"a list of {len(value)} items"
+    return f"a value of type {type(value).__name__}"

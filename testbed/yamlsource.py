@@ -63,10 +63,14 @@ def read_yaml(path: Path) -> YamlDocument:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
         raise ConfigError(f"{path}:{line}: not valid YAML: {exc.problem or exc}") from None
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow (a NUL, a control code)
+        line = text[: exc.position].count("\n") + 1
+        raise ConfigError(f"{path}:{line}: not valid YAML: {exc.reason} (character {exc.character!r})") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     except RecursionError:
-        raise ConfigError(f"{path}: values nest too deeply (more than {MAX_DEPTH} levels)") from None
+        line = _too_deep_line(text)
+        raise ConfigError(f"{path}:{line}: values nest too deeply (more than {MAX_DEPTH} levels)") from None
     if root is None:
         raise ConfigError(f"{path}:1: the file is empty")
     doc = YamlDocument(path=path, data=None)
@@ -78,6 +82,23 @@ def read_yaml(path: Path) -> YamlDocument:
     except RecursionError:
         raise ConfigError(f"{path}: an alias refers to itself (or nests too deeply)") from None
     return doc
+
+
+def _too_deep_line(text: str) -> int:
+    """Where values first nest deeper than MAX_DEPTH: the parser's events come one by one,
+    without the recursion that building the tree needs."""
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH and event.start_mark is not None:
+                    return int(event.start_mark.line) + 1
+            elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+                depth -= 1
+    except yaml.YAMLError:
+        pass
+    return 1
 
 
 class _Builder:
@@ -204,12 +225,13 @@ def _dotted(location: PathKey) -> str:
 
 
 def _explain(error: dict[str, Any]) -> str:
-    message = str(error["msg"])
+    message = str(error["msg"]).removeprefix("Value error, ")  # our own validators' messages stand alone
     if error["type"] == "missing":
         return "this field is required"
     if error["type"] == "extra_forbidden":
         return "unknown field (check the spelling)"
     value = error.get("input")
     if isinstance(value, str | int | float | bool) or value is None:
-        return f"{message} (got {value!r})"
+        shown = repr(value)  # a long text is cut: a message names a value, it does not repeat a file
+        return f"{message} (got {shown if len(shown) <= 200 else shown[:200] + '…'})"
     return message

@@ -19,13 +19,13 @@ from nodes.consent import subscriptions, xacml
 from nodes.consent.model import Answer, Question, decide, question_of
 from protocols import xmldsig
 from protocols.nodeconfig import NodeConfig
+from protocols.settings import ConsentSettings
 
 CONSENTS = "consents"
 CHOICES_BY_BSN = "choices_by_bsn"  # bsn|choice id -> the choice's id: the index questions use
 LOCATIONS = "locations"  # bsn|data holder -> which holder holds data about which citizen
 OPT_OUTS = "opt_outs"  # bsn -> an objection to secondary use
 REMEMBERED_CITIZENS = 10_000
-ACCEPT_UNSIGNED = "accept_unsigned_queries"  # the node setting (network file, node `settings`)
 # A signature refusal (its rule) -> the defect that lets such a query through anyway.
 ACCEPTED_BY_FAULT = {
     "signature-missing": "accepts-unsigned-query",
@@ -42,7 +42,7 @@ class ConsentService:
         self.faulty = fault_switch(config)  # a deliberate defect, for the mutation self-test; none normally
         # Whether a closed question without a signature is answered (over mutual TLS alone), as
         # nuts-knooppunt sends it; refused unless the network file says so in the node's settings.
-        self.accept_unsigned = config.settings.get(ACCEPT_UNSIGNED, False) is True
+        self.accept_unsigned = config.role_settings(ConsentSettings).accept_unsigned_queries
         self.deliveries: set[asyncio.Task[bool]] = set()  # notifications under way (kept from the collector)
         # A citizen's choices are read for every question and change seldom: kept in memory once
         # read, and forgotten when one of them changes (storage stays the record; a restart reads it).

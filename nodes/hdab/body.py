@@ -26,10 +26,10 @@ from nodes.hdab.applications import (
     permit_subject,
 )
 from nodes.hdab.catalogue import datasets_of
-from nodes.station.analysis import DEFAULT_THRESHOLD
 from nodes.station.permits import PERMIT_TYPE
 from nodes.station.secondary import AUDIT_SCOPE, SECONDARY_SCOPE
 from protocols.nodeconfig import NodeConfig
+from protocols.settings import HdabSettings
 
 APPLICANT_SCOPE = "data-access"
 APPLICATIONS, DATASETS, CENTRAL_TASKS = "applications", "datasets", "central_tasks"
@@ -57,7 +57,7 @@ class AccessBody:
         self.resources = ResourceServer(config, self.client)
         self.issuer = OrganisationIssuer(config, self.client)
         self.subject = config.organisation.id  # bootstrap names the subject after the organisation
-        self.threshold = int(config.settings.get("min_cell_size", DEFAULT_THRESHOLD))
+        self.threshold = config.role_settings(HdabSettings).min_cell_size
         self.faulty = fault_switch(config)
         self._audit_cache: dict[tuple[str, str], dict[str, Any]] = {}  # only the faulty variant that caches
 

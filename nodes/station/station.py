@@ -16,9 +16,9 @@ from nodes.common.http import HttpError, outbound_client
 from nodes.common.resource import ResourceServer
 from nodes.common.storage import DocumentStore
 from nodes.station import catalogue, synthetic
-from nodes.station.analysis import DEFAULT_THRESHOLD
 from nodes.station.fhir import operation_outcome
 from protocols.nodeconfig import NodeConfig
+from protocols.settings import StationSettings
 
 FHIR_JSON = "application/fhir+json"
 DEFAULT_SCOPES = ["bgz", "bgz-sender", "bgz-receiver"]
@@ -39,12 +39,13 @@ class Station:
         self.audit = AuditLog(self.store)
         self.client = outbound_client(config)
         self.resources = ResourceServer(config, self.client, self._overlooks)
-        self.scopes = set(config.settings.get("scopes", DEFAULT_SCOPES))
-        self.threshold = int(config.settings.get("min_cell_size", DEFAULT_THRESHOLD))
-        self.dataset = catalogue.dataset_id(config.public_url, str(config.settings.get("dataset", "care-records")))
+        settings = config.role_settings(StationSettings)
+        self.scopes = set(settings.scopes or DEFAULT_SCOPES)
+        self.threshold = settings.min_cell_size
+        self.dataset = catalogue.dataset_id(config.public_url, settings.dataset)
         self._consent_remembered: dict[tuple[str, str], dict[str, Any]] = {}  # only the faulty variant that caches
         self._requesters_permitted: set[str] = set()  # only the faulty variant that asks once per requester
-        self._load_data(int(config.settings.get("patients", 1000)))
+        self._load_data(settings.patients)
 
     def _overlooks(self, rule: str) -> bool:
         """The token rules of the shared resource server a faulty variant lets pass."""

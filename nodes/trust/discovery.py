@@ -26,6 +26,7 @@ from nodes.trust.policy import organisation_definition
 from nodes.trust.presentation import field_claims, satisfies, select
 from protocols import jsonpath
 from protocols import vcjwt as vc
+from protocols.settings import TrustSettings
 
 RETRACTED = "RetractedVerifiablePresentation"
 # The problem title of a refused registration: the Nuts node titles a failed operation after its
@@ -50,7 +51,7 @@ def services(node: TrustNode) -> dict[str, Service]:
     """The service definitions every node of the network shares; the server is the node
     the harness names as `discovery_server` (by default the credential issuer's)."""
     server = node.config.peers.get("discovery_server", node.config.public_url)
-    ids = node.config.settings.get("discovery_services", [DEFAULT_SERVICE])
+    ids = node.config.role_settings(TrustSettings).discovery_services or [DEFAULT_SERVICE]
     return {
         sid: Service(
             sid, f"{server}/discovery/{sid}", DEFAULT_MAX_VALIDITY, organisation_definition(f"discovery-{sid}")

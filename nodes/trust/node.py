@@ -23,6 +23,7 @@ from protocols import vcjwt as vc
 from protocols.didweb import did_for
 from protocols.keys import derive_key, public_jwk
 from protocols.nodeconfig import NodeConfig
+from protocols.settings import TrustSettings
 
 SUBJECTS = "subjects"
 ISSUED = "issued_credentials"
@@ -37,14 +38,15 @@ class TrustNode:
         self.store = DocumentStore(config.data_dir / "trust.sqlite")
         self.client = outbound_client(config)
         self.resolver = Resolver(self.client, self.local_document)
-        self.policy: dict[str, dict[str, Any]] = config.settings.get("policy") or default_policy()
-        self.token_lifetime = int(config.settings.get("token_lifetime_seconds", 900))
+        settings = config.role_settings(TrustSettings)
+        self.policy: dict[str, dict[str, Any]] = settings.policy or default_policy()
+        self.token_lifetime = settings.token_lifetime_seconds
         self._key = lru_cache(maxsize=1024)(self._derive_key)
         self.status_lists = StatusLists(self.store, config.public_url)
         self.status_reader = StatusListReader(self.client, self.resolver)
         # How long verifiers may cache this node's status lists (Cache-Control: max-age);
         # 0, the default, makes every verification see a revocation at once.
-        self.status_list_max_age = int(config.settings.get("status_list_max_age_seconds", 0))
+        self.status_list_max_age = settings.status_list_max_age_seconds
         self.one_use = OneUseMemory()  # presentation nonces and DPoP proof ids
         self._first_subject: str | None = None  # for the did-document-wrong-key defect only
         # Issued access tokens live in memory, as in the Nuts node: they last minutes. A restart

@@ -15,6 +15,7 @@ from nodes.common.storage import DocumentStore
 from nodes.vault import access, lifestyle
 from nodes.vault.auth import VaultResources
 from protocols.nodeconfig import NodeConfig
+from protocols.settings import VaultSettings
 
 GRANT_TYPE = "AccessGrant"
 CONTAINER = "lifestyle"
@@ -37,7 +38,7 @@ class Vault:
         self.resources = VaultResources(config, self.client, self.faulty)
         self.issuer = OrganisationIssuer(config, self.client)
         if not self.store.count(PODS):
-            pods = lifestyle.citizens(config.seed, config.name, int(config.settings.get("pods", 100)))
+            pods = lifestyle.citizens(config.seed, config.name, config.role_settings(VaultSettings).pods)
             self.store.put_many(PODS, [(p["id"], p) for p in pods])
 
     def container_url(self, pod_id: str) -> str:

@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from protocols.xmldsig import SigningIdentity
-from testbed import __version__
+from testbed import __version__, interrupts
 from testbed.conformance.catalogue import Catalogue
 from testbed.conformance.mutants import recorded_score
 from testbed.errors import ConfigError, ExitCode, TestbedError
 from testbed.files import display_path
 from testbed.network import NetworkOptions, RunningNetwork
+from testbed.report.counts import requirements_covered
 from testbed.report.model import (
     CheckResult,
     ImplementationInfo,
@@ -32,12 +33,14 @@ from testbed.report.model import (
     ReadingNote,
     RequirementCoverage,
     RunResults,
+    ScenarioResult,
     Summary,
     Verdict,
 )
+from testbed.report.phases import PhaseTimer
 from testbed.runtime.state import RunFolder
 from testbed.scenario.engine import Engine
-from testbed.scenario.loader import LoadedScenario, check_scenario, load_scenario
+from testbed.scenario.loader import LoadedScenario, check_scenario, load_scenario, network_of
 from testbed.scenario.transport import HttpxTransport
 from testbed.topology import LoadedNetwork, UrlImplementation, load_network
 
@@ -74,7 +77,11 @@ def prepare(options: ConformanceOptions, catalogue: Catalogue) -> LoadedNetwork:
                 f"one run uses one network: {', '.join(map(str, sorted(others)))} name another network than "
                 f"{network_path}; run them separately or pass --network"
             )
-    loaded = load_network(network_path)
+    runtime = None if options.attach else options.runtime  # an attached network runs already
+    if options.network_path is None:
+        loaded = network_of(options.scenarios[0], runtime=runtime)  # a problem names the scenario's line
+    else:
+        loaded = load_network(network_path, runtime=runtime)
     for scenario in options.scenarios:
         check_scenario(scenario, loaded.network, catalogue)
     return loaded
@@ -117,16 +124,49 @@ def run_on_network(
     """Do a run's work on its network, whatever fails, then complete the results: an error of
     the harness or the environment, the containers' resource use, the end time, the verdict.
     `roles`: whose requirements the coverage reports (None: every role's)."""
+    interrupts.resume()  # an interrupt held since the previous run of this process ends this one
+    before = interrupts.received()
+    stopped = False
+    timer = PhaseTimer(results.phases)  # where the time went, for the terminal and results.json
     try:
         with options.network(loaded) as running:
+            timer.lap("start")  # plan, start, health checks and bootstrap of the network
             results.implementations = implementations(running)
-            work(running)
+            try:
+                work(running)
+            finally:
+                timer.lap("load" if results.kind == "load" else "replay")
     except TestbedError as exc:
         results.error = str(exc)
+    except KeyboardInterrupt:  # the network is down already: its teardown ran on the way out
+        stopped = True
+    interrupts.hold()  # from here the results are made final; an interrupt can no longer cut that short
+    timer.lap("teardown" if "start" in results.phases else "start (failed) and teardown")
     results.node_resources = node_resources(options.folder)
     results.finished = datetime.now(UTC)
     finalise(results, catalogue, roles)
+    if stopped or interrupts.received() > before:  # also one during teardown, which went on
+        mark_interrupted(results)
+        raise RunInterrupted(results)
     return results
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """A run ended by SIGINT or SIGTERM, carrying its final results: the checks finished before
+    the interrupt, verdict interrupted. A caller that does not look for it sees the interrupt."""
+
+    def __init__(self, results: RunResults) -> None:
+        super().__init__("interrupted")
+        self.results = results
+
+
+def mark_interrupted(results: RunResults) -> None:
+    """Whatever the checks finished so far say, an interrupted run reaches no verdict; its exit
+    code is the one the process ends with."""
+    checks = results.summary.total
+    results.verdict, results.exit_code = Verdict.INTERRUPTED, interrupts.INTERRUPTED
+    cause = f"the run was interrupted (SIGINT or SIGTERM) after {checks} check{'s' if checks != 1 else ''}"
+    results.error = f"{cause}; before that: {results.error}" if results.error else cause
 
 
 def node_resources(folder: RunFolder) -> dict[str, dict[str, Any]]:
@@ -188,7 +228,18 @@ def _replay(options: ConformanceOptions, loaded: LoadedNetwork, running: Running
         for scenario in options.scenarios:
             name = scenario.scenario.name
             options.on_progress(f"scenario {name} ({len(scenario.scenario.steps)} steps)")
-            results.scenarios.append(engine.run(scenario, functools.partial(options.on_check, name)))
+            # Checks join the results as they finish: an interrupt mid-scenario keeps them.
+            partial = ScenarioResult(
+                name=name, file=scenario.display_path, sha256=scenario.sha256, description=scenario.scenario.description
+            )
+            results.scenarios.append(partial)
+            finished = engine.run(scenario, functools.partial(_keep_check, partial, options.on_check))
+            results.scenarios[-1] = finished
+
+
+def _keep_check(partial: ScenarioResult, on_check: Callable[[str, CheckResult], None], check: CheckResult) -> None:
+    partial.checks.append(check)
+    on_check(partial.name, check)
 
 
 def _signer(running: RunningNetwork) -> SigningIdentity | None:
@@ -268,7 +319,7 @@ def finalise(results: RunResults, catalogue: Catalogue, roles: set[str] | None =
         must_blocked=must_blocked,
         must_untested=must_untested,
         requirements_total=len(results.requirements),
-        requirements_covered=sum(r.outcome not in (None, Outcome.SKIPPED) for r in results.requirements),
+        requirements_covered=requirements_covered(results.requirements),  # the rule every report counts by
     )
     if results.error or not checks:
         results.verdict, results.exit_code = Verdict.ERROR, ExitCode.HARNESS_ERROR  # the run did not complete

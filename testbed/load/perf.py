@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import csv
+import statistics
 from pathlib import Path
 
-from testbed.report.model import RequestFigures, SeriesPoint, ThresholdOutcome
+from testbed.report.model import FailureRecord, RequestFigures, SeriesPoint, SteadyState, ThresholdOutcome
 from testbed.scenario.thresholds import PERCENTILES, Threshold
 
 OVERALL = "Aggregated"  # Locust's name for the row over every request
@@ -65,6 +66,59 @@ def read_all_series(history_csv: Path) -> dict[str, list[SeriesPoint]]:
 def read_series(history_csv: Path, name: str = OVERALL) -> list[SeriesPoint]:
     """One series of the run: over every request, or of one step's requests (`name`)."""
     return read_all_series(history_csv).get(name, [])
+
+
+def read_failures(failures_csv: Path) -> list[FailureRecord]:
+    """What failed, from `<prefix>_failures.csv` (Locust groups failures by method, name and
+    message), most frequent first."""
+    if not failures_csv.exists():
+        return []
+    found = [
+        FailureRecord(
+            step=row.get("Name", ""),
+            method="" if row.get("Method") == STEP_TYPE else row.get("Method", ""),
+            message=row.get("Error", ""),
+            occurrences=int(float(row.get("Occurrences") or 0)),
+        )
+        for row in _rows(failures_csv)
+    ]
+    return sorted(found, key=lambda f: -f.occurrences)
+
+
+def in_order(steps: list[RequestFigures], order: list[str]) -> list[RequestFigures]:
+    """Steps in the scenario's order (Locust sorts them by name); names it does not know last."""
+    rank = {name: index for index, name in enumerate(order)}
+    return sorted(steps, key=lambda f: (rank.get(f.name, len(order)), f.name))
+
+
+def ramp_up_end(series: list[SeriesPoint], users: int) -> float:
+    """The second by which every user had started: the first point at the full count (the
+    last point's time when the run never got there)."""
+    for point in series:
+        if point.users >= users:
+            return point.t
+    return series[-1].t if series else 0.0
+
+
+def steady_state(series: list[SeriesPoint], start: float) -> SteadyState | None:
+    """The run after its ramp-up: mean throughput and failures, median of each percentile."""
+    points = [p for p in series if p.t > start]
+    if not points:
+        return None
+
+    def median(values: list[float | None]) -> float | None:
+        present = [v for v in values if v is not None]
+        return statistics.median(present) if present else None
+
+    return SteadyState(
+        start_s=start,
+        end_s=points[-1].t,
+        rps=statistics.fmean(p.rps for p in points),
+        failures_per_s=statistics.fmean(p.failures_per_s for p in points),
+        p50_ms=median([p.p50_ms for p in points]),
+        p95_ms=median([p.p95_ms for p in points]),
+        p99_ms=median([p.p99_ms for p in points]),
+    )
 
 
 def metrics(figures: RequestFigures) -> dict[str, float]:

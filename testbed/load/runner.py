@@ -128,7 +128,8 @@ def _drive(
     # visible from here, so CPU and memory are sampled the same way.
     nodes = {n.plan.name: pid for n in state.nodes if (pid := n.pid or (n.container and container_pid(n.container)))}
     samples = _run_locust(plan_path, load_dir, settings, options, nodes)
-    performance = _performance(load_dir, settings, options.workers, samples)
+    order = [step.id for step in scenario.scenario.steps]
+    performance = _performance(load_dir, settings, options.workers, samples, order=order)
     results.performance = performance
     results.scenarios.append(_as_checks(scenario, performance, started))
 
@@ -264,7 +265,7 @@ def _progress_line(history: Path) -> str:
 
 
 def _performance(
-    load_dir: Path, settings: LoadSettings, workers: int, samples: dict[str, list[NodeSample]]
+    load_dir: Path, settings: LoadSettings, workers: int, samples: dict[str, list[NodeSample]], *, order: list[str]
 ) -> Performance:
     stats = load_dir / "locust_stats.csv"
     if not stats.exists():
@@ -273,21 +274,48 @@ def _performance(
     if overall is None or overall.requests == 0:
         raise TestbedError(f"no request was made during the load run; see {load_dir / 'locust-0.log'}")
     series = perf.read_all_series(load_dir / "locust_stats_history.csv")
+    overall_series = series.pop(perf.OVERALL, [])
+    ramp_up = perf.ramp_up_end(overall_series, settings.users)
     performance = Performance(
         users=settings.users,
         spawn_rate=settings.spawn_rate,
         duration_s=settings.duration,
         workers=workers,
         overall=overall,
-        steps=steps,
-        series=series.pop(perf.OVERALL, []),
+        steps=perf.in_order(steps, order),
+        series=overall_series,
         step_series=series,
         nodes=samples,
         thresholds=perf.check_thresholds(settings.parsed_thresholds(), overall, steps),
         files=sorted(p.name for p in load_dir.glob("locust_*.csv")),
+        failures=perf.read_failures(load_dir / "locust_failures.csv"),
+        ramp_up_s=ramp_up,
+        steady=perf.steady_state(overall_series, ramp_up),
+        stages=_stage_ends(settings),
     )
     (load_dir / "perf.json").write_text(performance.model_dump_json(indent=2), encoding="utf-8")
     return performance
+
+
+def _stage_ends(settings: LoadSettings) -> list[tuple[float, int]]:
+    """(end second, users) of each stage of a load shape, for the charts' stage marks."""
+    ends, elapsed = [], 0.0
+    for stage in settings.stages:
+        elapsed += stage.duration
+        ends.append((elapsed, stage.users))
+    return ends
+
+
+_COMPARISONS = (("<=", "-le-"), (">=", "-ge-"), ("==", "-eq-"), ("<", "-lt-"), (">", "-gt-"))
+
+
+def threshold_check_id(scope: str, expression: str) -> str:
+    """A threshold's check id says what it holds, in characters every report format takes in
+    an id: `overall-p95-lt-2500` for `p(95)<2500` over the run, `read-patient-rate-lt-0.01`."""
+    text = expression.replace(" ", "").replace("(", "").replace(")", "")
+    for operator, word in _COMPARISONS:
+        text = text.replace(operator, word)
+    return f"{scope}-{text}"
 
 
 def _as_checks(scenario: LoadedScenario, performance: Performance, started: datetime) -> ScenarioResult:
@@ -306,10 +334,10 @@ def _as_checks(scenario: LoadedScenario, performance: Performance, started: date
             duration_ms=performance.duration_s * 1000,
         )
     )
-    for index, outcome in enumerate(performance.thresholds, start=1):
+    for outcome in performance.thresholds:
         result.checks.append(
             CheckResult(
-                id=f"threshold-{index}",
+                id=threshold_check_id(outcome.scope, outcome.expression),
                 title=f"{outcome.scope}: {outcome.expression}",
                 requirements=[SLO_REQUIREMENT],
                 outcome=Outcome.PASSED if outcome.passed else Outcome.FAILED,

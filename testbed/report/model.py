@@ -32,6 +32,7 @@ class Verdict(StrEnum):
     FAILS = "fails"  # a MUST check failed, or could not run because an earlier step failed
     INCOMPLETE = "incomplete"  # nothing failed, but a MUST of a profile's role went untested
     ERROR = "error"  # the harness or the environment failed: no verdict on the implementations
+    INTERRUPTED = "interrupted"  # stopped by SIGINT or SIGTERM: the checks finished before it, no verdict
 
 
 class Level(StrEnum):
@@ -203,6 +204,29 @@ class ThresholdOutcome(BaseModel):
     detail: str
 
 
+class FailureRecord(BaseModel):
+    """One kind of failed request of a load run, as Locust groups them: a step, a message and
+    how often it happened."""
+
+    step: str
+    method: str = ""
+    message: str
+    occurrences: int
+
+
+class SteadyState(BaseModel):
+    """The run once every user had started (ramp-up left out), from the per-second series:
+    throughput and failures averaged, percentiles as the median of the per-second values."""
+
+    start_s: float  # seconds after the load began: the end of the ramp-up
+    end_s: float
+    rps: float
+    failures_per_s: float
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    p99_ms: float | None = None
+
+
 class Performance(BaseModel):
     """The figures of a load run, per step and over time, with the thresholds checked."""
 
@@ -216,6 +240,10 @@ class Performance(BaseModel):
     step_series: dict[str, list[SeriesPoint]] = Field(default_factory=dict)  # step id -> its series
     nodes: dict[str, list[NodeSample]] = Field(default_factory=dict)  # node name -> samples
     thresholds: list[ThresholdOutcome] = Field(default_factory=list)
+    failures: list[FailureRecord] = Field(default_factory=list)  # what failed, per step and message
+    ramp_up_s: float = 0.0  # seconds until every user had started
+    steady: SteadyState | None = None  # None: the run had no steady part (it ended while ramping up)
+    stages: list[tuple[float, int]] = Field(default_factory=list)  # (end second, users) of a load shape
     files: list[str] = Field(default_factory=list)  # Locust's CSVs, next to the report
 
 
@@ -246,6 +274,9 @@ class RunResults(BaseModel):
     requirements: list[RequirementCoverage] = Field(default_factory=list)
     summary: Summary = Field(default_factory=Summary)
     performance: Performance | None = None  # load runs only
+    # Where the run's time went: phase (plan, start, health, bootstrap, replay or load,
+    # teardown) -> seconds, in the order they happened.
+    phases: dict[str, float] = Field(default_factory=dict)
     # Docker runtime: per container, its CPU time and memory when the run ended.
     node_resources: dict[str, dict[str, Any]] = Field(default_factory=dict)
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from testbed.report.model import Outcome, RunResults, Verdict
+from testbed.report.counts import coverage as run_coverage
+from testbed.report.counts import outcome_counts, problems, tested
+from testbed.report.load_summary import ms, seconds
+from testbed.report.model import RunResults, Verdict
 
 
 def named(names: list[str], noun: str) -> str:
@@ -28,6 +31,8 @@ def verdict_line(results: RunResults) -> str:
         case Verdict.ERROR:
             cause = results.error or f"{s.error} check(s) could not be carried out"
             return f"Error, no verdict on the implementations: {cause}"
+        case Verdict.INTERRUPTED:
+            return f"Interrupted, no verdict on the implementations: {results.error or 'the run was interrupted'}."
         case Verdict.FAILS:
             blocked = f", {s.must_blocked} could not run after an earlier failure" if s.must_blocked else ""
             target = f" to {profiles}" if results.profiles else ""
@@ -66,7 +71,7 @@ def summary_markdown(results: RunResults) -> str:
         ],
         "",
         f"{s.total} checks: {s.passed} passed, {s.failed} failed, {s.skipped} skipped, {s.error} errors; "
-        f"{s.requirements_covered} of {s.requirements_total} requirements tested. Exit code {results.exit_code}.",
+        f"{run_coverage(results)} requirements{coverage_scope(results)} tested. Exit code {results.exit_code}.",
         f"Network `{results.network.path}` (seed `{results.seed}`), {results.runtime} runtime, "
         f"harness {results.harness_version}" + (f" at {results.git_revision}" if results.git_revision else "") + ".",
         "",
@@ -76,28 +81,30 @@ def summary_markdown(results: RunResults) -> str:
         "| --- | --- | --- | --- | --- |",
     ]
     for scenario in results.scenarios:
-        counts = {o: sum(1 for c in scenario.checks if c.outcome == o) for o in Outcome}
+        counts = outcome_counts(scenario.checks)
         lines.append(
-            f"| {scenario.name} | {counts[Outcome.PASSED]} | {counts[Outcome.FAILED]} | "
-            f"{counts[Outcome.SKIPPED]} | {counts[Outcome.ERROR]} |"
+            f"| {scenario.name} | {counts['passed']} | {counts['failed']} | {counts['skipped']} | {counts['error']} |"
         )
-    problems = [(sc, c) for sc, c in results.all_checks() if c.outcome in (Outcome.FAILED, Outcome.ERROR)]
-    if problems:
+    found = problems(results)
+    if found:
         lines += ["", "## Failed and errored checks", ""]
-        lines += [f"- `{sc.name}/{c.id}` ({', '.join(c.requirements)}), {c.outcome}: {c.message}" for sc, c in problems]
+        lines += [
+            f"- `{p.ref}` ({', '.join(p.check.requirements)}), {p.check.outcome}: {p.check.message}" for p in found
+        ]
     if results.performance is not None:
         perf = results.performance
         lines += ["", "## Performance", ""]
         lines.append(
-            f"{perf.users} users for {perf.duration_s:.0f} s: {perf.overall.requests} requests, "
+            f"{perf.users} users for {seconds(perf.duration_s)}: {perf.overall.requests} requests, "
             f"{perf.overall.failures} failed, {perf.overall.rps:.1f} requests/s, "
-            f"p95 {perf.overall.percentiles_ms.get('95', '-')} ms."
+            f"p95 {ms(perf.overall.percentiles_ms.get('95'))}."
         )
+        lines += [f"- {f.occurrences} x `{f.step}` failed: {f.message}" for f in perf.failures]
         lines += [
             f"- {'passed' if t.passed else 'BREACHED'}: {t.scope} `{t.expression}`: {t.detail}" for t in perf.thresholds
         ]
     lines += _disagreements(results)
-    untested = [r.id for r in results.requirements if r.outcome is None]
+    untested = [r.id for r in results.requirements if not tested(r)]
     if untested:
         lines += ["", f"Requirements not tested in this run: {', '.join(untested)}."]
     return "\n".join(lines) + "\n"

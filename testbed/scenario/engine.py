@@ -396,7 +396,12 @@ def _token_node(action: Action) -> str:
 
 
 def _describe(result: ExpectationResult) -> str:
-    return f"{result.what}: expected {result.expected!r}, got {result.actual!r}"
+    return f"{result.what}: expected {_shown(result.expected)}, got {_shown(result.actual)}"
+
+
+def _shown(value: Any) -> str:
+    """Strings in quotes as written (repr would double a pattern's backslashes), the rest as repr."""
+    return f"'{value}'" if isinstance(value, str) else repr(value)
 
 
 def _json_or_marker(content: bytes) -> Any:

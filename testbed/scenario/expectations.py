@@ -71,12 +71,12 @@ def _judged(expect: Expect, status: int, headers: Mapping[str, str], body: Any, 
     for name, pattern in expect.headers.items():
         actual = lowered.get(name.lower())
         passed = actual is not None and re.search(pattern, actual) is not None
-        yield f"header {name}", f"matches {pattern!r}", actual, passed
+        yield f"header {name}", f"matches /{pattern}/", actual, passed  # as written: no repr escaping
     for check in expect.json_checks:
         yield _json(check, body, text)
     if expect.body_matches is not None:
         found = re.search(expect.body_matches, text) is not None
-        yield "body", f"matches {expect.body_matches!r}", text if len(text) <= 300 else text[:300] + "…", found
+        yield "body", f"matches /{expect.body_matches}/", text if len(text) <= 300 else text[:300] + "…", found
 
 
 def _json(check: JsonExpectation, body: Any, text: str) -> Judged:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from testbed.scenario.durations import Duration
 from testbed.scenario.thresholds import Threshold
 
 
@@ -14,7 +15,7 @@ class Stage(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    duration: float = Field(gt=0, le=24 * 3600, description="Seconds this stage lasts")
+    duration: Duration = Field(gt=0, le=24 * 3600, description="Seconds this stage lasts (30, 30s, 5m, 1h30m)")
     users: int = Field(ge=0, le=100_000, description="Users running at the end of the stage")
 
 
@@ -23,7 +24,9 @@ class LoadSettings(BaseModel):
 
     users: int = Field(default=10, ge=1, le=100_000, description="Concurrent simulated users")
     spawn_rate: float = Field(default=10, gt=0, description="Users started per second")
-    duration: float = Field(default=30, gt=0, le=24 * 3600, description="Seconds the load lasts")
+    duration: Duration = Field(
+        default=30, gt=0, le=24 * 3600, description="Seconds the load lasts (30, 30s, 5m, 1h30m)"
+    )
     stages: list[Stage] = Field(default_factory=list, description="A load shape; replaces users and duration")
     thresholds: dict[str, list[str]] = Field(
         default_factory=dict,

@@ -3,20 +3,22 @@ before anything starts; every problem names the file and line."""
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from protocols import jsonpath
 from testbed.errors import ConfigError
 from testbed.files import display_path, sha256_of
 from testbed.scenario.expectations import split_source
 from testbed.scenario.models import Scenario, Step
-from testbed.scenario.templating import NAMESPACES, roots, unknown_filters
-from testbed.topology import Network, Role
-from testbed.yamlsource import YamlDocument, read_yaml, validate
+from testbed.scenario.templating import NAMESPACES, expression_problem, expressions, malformed, root_of, unknown_filters
+from testbed.topology import LoadedNetwork, Network, Organisation, Role, kind_of, load_network
+from testbed.yamlsource import PathKey, YamlDocument, read_yaml, validate
 
 
 @dataclass(frozen=True)
@@ -38,8 +40,23 @@ class LoadedScenario:
 
 def load_scenario(path: Path) -> LoadedScenario:
     document = read_yaml(path)
+    if not isinstance(document.data, dict):
+        raise ConfigError(
+            f"{path}:1: not a scenario file: a mapping with 'name', 'network' and 'steps' was expected, "
+            f"not {kind_of(document.data)}"
+        )
     scenario = validate(document, Scenario, "scenario")
     return LoadedScenario(path, sha256_of(path), scenario, document)
+
+
+def network_of(loaded: LoadedScenario, *, runtime: str | None = None) -> LoadedNetwork:
+    """The network file the scenario names; a problem with it also names the scenario's line
+    that refers to it (`runtime`: also check that it can run every node of the network)."""
+    try:
+        return load_network(loaded.network_path, runtime=runtime)
+    except ConfigError as exc:
+        where = loaded.document.where(("network",))
+        raise ConfigError(f"{where}: network {loaded.scenario.network!r} cannot be used:\n{exc}") from None
 
 
 class RequirementIndex(Protocol):
@@ -53,7 +70,26 @@ class RequirementIndex(Protocol):
 
 def check_scenario(loaded: LoadedScenario, network: Network, catalogue: RequirementIndex) -> None:
     """Cross-checks: unique step ids, known requirements (ids in `catalogue`), actors and nodes
-    that exist in the network, and placeholders that refer to something defined earlier."""
+    that exist in the network, placeholders that refer to something defined earlier or in the
+    network, and thresholds that name steps."""
+    problems = scenario_problems(loaded, network, catalogue)
+    if problems:
+        raise ConfigError("\n".join([f"{loaded.path}: the scenario does not fit:", *problems]))
+
+
+@dataclass(frozen=True)
+class _Checking:
+    """What checking one scenario's steps needs at hand."""
+
+    doc: YamlDocument
+    scenario: Scenario
+    network: Network
+    catalogue: RequirementIndex
+    shape: dict[str, Any]
+
+
+def scenario_problems(loaded: LoadedScenario, network: Network, catalogue: RequirementIndex) -> list[str]:
+    """Every problem check_scenario finds, each starting with file and line."""
     doc, scenario = loaded.document, loaded.scenario
     problems: list[str] = []
     org_ids = {org.id for org in network.organisations}
@@ -63,31 +99,114 @@ def check_scenario(loaded: LoadedScenario, network: Network, catalogue: Requirem
                 f"{doc.where(('actors', actor))}: actor {actor!r} names organisation {org!r}, "
                 "which the network does not have"
             )
+    checking = _Checking(doc, scenario, network, catalogue, context_shape(network, scenario))
     defined = set(NAMESPACES)  # constants are reached as `vars.<name>`
     seen_ids: set[str] = set()
     for index, step in enumerate(scenario.steps):
-        where = doc.where(("steps", index))
         if step.id in seen_ids:
             problems.append(f"{doc.where(('steps', index, 'id'))}: duplicate step id {step.id!r}")
         seen_ids.add(step.id)
-        for n, requirement in enumerate(step.requirements):
-            if requirement not in catalogue:
-                problems.append(
-                    f"{doc.where(('steps', index, 'requirements', n))}: unknown requirement id {requirement!r}"
-                )
-        problems.extend(f"{where}: step {step.id!r}: {p}" for p in _reading_problems(step, catalogue))
-        problems.extend(f"{where}: step {step.id!r}: {p}" for p in _target_problems(step, scenario, network))
-        problems.extend(f"{where}: step {step.id!r}: {p}" for p in _expression_problems(step))
-        problems.extend(f"{where}: step {step.id!r}: {p}" for p in _refusal_problems(step))
-        values = step.model_dump(by_alias=True, exclude={"capture"})
-        for name in sorted(set(unknown_filters(values))):
-            problems.append(f"{where}: step {step.id!r} uses unknown filter {name!r}")
-        for root in sorted(set(roots(values))):
-            if root not in defined:
-                problems.append(f"{where}: step {step.id!r} uses {{{{ {root} }}}} before any step captures it")
+        problems.extend(_step_problems(checking, index, step, defined))
         defined.update(step.capture)
-    if problems:
-        raise ConfigError("\n".join([f"{loaded.path}: the scenario does not fit:", *problems]))
+    return problems + _threshold_problems(doc, scenario)
+
+
+def _step_problems(checking: _Checking, index: int, step: Step, defined: set[str]) -> list[str]:
+    doc, catalogue = checking.doc, checking.catalogue
+    where = f"{doc.where(('steps', index))}: step {step.id!r}"
+    problems = [
+        f"{doc.where(('steps', index, 'requirements', n))}: unknown requirement id {requirement!r}"
+        for n, requirement in enumerate(step.requirements)
+        if requirement not in catalogue
+    ]
+    problems.extend(f"{where}: {p}" for p in _reading_problems(step, catalogue))
+    problems.extend(_target_problems(checking, index, step))
+    problems.extend(f"{where}: {p}" for p in _expression_problems(step))
+    problems.extend(f"{where}: {p}" for p in _refusal_problems(step))
+    values = step.model_dump(by_alias=True, include={"request", "action", "expect"})
+    located = functools.partial(_where_text, doc, ("steps", index))
+    problems.extend(f"{located(p[1:40])}: step {step.id!r}: {p}" for p in malformed(values))
+    for name in sorted(set(unknown_filters(values))):
+        problems.append(f"{located(name)}: step {step.id!r} uses unknown filter {name!r}")
+    for expression in dict.fromkeys(expressions(values)):
+        root = root_of(expression)
+        if root not in defined:
+            problems.append(
+                f"{located(expression)}: step {step.id!r} uses {{{{ {root} }}}} before any step captures it"
+            )
+        elif (problem := expression_problem(expression, checking.shape)) is not None:
+            problems.append(f"{located(expression)}: step {step.id!r}: {problem}")
+    return problems
+
+
+def _where_text(doc: YamlDocument, base: PathKey, text: str) -> str:
+    """File and line of the first value (or key) under `base` whose text holds `text`: a
+    placeholder's problem points at the line it is written on, not at its step."""
+    found = _find_text(_value_at(doc.data, base), text, base)
+    return doc.where(found if found is not None else base)
+
+
+def _find_text(value: Any, text: str, location: PathKey) -> PathKey | None:
+    if isinstance(value, str):
+        return location if text in value else None
+    items: list[tuple[Any, Any]] = list(enumerate(value)) if isinstance(value, list) else []
+    items += list(value.items()) if isinstance(value, dict) else []
+    for key, item in items:
+        if isinstance(key, str) and text in key:
+            return (*location, key)
+        found = _find_text(item, text, (*location, key))
+        if found is not None:
+            return found
+    return None
+
+
+def _value_at(data: Any, location: PathKey) -> Any:
+    for part in location:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
+
+
+def context_shape(network: Network, scenario: Scenario) -> dict[str, Any]:
+    """What a run's placeholders are filled from before its first step (bootstrap's `orgs`,
+    `nodes` and `network`; the engine's `vars`, `actors`, `run`, `time` and `user`), with
+    stand-ins for what only the running network knows: placeholders are checked against it
+    before anything starts. Captured variables are not in it: their shape is the answer's."""
+    from testbed.scenario.engine import time_variables  # the engine imports this module
+
+    orgs = {org.id: _organisation_shape(org, network) for org in network.organisations}
+    node_keys = ("name", "role", "organisation", "url", "internal_url")
+    return {
+        "orgs": orgs,
+        "nodes": {node.name: dict.fromkeys(node_keys, "") for _, node in network.nodes()},
+        "actors": {actor: orgs[org] for actor, org in scenario.actors.items() if org in orgs},
+        "network": dict.fromkeys(("name", "seed", "credential_issuer", "run_id"), ""),
+        "vars": scenario.variables,
+        "run": {"id": ""},
+        "time": time_variables(datetime.now(UTC)),
+        "user": {"index": 0, "iteration": 1},
+    }
+
+
+def _organisation_shape(org: Organisation, network: Network) -> dict[str, Any]:
+    keys = ["id", "name", "ura", "city", "category"]
+    if network.node_of(org.id, Role.TRUST) is not None:
+        keys += ["subject", "did", "did_document_path", "authorization_server"]
+    return dict.fromkeys(keys, "")
+
+
+def _threshold_problems(doc: YamlDocument, scenario: Scenario) -> list[str]:
+    if scenario.load is None:
+        return []
+    steps = {step.id for step in scenario.steps}
+    return [
+        f"{doc.where(('load', 'thresholds', scope))}: threshold for {scope!r}, which is neither 'overall' "
+        "nor a step of this scenario"
+        for scope in scenario.load.thresholds
+        if scope != "overall" and scope not in steps
+    ]
 
 
 def _expression_problems(step: Step) -> list[str]:
@@ -138,30 +257,36 @@ def _reading_problems(step: Step, catalogue: RequirementIndex) -> list[str]:
     return problems
 
 
-def _target_problems(step: Step, scenario: Scenario, network: Network) -> list[str]:
+def _target_problems(checking: _Checking, index: int, step: Step) -> list[str]:
+    """Whom the step talks to; a problem points at the line naming the node or actor."""
+    doc, scenario, network = checking.doc, checking.scenario, checking.network
     if step.request is not None:
         try:
             resolve_node(step.request.node, scenario.actors, network)
         except LookupError as exc:
-            return [str(exc)]
+            return [f"{doc.where(('steps', index, 'request', 'node'))}: step {step.id!r}: {exc.args[0]}"]
         return []
     action = step.action
     assert action is not None
+    where = f"{doc.where(('steps', index, 'action'))}: step {step.id!r}"
     if action.name == "request-access-token":
         missing = [n for n in ("requester", "holder", "scope") if getattr(action, n) is None]
         if missing:
-            return [f"action request-access-token needs {', '.join(missing)}"]
-        actors = (str(action.requester), str(action.holder))  # both given: checked just above
-        unknown = [a for a in actors if a not in scenario.actors]
-        if unknown:
-            return [f"unknown actor {a!r} (declare it under 'actors')" for a in unknown]
-        return [
-            f"actor {a!r} is organisation {scenario.actors[a]!r}, which has no trust node"
-            for a in actors
-            if network.node_of(scenario.actors[a], Role.TRUST) is None
-        ]
+            return [f"{where}: action request-access-token needs {', '.join(missing)}"]
+        problems = []
+        for field in ("requester", "holder"):
+            actor = str(getattr(action, field))  # given: checked just above
+            line = doc.where(("steps", index, "action", field))
+            if actor not in scenario.actors:
+                problems.append(f"{line}: step {step.id!r}: unknown actor {actor!r} (declare it under 'actors')")
+            elif network.node_of(scenario.actors[actor], Role.TRUST) is None:
+                problems.append(
+                    f"{line}: step {step.id!r}: actor {actor!r} is organisation {scenario.actors[actor]!r}, "
+                    "which has no trust node"
+                )
+        return problems
     if action.name == "wait" and action.seconds is None:
-        return ["action wait needs 'seconds'"]
+        return [f"{where}: action wait needs 'seconds'"]
     return []
 
 
@@ -177,3 +302,17 @@ def resolve_node(reference: str, actors: dict[str, str], network: Network) -> st
             raise LookupError(f"organisation {actors[actor]!r} (actor {actor!r}) has no {role} node")
         return node.name
     raise LookupError(f"node {reference!r} is neither a node of the network nor '<actor>.<role>'")
+
+
+def validate_file(path: Path, catalogue: RequirementIndex, *, runtime: str | None = None) -> str:
+    """Every check a run makes of a scenario or network file before it starts a node; returns
+    what the file is ("scenario" or "network"), raises ConfigError naming each problem."""
+    doc = read_yaml(path)
+    if isinstance(doc.data, dict) and "steps" in doc.data:
+        scenario = load_scenario(path)
+        check_scenario(scenario, network_of(scenario, runtime=runtime).network, catalogue)
+        return "scenario"
+    if isinstance(doc.data, dict) and "organisations" in doc.data:
+        load_network(path, runtime=runtime)
+        return "network"
+    raise ConfigError(f"{path}:1: neither a scenario (has 'steps') nor a network file (has 'organisations')")

@@ -98,6 +98,40 @@ def unknown_filters(value: Any) -> list[str]:
     return []
 
 
+def malformed(value: Any) -> list[str]:
+    """Texts in `value` that look like placeholders but are not read as one (an unclosed `{{`,
+    a filter name with a dash): a run would send them literally, so they are refused before it."""
+    if isinstance(value, str):
+        rest = PLACEHOLDER.sub("", value)
+        if "{{" not in rest and "}}" not in rest:
+            return []
+        at = min(i for i in (rest.find("{{"), rest.find("}}")) if i >= 0)
+        shown = rest[max(0, at - 20) : at + 40]
+        return [
+            f"{shown!r} is not a placeholder: write {{{{ name.path }}}} or {{{{ name.path | filter }}}} "
+            "(names of letters, digits, _ and -; filter names of letters, digits and _; closed with }})"
+        ]
+    if isinstance(value, list):
+        return [problem for item in value for problem in malformed(item)]
+    if isinstance(value, dict):
+        return [problem for key, item in value.items() for problem in malformed(key) + malformed(item)]
+    return []
+
+
+def expressions(value: Any) -> Iterator[str]:
+    """Every placeholder's expression in `value` (`orgs.gp.did` of `{{ orgs.gp.did | urlencode }}`)."""
+    if isinstance(value, str):
+        for match in PLACEHOLDER.finditer(value):
+            yield match.group(1)
+    elif isinstance(value, list):
+        for item in value:
+            yield from expressions(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from expressions(key)
+            yield from expressions(item)
+
+
 def lookup(expression: str, context: Mapping[str, Any]) -> Any:
     root, path, syntax_error = _expression(expression)
     if root not in context:
@@ -114,29 +148,37 @@ def lookup(expression: str, context: Mapping[str, Any]) -> Any:
 def _expression(expression: str) -> tuple[str, tuple[str | int, ...] | None, str]:
     """An expression's first name and its path, read once; the path is None (and the third
     part says why) when it is not in the supported syntax."""
-    root = _root(expression)
+    root = root_of(expression)
     try:
         return root, parse("$." + expression), ""
     except JsonPathError as exc:
         return root, None, str(exc)
 
 
-def _root(expression: str) -> str:
+def root_of(expression: str) -> str:
+    """The first name of an expression: `orgs` of `orgs.gp.did`."""
     return re.split(r"[.\[]", expression, maxsplit=1)[0]
 
 
 def roots(value: Any) -> Iterator[str]:
     """The first names of every placeholder in `value`, for checks before a run."""
-    if isinstance(value, str):
-        for match in PLACEHOLDER.finditer(value):
-            yield _root(match.group(1))
-    elif isinstance(value, list):
-        for item in value:
-            yield from roots(item)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from roots(key)
-            yield from roots(item)
+    for expression in expressions(value):
+        yield root_of(expression)
+
+
+def expression_problem(expression: str, shape: Mapping[str, Any]) -> str | None:
+    """Why `expression` cannot be filled from a context shaped like `shape` (None: it can).
+    Names `shape` lacks are not judged here (captured variables, whose shape is unknown)."""
+    root, path, syntax_error = _expression(expression)
+    if root not in shape:
+        return None
+    if path is None:
+        return f"{{{{ {expression} }}}}: {syntax_error}"
+    try:
+        walk(shape, path)
+    except PathNotFound as exc:
+        return f"{{{{ {expression} }}}}: {exc}"
+    return None
 
 
 def _tampered(token: str) -> str:

@@ -113,7 +113,7 @@ def test_node_that_cannot_start_is_reported_with_its_log(tmp_path):
     done = run(tmp_path, "conformance", str(FIXTURES / "slow.yaml"), *network, *roots(tmp_path))
     assert done.returncode == 2
     assert "hospital-station exited during start-up" in done.stderr
-    assert "patients" in done.stderr  # the log tail carries the node's own complaint
+    assert "no-such-defect" in done.stderr  # the log tail carries the node's own complaint
     assert "Traceback (most recent call last)" not in done.stdout
     assert wait_until_gone(tmp_path) == []
     results = json.loads((only_run_folder(tmp_path) / "results.json").read_text())

@@ -167,12 +167,12 @@ def test_a_meter_window_refuses_failures_and_runs_too_short(tmp_path: Path):
         read_window(_meter_file(tmp_path / "idle.jsonl", [(0.0, 0.1, 0, 0), (0.5, 0.2, 0, 0)]), "harness")
 
 
-def test_line_charts_are_inline_svg_and_say_when_empty():
-    from testbed.report.charts import line_chart
+def test_chart_traces_have_their_own_colour_and_units_in_the_tooltip():
+    from testbed.report.charts import COLOURS, style, trace
 
-    svg = line_chart("Latency", "ms", {"p95": [(0, 10.0), (1, 20.0)], "p99": [(0, 15.0), (1, 40.0)]})
-    assert svg.count("<polyline") == 2 and "p95" in svg and "Latency" in svg
-    assert "no data" in line_chart("CPU", "%", {})
+    line = trace("p95", [(0, 10.0), (1, 20.0)], 0, unit="ms")
+    assert line["x"] == [0, 1] and line["y"] == [10.0, 20.0] and "ms" in line["hovertemplate"]
+    assert len({(style(i)["color"], style(i)["dash"]) for i in range(3 * len(COLOURS))}) == 3 * len(COLOURS)
 
 
 def test_failures_before_sending_are_a_steps_errors_not_its_requests(tmp_path: Path):
