@@ -5,6 +5,7 @@ endpoint serves."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -91,8 +92,14 @@ class ResourceServer:
             raise HttpError(401, "Unauthorized", detail, headers=DPOP_CHALLENGE, code="dpop-proof-invalid")
 
 
+MAX_INT_PARAM = 1_000_000  # a count or offset beyond any collection a node keeps
+
+
 def int_param(request: Request, name: str, default: int) -> int:
+    """A whole-number query parameter of at most MAX_INT_PARAM. ASCII digits only: `str.isdigit`
+    also takes digits such as '²' that `int` refuses, and a number of many digits overflows the
+    storage's integers further down; both would be a server error, not the caller's."""
     value = request.query_params.get(name, str(default))
-    if not value.isdigit():
-        raise HttpError(400, "Bad Request", f"query parameter {name!r} must be a whole number")
+    if not re.fullmatch(r"[0-9]{1,7}", value) or int(value) > MAX_INT_PARAM:
+        raise HttpError(400, "Bad Request", f"query parameter {name!r} must be a whole number up to {MAX_INT_PARAM}")
     return int(value)
