@@ -232,12 +232,18 @@ async def activate(node: TrustNode, *, service_id: str, subject: str, parameters
     # As the Nuts node: the subject's authorization server URL is always a registration parameter.
     registered = {"authServerURL": f"{node.config.public_url}/oauth2/{subject}", **parameters}
     _, registration = vc.issue_credential(
-        holder["did"], key, [REGISTRATION_CREDENTIAL], {**registered, "id": holder["did"]}, None
+        holder["did"], key, [REGISTRATION_CREDENTIAL], subject={**registered, "id": holder["did"]}, expires_at=None
     )
     credentials.append(registration)
     now = int(time.time())
     token = vc.sign_presentation(
-        holder["did"], key, credentials, service_id, None, now, now + definition.presentation_max_validity
+        holder["did"],
+        key,
+        credentials,
+        audience=service_id,
+        nonce=None,
+        nbf=now,
+        exp=now + definition.presentation_max_validity,
     )
     await _post(node, definition, token)
     activation = {
@@ -264,10 +270,10 @@ async def deactivate(node: TrustNode, service_id: str, subject: str) -> str | No
         holder["did"],
         node.signing_key(holder["did"]),
         [],
-        service_id,
-        None,
-        now,
-        now + 60,
+        audience=service_id,
+        nonce=None,
+        nbf=now,
+        exp=now + 60,
         types=(RETRACTED,),
         extra_claims={"retract_jti": vc.Jwt.read(activation["vp"]).claims["jti"]},
     )

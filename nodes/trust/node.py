@@ -135,7 +135,9 @@ class TrustNode:
         status = self.status_lists.new_entry(issuer) if revocable else None
         context = request.get("@context")
         context = [context] if isinstance(context, str) else context
-        credential_id, token = vc.issue_credential(issuer, key, types, subject, expires_at, context, status)
+        credential_id, token = vc.issue_credential(
+            issuer, key, types, subject=subject, expires_at=expires_at, context=context, status=status
+        )
         self.store.put(ISSUED, credential_id, {"id": credential_id, "issuer": issuer, "status": status, "jwt": token})
         return token
 

@@ -172,7 +172,13 @@ def _token_requests(running: RunningNetwork, count: int) -> list[dict[str, str]]
         {
             "grant_type": "vp_token-bearer",
             "assertion": vc.sign_presentation(
-                gp["did"], key, [credential], hospital["authorization_server"], secrets.token_hex(12), nbf, nbf + 5
+                gp["did"],
+                key,
+                [credential],
+                audience=hospital["authorization_server"],
+                nonce=secrets.token_hex(12),
+                nbf=nbf,
+                exp=nbf + 5,
             ),
             "presentation_submission": submission,
             "scope": "bgz",

@@ -358,7 +358,9 @@ def self_signed(gp: Gp, did: str) -> Presentation:
     presentation = gp.presentation()
     presentation.claims.update(iss=did, sub=did)
     subject = {"id": did, "organization": {"name": "Self", "ura": GP_URA}}
-    presentation.credentials = [credentials.issue_credential(did, gp.key, [ORGANISATION_CREDENTIAL], subject, None)[1]]
+    presentation.credentials = [
+        credentials.issue_credential(did, gp.key, [ORGANISATION_CREDENTIAL], subject=subject, expires_at=None)[1]
+    ]
     presentation.signer_did = did
     return presentation
 

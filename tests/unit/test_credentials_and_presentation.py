@@ -34,7 +34,9 @@ class FakeResolver:
 
 
 def issued(expires_at=None):
-    return vc.issue_credential(ISSUER, ISSUER_KEY, ["NutsOrganizationCredential"], ORG, expires_at)[1]
+    return vc.issue_credential(ISSUER, ISSUER_KEY, ["NutsOrganizationCredential"], subject=ORG, expires_at=expires_at)[
+        1
+    ]
 
 
 def test_did_web_encodes_port_and_maps_to_document_url():
@@ -67,7 +69,7 @@ def test_signature_verification_through_the_resolved_document():
     resolver = FakeResolver({ISSUER: document})
     asyncio.run(verify_signature(vc.Jwt.read(issued()), resolver))
     other_key = derive_key("seed", "elsewhere", "x")
-    forged = vc.issue_credential(ISSUER, other_key, ["NutsOrganizationCredential"], ORG, None)[1]
+    forged = vc.issue_credential(ISSUER, other_key, ["NutsOrganizationCredential"], subject=ORG, expires_at=None)[1]
     with pytest.raises(vc.CredentialError, match="does not verify"):
         asyncio.run(verify_signature(vc.Jwt.read(forged), resolver))
     with pytest.raises(vc.CredentialError, match="cannot resolve"):
@@ -123,7 +125,7 @@ def test_submissions_that_do_not_satisfy_are_refused(change, message):
 def test_ura_filter_is_enforced():
     definition = organisation_definition("bgz")
     bad = {"id": HOLDER, "organization": {"name": "GP", "ura": "12"}}
-    token = vc.issue_credential(ISSUER, ISSUER_KEY, ["NutsOrganizationCredential"], bad, None)[1]
+    token = vc.issue_credential(ISSUER, ISSUER_KEY, ["NutsOrganizationCredential"], subject=bad, expires_at=None)[1]
     assert select(definition, [vc.credential_view(vc.Jwt.read(token))]) is None
 
 
@@ -131,7 +133,9 @@ def test_presentations_verify_with_an_independent_library_and_tampering_is_caugh
     from testbed.scenario.templating import render
 
     holder_key = derive_key("seed", "gp-trust", "gp")
-    token = vc.sign_presentation(HOLDER, holder_key, [issued()], "https://as.example/oauth2/x", "n-1", 100, 105)
+    token = vc.sign_presentation(
+        HOLDER, holder_key, [issued()], audience="https://as.example/oauth2/x", nonce="n-1", nbf=100, exp=105
+    )
     key = jc_jwk.JWK(**public_jwk(holder_key))
     signed = jc_jws.JWS()
     signed.deserialize(token)
