@@ -30,7 +30,8 @@ class NodeApps:
     public: Starlette
     internal: Starlette
     # The internal listener always requires one. "optional": ask for one but let a client
-    # without one in (only a deliberately faulty node does that, for the mutation self-test).
+    # without one in: a listener whose callers are known by tokens, some also by certificates
+    # (the station), or a deliberately faulty node of the mutation self-test.
     public_client_certificates: bool | Literal["optional"] = False
 
 

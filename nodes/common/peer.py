@@ -57,3 +57,14 @@ def client_certificate(request: Request) -> x509.Certificate | None:
 def _certificate(pem: str) -> x509.Certificate:
     """Read once per certificate: a connection's every request carries the same one."""
     return x509.load_pem_x509_certificate(pem.encode("ascii"))
+
+
+def certificate_names(certificate: x509.Certificate) -> set[str]:
+    """The host names and addresses a certificate is issued for (its subject alternative names)."""
+    try:
+        names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return set()
+    return {str(name) for name in names.get_values_for_type(x509.DNSName)} | {
+        str(address) for address in names.get_values_for_type(x509.IPAddress)
+    }

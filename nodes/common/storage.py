@@ -101,6 +101,15 @@ class DocumentStore:
         with self._lock:
             return self._db.execute("SELECT COUNT(*) FROM documents WHERE collection = ?", (collection,)).fetchone()[0]
 
+    def keep_newest(self, collection: str, count: int) -> None:
+        """Drop all but the `count` most recently inserted documents of the collection."""
+        with self._lock:
+            self._db.execute(
+                "DELETE FROM documents WHERE collection = ? AND seq NOT IN "
+                "(SELECT seq FROM documents WHERE collection = ? ORDER BY seq DESC LIMIT ?)",
+                (collection, collection, count),
+            )
+
     def delete_where_key_below(self, collection: str, key: str) -> None:
         """Drop keys sorting before `key`: used for time-ordered keys that expire."""
         with self._lock:

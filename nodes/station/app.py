@@ -33,5 +33,8 @@ def build(config: NodeConfig) -> NodeApps:
         internal_routes=INTERNAL_ROUTES,
         lifespan=lifespan,
         public_errors=fhir_error,
+        # Asked for, not required: FHIR clients are known by their access tokens, the consent
+        # service that notifies the station by its certificate.
+        public_client_certificates="optional",
         node=station,
     )

@@ -4,6 +4,7 @@ for the mutation self-test; see nodes/common/faults.py. Name -> what the node th
 FAULTS: dict[str, str] = {
     # --- who may call: tokens and DPoP proofs (BgZ, handover, analyses) ---
     "token-scope-not-checked": "a token of another scope than the endpoint serves is accepted",
+    "notifications-from-anyone": "a consent notification is accepted from any caller, not only the consent service",
     "dpop-bound-token-as-bearer": "a DPoP-bound token presented with the Bearer scheme is accepted without a proof",
     "dpop-proof-not-checked": "the verdict on a DPoP proof is ignored: a reused proof or one for another URL passes",
     "notification-without-token": "the eOverdracht notification endpoint accepts a notification without a token",

@@ -110,7 +110,7 @@ def status_from_patch(body: bytes) -> str:
         if operation.get("op") != "replace" or operation.get("path") != "/status":
             raise ValueError
         return str(operation["value"])
-    except (ValueError, TypeError, KeyError, AttributeError):
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
         detail = 'send a JSON Patch replacing /status only: [{"op": "replace", "path": "/status", "value": ...}]'
         raise HttpError(400, "Bad Request", detail, code="patch-invalid") from None
 

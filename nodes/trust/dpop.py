@@ -82,7 +82,7 @@ def verify_proof(
         compact = jws.extract_compact(proof.encode())
         header = dict(compact.headers())
         claims = json.loads(compact.payload)
-    except (JoseError, ValueError, AttributeError) as exc:
+    except (JoseError, ValueError, AttributeError, RecursionError) as exc:
         raise DpopError(f"the DPoP proof is not a readable JWT: {exc.__class__.__name__}") from None
     if header.get("typ") != PROOF_TYPE:
         raise DpopError(f"the DPoP proof's typ must be {PROOF_TYPE}")

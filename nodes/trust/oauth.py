@@ -130,7 +130,7 @@ def _evidence(definition: dict[str, Any], form: dict[str, str]) -> dict[str, Any
     type), the submission per definition id, and the presentation itself."""
     try:
         submission = json.loads(form["presentation_submission"])
-    except ValueError:
+    except (ValueError, RecursionError):
         submission = {}
     return {
         "presentation_definitions": {"organization": definition},
@@ -162,7 +162,7 @@ def _submitted_claims(
     try:
         submission = json.loads(submission_json)
         return check_submission(definition, submission, {"verifiableCredential": views})
-    except (ValueError, SubmissionError) as exc:
+    except (ValueError, RecursionError, SubmissionError) as exc:
         raise OAuthError("invalid_request", f"rule presentation_definition: {exc}") from None
 
 

@@ -6,18 +6,22 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from nodes.common.audit import AuditLog
-from nodes.common.http import HttpError, read_json_object
+from nodes.common.http import HttpError, parse_json, read_body
+from nodes.common.peer import certificate_names, client_certificate
 from nodes.common.resource import int_param
 from nodes.station import synthetic
 from nodes.station.routes import fhir_response, station_of
 
 NOTIFICATIONS = "consent_notifications"
+MAX_NOTIFICATION_BYTES = 256 * 1024  # a notification carries a few Consent resources
+KEPT_NOTIFICATIONS = 1000  # the newest ones; older ones have been acted on or never will be
 
 
 async def published_catalogue(request: Request) -> Response:
@@ -36,13 +40,40 @@ async def patients(request: Request) -> Response:
 
 
 async def consent_notification(request: Request) -> Response:
-    """Where this organisation's subscriptions at the consent service deliver."""
-    bundle = await read_json_object(request)
-    if bundle.get("resourceType") != "Bundle" or bundle.get("type") != "transaction":
+    """Where this organisation's subscriptions at the consent service deliver: only that
+    service may post here (it is known by its TLS client certificate), a notification is
+    small, and only the newest ones are kept, so that no one can fill the station's storage."""
+    station = station_of(request)
+    if not station.faulty("notifications-from-anyone"):
+        _check_notifier(request, consent_url=station.config.peers.get("consent", ""))
+    body = await read_body(request)
+    if len(body) > MAX_NOTIFICATION_BYTES:
+        detail = f"a consent notification is at most {MAX_NOTIFICATION_BYTES // 1024} KiB"
+        raise HttpError(413, "Content Too Large", detail, code="notification-too-large")
+    bundle = parse_json(body, what="the notification")
+    if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle" or bundle.get("type") != "transaction":
         detail = "a consent notification is a FHIR transaction Bundle"
         raise HttpError(400, "Bad Request", detail, code="not-a-transaction-bundle")
-    station_of(request).store.put(NOTIFICATIONS, str(uuid.uuid4()), bundle)  # our key: none is overwritten
+    station.store.put(NOTIFICATIONS, str(uuid.uuid4()), bundle)  # our key: none is overwritten
+    station.store.keep_newest(NOTIFICATIONS, KEPT_NOTIFICATIONS)
     return fhir_response(transaction_response(bundle))
+
+
+def _check_notifier(request: Request, *, consent_url: str) -> None:
+    """The caller must present the certificate of the consent service the station subscribes
+    at: one issued for that service's host, from the network CA (which TLS has checked)."""
+    certificate = client_certificate(request)
+    if certificate is None:
+        detail = "a consent notification comes from the consent service over mutual TLS: no certificate was presented"
+        raise HttpError(401, "Unauthorized", detail, code="notifier-certificate-missing")
+    consent_host = urlsplit(consent_url).hostname
+    names = certificate_names(certificate)
+    if consent_host is None or consent_host not in names:
+        detail = (
+            f"only the consent service this station subscribes at ({consent_host or 'none configured'}) may "
+            f"notify it; the certificate presented is for {', '.join(sorted(names)) or 'no host'}"
+        )
+        raise HttpError(403, "Forbidden", detail, code="notifier-not-consent-service")
 
 
 def transaction_response(bundle: dict[str, Any]) -> dict[str, Any]:

@@ -29,7 +29,7 @@ async def register(request: Request) -> Response:
         raise HttpError(415, "Unsupported Media Type", "send the presentation as application/json")
     try:
         presentation = json.loads(await read_body(request))
-    except ValueError:
+    except (ValueError, RecursionError):  # bad JSON, a huge integer, nesting past the parser's depth
         raise HttpError(400, discovery.REFUSED, "the request body is not valid JSON") from None
     if not isinstance(presentation, str):
         raise HttpError(400, discovery.REFUSED, "only JWT presentations (a JSON string) are offered by this server")
@@ -63,7 +63,7 @@ async def _registration_parameters(request: Request) -> dict[str, object]:
     body = await read_body(request)
     try:
         request_body = json.loads(body) if body else {}
-    except ValueError:
+    except (ValueError, RecursionError):  # bad JSON, a huge integer, nesting past the parser's depth
         raise HttpError(400, "Bad Request", "the request body is not valid JSON") from None
     parameters = (request_body.get("registrationParameters") or {}) if isinstance(request_body, dict) else None
     if not isinstance(parameters, dict):
