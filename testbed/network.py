@@ -17,6 +17,7 @@ from testbed.bootstrap import bootstrap
 from testbed.errors import ConfigError, NodeIdentityError, TestbedError
 from testbed.files import display_path
 from testbed.pki import NetworkCA, write_trust_bundle
+from testbed.report.phases import PhaseTimer
 from testbed.runtime import get_runtime
 from testbed.runtime.client import harness_client
 from testbed.runtime.plan import address_lock, plan_network
@@ -63,6 +64,7 @@ def start_network(
         owner_pid=owner_pid,
     )
     folder.create()  # a fresh, unique folder: outside the `try`, so a clash never removes another run's
+    timer = PhaseTimer(state.phases)  # where starting a network takes its time
     try:
         folder.save(state)
         ca = NetworkCA.open(ca_dir or folder.pki_dir, loaded.network.name)
@@ -72,11 +74,15 @@ def start_network(
             state.trust_bundle = str(write_trust_bundle(folder.pki_dir / "trust-bundle.pem", ca, extra))
             harness = ca.issue(folder.pki_dir / "harness", "testbed harness", ["localhost"])
             state.client_cert, state.client_key = str(harness.cert), str(harness.key)
+            timer.lap("plan")
             runtime.start(loaded, plan, folder, state=state, ca=ca, owner_pid=owner_pid, progress=progress)
+            timer.lap("nodes up")  # started and answering their health checks
         running = RunningNetwork(folder, state)
         with running.client() as client:
             verify_roles(state, client)
+            timer.lap("identity")
             state.context = bootstrap(loaded.network, plan, client, progress=progress)
+            timer.lap("bootstrap")
         state.context["network"]["run_id"] = folder.run_id
         state.status = "up"
         folder.save(state)

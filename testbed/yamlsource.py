@@ -57,6 +57,8 @@ def read_yaml(path: Path) -> YamlDocument:
         raise ConfigError(f"{path}: file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read file: {exc}") from None
+    if (line := _too_deep_early(text)) is not None:
+        raise ConfigError(f"{path}:{line}: values nest too deeply (more than {MAX_DEPTH} levels)")
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
@@ -82,6 +84,31 @@ def read_yaml(path: Path) -> YamlDocument:
     except RecursionError:
         raise ConfigError(f"{path}: an alias refers to itself (or nests too deeply)") from None
     return doc
+
+
+def _too_deep_early(text: str) -> int | None:
+    """The line where values first nest deeper than MAX_DEPTH, found before the tree is built:
+    PyYAML's own scanner slows down with every level of flow nesting (seconds for a few thousand
+    brackets), libyaml's C parser, where it is installed, does not. Other problems are left for
+    the composer, whose messages name them better."""
+    loader = getattr(yaml, "CSafeLoader", None)
+    if loader is None:
+        return None
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=loader):
+            if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    return int(event.start_mark.line) + 1 if event.start_mark else 1
+            elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+                depth -= 1
+    except yaml.MarkedYAMLError as exc:
+        if "nesting depth" in str(exc.problem):  # libyaml's own limit, far beyond ours
+            return int(exc.problem_mark.line) + 1 if exc.problem_mark else 1
+    except yaml.YAMLError:
+        pass
+    return None
 
 
 def _too_deep_line(text: str) -> int:

@@ -31,6 +31,7 @@ class NodeState(BaseModel):
 
 class RunState(BaseModel):
     run_id: str
+    phases: dict[str, float] = {}  # seconds of each phase of starting the network, in order
     runtime: str
     network_file: str
     network_sha256: str
