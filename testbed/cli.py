@@ -22,7 +22,9 @@ from testbed.report.writers import write_all
 from testbed.runtime.state import RunFolder, all_run_ids, current_run_id, new_run_id
 
 if TYPE_CHECKING:  # the self-test is imported by its command only
+    from testbed.conformance.selection import LastRun
     from testbed.conformance.selftest import SelftestResults, VariantOutcome
+    from testbed.report.model import RunResults
 
 app = typer.Typer(
     add_completion=False,
@@ -143,10 +145,40 @@ def conformance(
     profile: Annotated[
         list[str] | None, typer.Option("--profile", help="A role's conformance profile (scenarios/profiles/NAME)")
     ] = None,
+    keyword: Annotated[
+        list[str] | None,
+        typer.Option(
+            "-k",
+            metavar="PATTERN",
+            help="Run only the checks whose '<scenario>/<check id>' or title contains PATTERN (case-insensitive; "
+            "repeatable: any may match). The earlier steps of their scenarios run as setup and are not reported; "
+            "a profile run so narrowed is at best 'incomplete', never 'conforms'",
+        ),
+    ] = None,
+    exitfirst: Annotated[
+        bool,
+        typer.Option("-x", "--exitfirst", help="Stop at the first failed or errored check; reports are still written"),
+    ] = False,
+    last_failed: Annotated[
+        bool,
+        typer.Option(
+            "--last-failed",
+            "--lf",
+            help="Run only the checks that failed, errored or were blocked in the last conformance run (the newest "
+            "results.json under --reports), as -k does; with no paths, that run's scenario files",
+        ),
+    ] = False,
+    from_run: Annotated[
+        Path | None,
+        typer.Option("--from", metavar="RUN_DIR", help="With --last-failed: the run folder to take the failures from"),
+    ] = None,
 ) -> None:
     """Boot the network, replay the scenarios, and write the conformance reports."""
     from testbed.conformance.runner import ConformanceOptions, RunInterrupted, run_conformance
 
+    last = _last_failures(reports, from_run) if last_failed or from_run is not None else None
+    if last is not None and not paths and not profile:
+        paths = last.scenario_files
     run_id = current_run_id(state) if attach else new_run_id("conformance")
     folder = RunFolder(state, reports, run_id if not attach else new_run_id("attached"))
     options = ConformanceOptions(
@@ -158,6 +190,10 @@ def conformance(
         ca_dir=ca,
         on_progress=_progress,
         on_check=lambda scenario, check: print_check(console, scenario, check),
+        patterns=keyword or [],
+        last_failed=last,
+        exitfirst=exitfirst,
+        on_setup=lambda key, outcome, message: _progress(f"setup {key}: {outcome.value} {message}".rstrip()),
     )
     if not paths and not profile:
         _progress("no scenarios named: the use cases in scenarios/ and every profile in scenarios/profiles/")
@@ -166,10 +202,47 @@ def conformance(
     except RunInterrupted as stopped:  # its reports are written all the same, from the checks finished
         results = stopped.results
     write_all(results, folder.report_dir)
+    _print_selection(results)
     print_summary(console, results, folder.report_dir)
     if results.error:
         errors.print(_labelled("error:", results.error))
     raise typer.Exit(results.exit_code)
+
+
+def _last_failures(reports: Path, from_run: Path | None) -> LastRun:
+    """The run whose failures --last-failed re-runs; a run with none ends here, saying so."""
+    from testbed.conformance.selection import last_run
+
+    last = last_run(reports, from_run)
+    if not last.failed:
+        what = f"the last run, {last.run_id} ({last.results}), ended {last.verdict} with no failed or errored check"
+        if last.verdict in ("error", "interrupted"):
+            raise ConfigError(f"--last-failed: {what}: nothing to re-run; run it in full again")
+        console.print(f"--last-failed: {what}: nothing to re-run")
+        raise typer.Exit(0)
+    _progress(f"--last-failed: the {len(last.failed)} check(s) that did not pass in run {last.run_id}")
+    return last
+
+
+def _print_selection(results: RunResults) -> None:
+    """What a narrowed run left out, before its summary: its verdict covers only what ran."""
+    chosen = results.selection
+    if chosen is None:
+        return
+    if chosen.patterns or chosen.last_failed_from:
+        how = " and ".join(
+            [f"-k {' or '.join(chosen.patterns)}"] * bool(chosen.patterns)
+            + [f"--last-failed from {chosen.last_failed_from}"] * bool(chosen.last_failed_from)
+        )
+        console.print(
+            f"selection ({how}): {len(chosen.selected)} check(s) chosen; {len(chosen.setup)} earlier step(s) "
+            "ran as setup only and are not reported; the verdict covers the chosen checks only",
+            soft_wrap=True,  # one line, whatever the width: a script or a CI log reads it whole
+        )
+    for problem in chosen.setup_not_passed:
+        console.print(f"setup step did not pass: {problem}", style="yellow", soft_wrap=True)
+    if chosen.stopped_at:
+        console.print(f"stopped after {chosen.stopped_at} (-x): the checks after it did not run", soft_wrap=True)
 
 
 @app.command()

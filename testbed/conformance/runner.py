@@ -19,6 +19,7 @@ from protocols.xmldsig import SigningIdentity
 from testbed import __version__, interrupts
 from testbed.conformance.catalogue import Catalogue
 from testbed.conformance.mutants import recorded_score
+from testbed.conformance.selection import LastRun, check_key, choose
 from testbed.errors import ConfigError, ExitCode, TestbedError
 from testbed.files import display_path
 from testbed.network import NetworkOptions, RunningNetwork
@@ -34,12 +35,14 @@ from testbed.report.model import (
     RequirementCoverage,
     RunResults,
     ScenarioResult,
+    Selection,
     Summary,
     Verdict,
 )
 from testbed.report.phases import PhaseTimer
 from testbed.runtime.state import RunFolder
-from testbed.scenario.engine import Engine
+from testbed.scenario.engine import Engine, StepChoice
+from testbed.scenario.engine import Verdict as EngineVerdict
 from testbed.scenario.loader import LoadedScenario, check_scenario, load_scenario, network_of
 from testbed.scenario.transport import HttpxTransport
 from testbed.topology import LoadedNetwork, UrlImplementation, load_network
@@ -50,6 +53,11 @@ class ConformanceOptions(NetworkOptions):
     scenario_paths: list[Path]
     on_check: Callable[[str, CheckResult], None] = lambda _s, _c: None
     scenarios: list[LoadedScenario] = field(default_factory=list)
+    patterns: list[str] = field(default_factory=list)  # -k: run only the checks these match
+    last_failed: LastRun | None = None  # --last-failed: run only the checks that failed in this run
+    exitfirst: bool = False  # -x: stop at the first failed or errored check
+    on_setup: Callable[[str, Outcome, str], None] = lambda _k, _o, _m: None  # a step run as setup only
+    choices: list[StepChoice] | None = None  # per scenario, what a selection runs (None: everything)
 
 
 def collect_scenario_files(paths: list[Path]) -> list[Path]:
@@ -84,7 +92,25 @@ def prepare(options: ConformanceOptions, catalogue: Catalogue) -> LoadedNetwork:
         loaded = load_network(network_path, runtime=runtime)
     for scenario in options.scenarios:
         check_scenario(scenario, loaded.network, catalogue)
+    if options.patterns or options.last_failed is not None:  # nothing matched: said before a node starts
+        only = options.last_failed.failed if options.last_failed is not None else None
+        options.choices = choose(options.scenarios, patterns=options.patterns, only=only)
     return loaded
+
+
+def selection_of(options: ConformanceOptions) -> Selection | None:
+    """What the results record of a run's selection; None for a plain run."""
+    if options.choices is None and not options.exitfirst:
+        return None
+    chosen = zip(options.scenarios, options.choices or [], strict=False)
+    return Selection(
+        patterns=options.patterns,
+        last_failed_from=display_path(options.last_failed.results) if options.last_failed else None,
+        exitfirst=options.exitfirst,
+        selected=[
+            check_key(s.scenario.name, step.id) for s, c in chosen for step in s.scenario.steps if step.id in c.checks
+        ],
+    )
 
 
 def run_conformance(options: ConformanceOptions) -> RunResults:
@@ -93,6 +119,7 @@ def run_conformance(options: ConformanceOptions) -> RunResults:
     results = base_results(options.folder.run_id, options.runtime, loaded, scenarios=options.scenarios)
     results.profiles = sorted({s.scenario.profile for s in options.scenarios if s.scenario.profile})
     results.mutation_scores = [score for role in results.profiles if (score := recorded_score(role))]
+    results.selection = selection_of(options)
     return run_on_network(
         options,
         loaded,
@@ -110,6 +137,19 @@ def coverage_roles(scenarios: list[LoadedScenario], catalogue: Catalogue) -> set
     if None not in profiles:
         return {p for p in profiles if p}
     return set(catalogue.by_role) - {"load"}
+
+
+def _split_start(phases: dict[str, float], *, started: dict[str, float]) -> None:
+    """The network's own account of starting (plan, nodes up, identity, bootstrap) in place of
+    the one "start" figure; what it does not account for stays as "start (other)"."""
+    total = phases.pop("start", 0.0)
+    if not started:
+        phases["start"] = total
+        return
+    phases.update(started)
+    rest = round(total - sum(started.values()), 3)
+    if rest > 0.05:
+        phases["start (other)"] = rest
 
 
 def run_on_network(
@@ -131,6 +171,7 @@ def run_on_network(
     try:
         with options.network(loaded) as running:
             timer.lap("start")  # plan, start, health checks and bootstrap of the network
+            _split_start(results.phases, started=running.state.phases if not options.attach else {})
             results.implementations = implementations(running)
             try:
                 work(running)
@@ -141,7 +182,7 @@ def run_on_network(
     except KeyboardInterrupt:  # the network is down already: its teardown ran on the way out
         stopped = True
     interrupts.hold()  # from here the results are made final; an interrupt can no longer cut that short
-    timer.lap("teardown" if "start" in results.phases else "start (failed) and teardown")
+    timer.lap("teardown" if "replay" in results.phases or "load" in results.phases else "start (failed) and teardown")
     results.node_resources = node_resources(options.folder)
     results.finished = datetime.now(UTC)
     finalise(results, catalogue, roles)
@@ -225,16 +266,62 @@ def _replay(options: ConformanceOptions, loaded: LoadedNetwork, running: Running
             "user": {"index": 0, "iteration": 1},  # a load run has many users; a conformance run one
         }
         engine = Engine(loaded.network, context, HttpxTransport(client, anonymous), running.log_tail, _signer(running))
-        for scenario in options.scenarios:
-            name = scenario.scenario.name
-            options.on_progress(f"scenario {name} ({len(scenario.scenario.steps)} steps)")
-            # Checks join the results as they finish: an interrupt mid-scenario keeps them.
-            partial = ScenarioResult(
-                name=name, file=scenario.display_path, sha256=scenario.sha256, description=scenario.scenario.description
-            )
-            results.scenarios.append(partial)
-            finished = engine.run(scenario, functools.partial(_keep_check, partial, options.on_check))
-            results.scenarios[-1] = finished
+        choices: list[StepChoice | None] = [*options.choices] if options.choices else [None] * len(options.scenarios)
+        for scenario, choice in zip(options.scenarios, choices, strict=True):
+            if choice is not None and not choice.checks:
+                continue  # a selection chose none of its checks
+            _replay_scenario(engine, scenario, choice=choice, options=options, results=results)
+            if results.selection is not None and results.selection.stopped_at:
+                options.on_progress(f"stopped after {results.selection.stopped_at} (-x): later checks not run")
+                break
+
+
+def _replay_scenario(
+    engine: Engine,
+    scenario: LoadedScenario,
+    choice: StepChoice | None,
+    options: ConformanceOptions,
+    results: RunResults,
+) -> None:
+    name = scenario.scenario.name
+    options.on_progress(f"scenario {name} ({_steps_told(len(scenario.scenario.steps), choice)})")
+    # Checks join the results as they finish: an interrupt mid-scenario keeps them.
+    partial = ScenarioResult(
+        name=name, file=scenario.display_path, sha256=scenario.sha256, description=scenario.scenario.description
+    )
+    results.scenarios.append(partial)
+    finished = engine.run(
+        scenario,
+        functools.partial(_keep_check, partial, options.on_check),
+        choice=choice,
+        on_setup=lambda step, verdict: _keep_setup(options, results, check_key(name, step.id), verdict),
+        stop_after=lambda check: _stops(options, results, check_key(name, check.id), check),
+    )
+    results.scenarios[-1] = finished
+
+
+def _steps_told(total: int, choice: StepChoice | None) -> str:
+    if choice is None:
+        return f"{total} steps"
+    return f"{len(choice.checks)} of {total} steps chosen, {len(choice.setup)} earlier one(s) run as setup"
+
+
+def _keep_setup(options: ConformanceOptions, results: RunResults, key: str, verdict: EngineVerdict) -> None:
+    """A step run only as a chosen check's setup: named in the selection, never a check."""
+    assert results.selection is not None
+    results.selection.setup.append(key)
+    if verdict.outcome != Outcome.PASSED:
+        results.selection.setup_not_passed.append(f"{key}: {verdict.outcome.value}: {verdict.message}")
+    options.on_setup(key, verdict.outcome, verdict.message)
+
+
+def _stops(options: ConformanceOptions, results: RunResults, key: str, check: CheckResult) -> bool:
+    """-x: the replay ends after the first failed or errored check."""
+    if not options.exitfirst or check.outcome not in (Outcome.FAILED, Outcome.ERROR):
+        return False
+    assert results.selection is not None
+    results.selection.stopped_at = key
+    return True
 
 
 def _keep_check(partial: ScenarioResult, on_check: Callable[[str, CheckResult], None], check: CheckResult) -> None:
@@ -332,6 +419,9 @@ def finalise(results: RunResults, catalogue: Catalogue, roles: set[str] | None =
     else:
         results.verdict = Verdict.CONFORMS if results.profiles else Verdict.PASSES
         results.exit_code = ExitCode.OK
+    if results.verdict == Verdict.CONFORMS and results.selection is not None and results.selection.partial:
+        # Checks were left out (-k, --last-failed) or never reached (-x): not shown to conform.
+        results.verdict, results.exit_code = Verdict.INCOMPLETE, ExitCode.INCOMPLETE
 
 
 def _combined(outcomes: list[Outcome]) -> Outcome | None:

@@ -163,6 +163,26 @@ class Summary(BaseModel):
     requirements_covered: int = 0
 
 
+class Selection(BaseModel):
+    """How a run replayed fewer checks than its scenarios hold (`-k`, `--last-failed`) or
+    stopped early (`-x`). Such a run did not test everything, so it never conforms."""
+
+    patterns: list[str] = Field(default_factory=list)  # -k: substrings of "<scenario>/<check id>" or a title
+    last_failed_from: str | None = None  # --last-failed: the results.json whose failures were re-run
+    exitfirst: bool = False  # -x: stop at the first failed or errored check
+    selected: list[str] = Field(default_factory=list)  # "<scenario>/<check id>" chosen to run as checks
+    # Earlier steps of a chosen check's scenario, run only to set up what it needs (its
+    # captures, the state they leave): never reported as checks or counted.
+    setup: list[str] = Field(default_factory=list)
+    setup_not_passed: list[str] = Field(default_factory=list)  # "<scenario>/<step>: <outcome>: <message>"
+    stopped_at: str | None = None  # -x: the check after which the replay stopped
+
+    @property
+    def partial(self) -> bool:
+        """Whether the run left checks out: it chose some, or stopped before the end."""
+        return bool(self.patterns or self.last_failed_from or self.stopped_at)
+
+
 class RequestFigures(BaseModel):
     """What Locust measured for one step (or, as `overall`, for every request)."""
 
@@ -274,6 +294,7 @@ class RunResults(BaseModel):
     requirements: list[RequirementCoverage] = Field(default_factory=list)
     summary: Summary = Field(default_factory=Summary)
     performance: Performance | None = None  # load runs only
+    selection: Selection | None = None  # a conformance run with -k, --last-failed or -x
     # Where the run's time went: phase (plan, start, health, bootstrap, replay or load,
     # teardown) -> seconds, in the order they happened.
     phases: dict[str, float] = Field(default_factory=dict)

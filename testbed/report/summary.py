@@ -37,6 +37,9 @@ def verdict_line(results: RunResults) -> str:
             blocked = f", {s.must_blocked} could not run after an earlier failure" if s.must_blocked else ""
             target = f" to {profiles}" if results.profiles else ""
             return f"Does not conform{target}: {s.must_failed} check(s) of a MUST requirement failed{blocked}."
+        case Verdict.INCOMPLETE if not s.must_untested and results.selection is not None:
+            how = "stopped at the first failure" if results.selection.stopped_at else "ran a selection of its checks"
+            return f"Incomplete, not shown to conform to {profiles}: no check failed, but the run {how}."
         case Verdict.INCOMPLETE:
             untested = ", ".join(s.must_untested)
             return (
@@ -64,6 +67,7 @@ def summary_markdown(results: RunResults) -> str:
         "",
         f"**{verdict_line(results)}**",
         "",
+        *_selection_lines(results),
         *[
             f"The {m.role} profile catches {m.caught} of {m.total} known faulty variants of the {m.role} reference "
             f"node (mutation self-test, measured {m.measured})."
@@ -108,6 +112,21 @@ def summary_markdown(results: RunResults) -> str:
     if untested:
         lines += ["", f"Requirements not tested in this run: {', '.join(untested)}."]
     return "\n".join(lines) + "\n"
+
+
+def _selection_lines(results: RunResults) -> list[str]:
+    """A run of fewer checks than its scenarios hold says which, and how they were chosen."""
+    chosen = results.selection
+    if chosen is None:
+        return []
+    how = [f"`-k {p}`" for p in chosen.patterns]
+    how += [f"the failures of {chosen.last_failed_from}"] if chosen.last_failed_from else []
+    how += [f"`-x`, stopped after {chosen.stopped_at}"] if chosen.stopped_at else ["`-x`"] if chosen.exitfirst else []
+    setup = f"; {len(chosen.setup)} earlier step(s) ran as setup only, not as checks" if chosen.setup else ""
+    return [
+        f"A selection: {len(chosen.selected)} check(s), chosen by {', '.join(how) or 'the command line'}{setup}.",
+        "",
+    ]
 
 
 def _disagreements(results: RunResults) -> list[str]:

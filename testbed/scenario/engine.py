@@ -72,6 +72,19 @@ class Verdict:
     evidence: Evidence | None  # None: the engine keeps no evidence (a load run)
 
 
+@dataclass(frozen=True)
+class StepChoice:
+    """Which steps of a scenario a replay runs when a run selects checks (`-k`,
+    `--last-failed`): the chosen checks, and the earlier steps run only as their setup.
+    Every other step is left out."""
+
+    checks: frozenset[str]
+    setup: frozenset[str]
+
+    def runs(self, step_id: str) -> bool:
+        return step_id in self.checks or step_id in self.setup
+
+
 class Engine:
     def __init__(
         self,
@@ -94,13 +107,26 @@ class Engine:
         self.keep_evidence = keep_evidence
         self._readings: dict[int, _Reading] = {}  # by id() of the step (steps live as long as their scenario)
 
-    def run(self, loaded: LoadedScenario, on_check: Callable[[CheckResult], None] = lambda _: None) -> ScenarioResult:
-        """The scenario replayed into the results model, one check per step."""
+    def run(
+        self,
+        loaded: LoadedScenario,
+        on_check: Callable[[CheckResult], None] = lambda _: None,
+        *,
+        choice: StepChoice | None = None,
+        on_setup: Callable[[Step, Verdict], None] = lambda _s, _v: None,
+        stop_after: Callable[[CheckResult], bool] = lambda _: False,
+    ) -> ScenarioResult:
+        """The scenario replayed into the results model, one check per step. `choice`: only
+        these steps (None: all); its setup steps go to `on_setup`, never into the results.
+        `stop_after`: true for a check after which the replay ends (`-x`)."""
         scenario = loaded.scenario
         result = ScenarioResult(
             name=scenario.name, file=loaded.display_path, sha256=loaded.sha256, description=scenario.description
         )
-        for step, verdict in self.replay(loaded):
+        for step, verdict in self.replay(loaded, only=choice.runs if choice else None):
+            if choice is not None and step.id in choice.setup:
+                on_setup(step, verdict)
+                continue
             check = CheckResult(
                 id=step.id,
                 title=step.title,
@@ -115,11 +141,19 @@ class Engine:
             )
             result.checks.append(check)
             on_check(check)
+            if stop_after(check):
+                break  # the generator is left unfinished: no later step runs
         return result
 
-    def replay(self, loaded: LoadedScenario, extra: dict[str, Any] | None = None) -> Iterator[tuple[Step, Verdict]]:
+    def replay(
+        self,
+        loaded: LoadedScenario,
+        extra: dict[str, Any] | None = None,
+        only: Callable[[str], bool] | None = None,
+    ) -> Iterator[tuple[Step, Verdict]]:
         """Each step in turn with its verdict. `extra`: values of this replay alone, over the
-        engine's context (a load run's simulated user and iteration, its `run.id`)."""
+        engine's context (a load run's simulated user and iteration, its `run.id`).
+        `only`: true for the ids of the steps to run (None: every step)."""
         scenario = loaded.scenario
         context = {**self.context, **extra} if extra else self.context
         variables: dict[str, Any] = {
@@ -129,6 +163,8 @@ class Engine:
         }
         failed_captures: dict[str, str] = {}  # variable -> step that should have captured it
         for step in scenario.steps:
+            if only is not None and not only(step.id):
+                continue
             verdict = self._run_step(step, scenario.actors, variables, failed_captures)
             if verdict.outcome != Outcome.PASSED:
                 failed_captures.update(dict.fromkeys(step.capture, step.id))
