@@ -66,7 +66,9 @@ def test_an_image_node_needs_the_docker_runtime(tmp_path):
     network_file = tmp_path / "with-image.yaml"
     network_file.write_text(network)
     done = run(tmp_path, "conformance", "--profile", "consent", "--network", str(network_file), *roots(tmp_path))
-    assert done.returncode == 2 and "need the docker runtime" in done.stderr
+    assert done.returncode == 2 and "given as an image, which needs the docker runtime" in done.stderr
+    line = network.splitlines().index("        implementation: {image: testbed-vendor/consent:1.0}") + 1
+    assert f"{network_file}:{line}: node 'consent'" in done.stderr  # refused at the line that names the image
 
 
 def test_a_container_killed_mid_run_is_named_with_its_log(tmp_path):
