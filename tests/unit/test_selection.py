@@ -123,7 +123,7 @@ def only_ids(keys: set[str]) -> set[str]:
     return {key.split("/", 1)[1] for key in keys}
 
 
-def test_the_engine_runs_setup_steps_apart_and_stops_after_the_last_chosen_one(chain):
+def test_the_engine_runs_setup_steps_apart_and_stops_after_the_last_chosen_one(chain: LoadedScenario) -> None:
     transport = Recorder()
     setup: list[tuple[str, Outcome]] = []
     choice = StepChoice(checks=frozenset({"read-thing"}), setup=frozenset({"make-thing", "unrelated-probe"}))
@@ -231,7 +231,7 @@ def test_no_last_run_is_said_so(tmp_path):
         last_run(tmp_path, tmp_path / "absent")
 
 
-def test_check_result_of_a_setup_step_never_reaches_the_results(chain):
+def test_check_result_of_a_setup_step_never_reaches_the_results(chain: LoadedScenario) -> None:
     """Setup steps are named in the selection, never counted as checks of the run."""
     checks: list[CheckResult] = []
     choice = StepChoice(checks=frozenset({"read-thing"}), setup=frozenset({"make-thing", "unrelated-probe"}))
