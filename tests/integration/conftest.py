@@ -6,13 +6,16 @@ context (organisations, DIDs, node URLs) and wraps the calls several tests need.
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from protocols.nodeconfig import NodeConfig
 from testbed.network import RunningNetwork, network_session
 from testbed.runtime.state import RunFolder, new_run_id
 from testbed.topology import load_network
@@ -44,6 +47,14 @@ class Net:
     @property
     def seed(self) -> str:
         return self.context["network"]["seed"]
+
+    def client_as(self, node: str) -> httpx.Client:
+        """A client presenting `node`'s own certificate, to speak as that node (e.g. the consent
+        service delivering a notification, which a station takes from no one else)."""
+        config = NodeConfig.read(Path(str(self.running.node(node).config_path)))
+        context = ssl.create_default_context(cafile=self.running.state.trust_bundle)
+        context.load_cert_chain(str(config.tls.cert), str(config.tls.key))
+        return httpx.Client(verify=context, timeout=15.0)
 
     def url(self, node: str) -> str:
         return self.context["nodes"][node]["url"]

@@ -112,7 +112,8 @@ def station_answers(net: Net) -> Answers:
     _refusals(net, answers)
     _handover(net, answers)
     notification = {"resourceType": "Bundle", "type": "transaction", "entry": [{"request": {"method": "PUT"}}]}
-    consent = net.client.post(f"{fhir}/notifications/consent", json=notification)
+    with net.client_as("consent") as consent_service:  # a station takes notifications from it alone
+        consent = consent_service.post(f"{fhir}/notifications/consent", json=notification)
     answers.add("consent notification", consent, 200)
     return answers
 

@@ -36,7 +36,7 @@ class StandInOptions(NetworkOptions):
     @contextlib.contextmanager
     def _session(self) -> Iterator[Any]:
         try:
-            yield SimpleNamespace(state=SimpleNamespace(nodes=[]))
+            yield SimpleNamespace(state=SimpleNamespace(nodes=[], phases={}))
         finally:
             with interrupts.held():  # as stop_network tears down
                 for _ in range(self.signals):

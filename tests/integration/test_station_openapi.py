@@ -32,8 +32,10 @@ class Exchanges:
     exercised: set[str] = field(default_factory=set)
     mismatches: list[str] = field(default_factory=list)
 
-    def call(self, method: str, path: str, status: int, **kwargs: Any) -> httpx.Response:
-        response = self.client.request(method, f"{self.base}{path}", **kwargs)
+    def call(
+        self, method: str, path: str, status: int, *, client: httpx.Client | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        response = (client or self.client).request(method, f"{self.base}{path}", **kwargs)
         assert response.status_code == status, f"{method} {path}: {response.status_code} {response.text[:300]}"
         bare = urlsplit(path).path
         operation = find_operation(self.document, method=method, path=bare)
@@ -112,8 +114,18 @@ def _bgz(net: Net, calls: Exchanges, patient: dict[str, Any]) -> None:
 def _notifications(net: Net, calls: Exchanges) -> None:
     fhir_json = {"Content-Type": "application/fhir+json"}
     notification = {"resourceType": "Bundle", "type": "transaction", "entry": [{"request": {"method": "PUT"}}]}
-    calls.call("POST", "/fhir/notifications/consent", 200, json=notification, headers=fhir_json)
-    calls.call("POST", "/fhir/notifications/consent", 400, json={"resourceType": "Bundle", "type": "batch"})
+    with net.client_as("consent") as consent_service:  # the one caller a station takes notifications from
+        calls.call(
+            "POST", "/fhir/notifications/consent", 200, client=consent_service, json=notification, headers=fhir_json
+        )
+        calls.call(
+            "POST",
+            "/fhir/notifications/consent",
+            400,
+            client=consent_service,
+            json={"resourceType": "Bundle", "type": "batch"},
+        )
+    calls.call("POST", "/fhir/notifications/consent", 403, json=notification, headers=fhir_json)  # the harness's own
     receiver = bearer(net.gp_token("eOverdracht-receiver"))
     calls.call("POST", "/fhir/notifications/eoverdracht/some-task", 202, headers=receiver)
     calls.call("POST", "/fhir/notifications/eoverdracht/some-task", 400, headers=receiver, content=b"{}")
