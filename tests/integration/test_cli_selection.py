@@ -27,7 +27,7 @@ def checks_of(results: dict[str, Any]) -> dict[str, str]:
     return {f"{s['name']}/{c['id']}": c["outcome"] for s in results["scenarios"] for c in s["checks"]}
 
 
-def test_last_failed_k_and_x_choose_what_runs_and_never_pass_what_did_not(tmp_path):
+def test_last_failed_k_and_x_choose_what_runs_and_never_pass_what_did_not(tmp_path: Path) -> None:
     seen: set[Path] = set()
     full = run(tmp_path, "conformance", WRONG, *roots(tmp_path))
     assert full.returncode == 1, full.stdout + full.stderr
