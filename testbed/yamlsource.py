@@ -230,12 +230,13 @@ def _data_location(doc: YamlDocument, loc: tuple[Any, ...]) -> PathKey:
     kept: PathKey = ()
     for i, part in enumerate(loc):
         candidate = (*kept, part)
-        if candidate in doc.lines or (i == len(loc) - 1 and isinstance(_value_at(doc.data, kept), dict)):
+        if candidate in doc.lines or (i == len(loc) - 1 and isinstance(value_at(doc.data, kept), dict)):
             kept = candidate
     return kept
 
 
-def _value_at(data: Any, location: PathKey) -> Any:
+def value_at(data: Any, location: PathKey) -> Any:
+    """The value at `location` in plain data from YAML, or None where there is none."""
     for part in location:
         try:
             data = data[part]

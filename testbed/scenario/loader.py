@@ -18,7 +18,7 @@ from testbed.scenario.expectations import split_source
 from testbed.scenario.models import Scenario, Step
 from testbed.scenario.templating import NAMESPACES, expression_problem, expressions, malformed, root_of, unknown_filters
 from testbed.topology import LoadedNetwork, Network, Organisation, Role, kind_of, load_network
-from testbed.yamlsource import PathKey, YamlDocument, read_yaml, validate
+from testbed.yamlsource import PathKey, YamlDocument, read_yaml, validate, value_at
 
 
 @dataclass(frozen=True)
@@ -142,7 +142,7 @@ def _step_problems(checking: _Checking, index: int, step: Step, defined: set[str
 def _where_text(doc: YamlDocument, base: PathKey, text: str) -> str:
     """File and line of the first value (or key) under `base` whose text holds `text`: a
     placeholder's problem points at the line it is written on, not at its step."""
-    found = _find_text(_value_at(doc.data, base), text, base)
+    found = _find_text(value_at(doc.data, base), text, base)
     return doc.where(found if found is not None else base)
 
 
@@ -158,15 +158,6 @@ def _find_text(value: Any, text: str, location: PathKey) -> PathKey | None:
         if found is not None:
             return found
     return None
-
-
-def _value_at(data: Any, location: PathKey) -> Any:
-    for part in location:
-        try:
-            data = data[part]
-        except (KeyError, IndexError, TypeError):
-            return None
-    return data
 
 
 def context_shape(network: Network, scenario: Scenario) -> dict[str, Any]:
