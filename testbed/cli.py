@@ -469,6 +469,33 @@ def export_compose_command(
     console.print(f"test it:   testbed conformance --attach --state {out}/state")
 
 
+generate_app = typer.Typer(help="Write synthetic files for large runs", no_args_is_help=True)
+app.add_typer(generate_app, name="generate")
+
+
+@generate_app.command("network")
+def generate_network_command(
+    *,
+    organisations: Annotated[
+        int, typer.Option("--organisations", "-n", min=1, max=10_000, help="How many care organisations")
+    ],
+    seed: Annotated[
+        str, typer.Option("--seed", help="Same seed and count: the same file, byte for byte")
+    ] = "generated",
+    out: Annotated[Path | None, typer.Option("--out", help="File to write; default: standard output")] = None,
+) -> None:
+    """A network file of care organisations of the Dutch care categories, each with a trust node
+    and a data station, plus the reference network's national services."""
+    from testbed.generate import generate_network
+
+    text = generate_network(organisations=organisations, seed=seed)
+    if out is None:
+        sys.stdout.write(text)
+        return
+    out.write_text(text, encoding="utf-8")
+    console.print(f"wrote {out}: {organisations} care organisations (check it: testbed validate {out})")
+
+
 @app.command()
 def bundle(
     report_dir: Annotated[Path, typer.Argument(help="A run's report folder, reports/<run-id>")],
