@@ -5,7 +5,6 @@ against them."""
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import ssl
 from collections.abc import Iterator
@@ -15,10 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID
 from lxml import etree
 
 from nodes.consent import xacml
@@ -26,6 +21,7 @@ from protocols import openapi, xmldsig
 from protocols.nodeconfig import NodeConfig, OrganisationInfo, TlsConfig
 from testbed.pki import NetworkCA, TlsFiles
 from tests.integration.test_consent_durability import free_port, start, wait_healthy
+from tests.rsa_certificates import rsa_certificate
 from tests.unit.test_mitz_knooppunt_form import ECHOED, HL7, knooppunt_query, signed_as_knooppunt
 
 pytestmark = pytest.mark.integration
@@ -47,30 +43,11 @@ class Node:
 
 def _rsa_client(ca_dir: Path, folder: Path) -> TlsFiles:
     """An RSA key with a client certificate from the network CA, as the knooppunt holds."""
-    ca_cert = x509.load_pem_x509_certificate((ca_dir / "ca.pem").read_bytes())
-    ca_key = serialization.load_pem_private_key((ca_dir / "ca-key.pem").read_bytes(), password=None)
-    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "knooppunt")]))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
+    rsa_client = rsa_certificate(ca_dir, common_name="knooppunt", client_auth=True)
     folder.mkdir(parents=True, exist_ok=True)
     files = TlsFiles(cert=folder / "cert.pem", key=folder / "key.pem", ca=ca_dir / "ca.pem")
-    files.cert.write_bytes(
-        cert.public_bytes(serialization.Encoding.PEM) + ca_cert.public_bytes(serialization.Encoding.PEM)
-    )
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    files.key.write_bytes(pem)
+    files.cert.write_bytes(rsa_client.chain_pem)
+    files.key.write_bytes(rsa_client.key_pem)
     return files
 
 

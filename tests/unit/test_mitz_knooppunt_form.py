@@ -19,6 +19,7 @@ from nodes.consent import xacml
 from nodes.consent.model import question_of
 from protocols import xmldsig
 from testbed.pki import NetworkCA
+from tests.rsa_certificates import rsa_certificate
 from tests.unit.test_xmldsig import Pki, ask, party, trust
 
 HL7 = "urn:hl7-org:v3"
@@ -100,31 +101,8 @@ def signed_as_knooppunt(body: bytes, identity: xmldsig.SigningIdentity) -> bytes
 
 
 def _rsa_from_ca(pki: Pki, tmp_path: Path) -> tuple[xmldsig.SigningIdentity, x509.Certificate]:
-    import datetime as dt
-
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec, rsa
-
-    ca_cert = x509.load_pem_x509_certificate(pki.ca_file.read_bytes())
-    ca_key = serialization.load_pem_private_key((pki.ca_file.parent / "ca-key.pem").read_bytes(), password=None)
-    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "knooppunt")]))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    chain = cert.public_bytes(serialization.Encoding.PEM) + ca_cert.public_bytes(serialization.Encoding.PEM)
-    return xmldsig.SigningIdentity(key_pem=pem, cert_pem=chain), cert
+    rsa_client = rsa_certificate(pki.ca_file.parent, common_name="knooppunt")
+    return xmldsig.SigningIdentity(key_pem=rsa_client.key_pem, cert_pem=rsa_client.chain_pem), rsa_client.certificate
 
 
 # --- accepted -------------------------------------------------------------------------------

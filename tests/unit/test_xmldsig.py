@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import copy
-import datetime as dt
 import hashlib
 import re
 import time
@@ -17,7 +16,7 @@ from typing import Any
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from lxml import etree
 from pydantic import ValidationError
@@ -34,6 +33,7 @@ from testbed.scenario.engine import Engine, StepError
 from testbed.scenario.loader import load_scenario
 from testbed.scenario.models import Request
 from tests.conftest import ROOT
+from tests.rsa_certificates import rsa_certificate
 from tests.unit.test_xacml import query
 
 PROFILE = ROOT / "scenarios" / "profiles" / "consent" / "closed-question.yaml"
@@ -131,28 +131,10 @@ def test_the_signature_follows_a_saml_issuer(pki: Pki):
 
 
 def test_an_rsa_key_signs_with_rsa_sha256(pki: Pki, tmp_path: Path):
-    ca_dir = pki.ca_file.parent
-    ca_cert = x509.load_pem_x509_certificate(pki.ca_file.read_bytes())
-    ca_key = ec_key((ca_dir / "ca-key.pem").read_bytes())
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "rsa client")]))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
+    rsa_client = rsa_certificate(pki.ca_file.parent, common_name="rsa client")
+    cert = rsa_client.certificate
     identity = xmldsig.SigningIdentity(
-        key_pem=key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        ),
-        cert_pem=cert.public_bytes(serialization.Encoding.PEM),
+        key_pem=rsa_client.key_pem, cert_pem=cert.public_bytes(serialization.Encoding.PEM)
     )
     body = xmldsig.sign_soap_query(query(), identity)
     assert b"xmldsig-more#rsa-sha256" in body
