@@ -84,3 +84,13 @@ def test_iterate_by_key_prefix(tmp_path):
         store.put("c", key, {"key": key})
     assert [d["key"] for d in store.iterate("c", key_prefix="111|")] == ["111|a", "111|b"]
     assert len(store.list("c")) == 4
+
+
+def test_keep_newest_drops_the_oldest_of_one_collection_only(tmp_path):
+    store = DocumentStore(tmp_path / "db.sqlite")
+    for n in range(5):
+        store.put("notes", f"k{n}", {"n": n})
+    store.put("other", "x", {"n": -1})
+    store.keep_newest("notes", 2)
+    assert [d["n"] for d in store.iterate("notes")] == [3, 4]
+    assert store.count("other") == 1
