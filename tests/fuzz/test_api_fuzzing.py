@@ -22,10 +22,8 @@ from schemathesis.core.failures import FailureGroup
 from schemathesis.core.result import Err
 
 from protocols.openapi import document_names, load_document
-from testbed.network import RunningNetwork, network_session
-from testbed.runtime.state import RunFolder, new_run_id
-from testbed.topology import load_network
-from tests.conftest import REFERENCE_NETWORK
+from testbed.network import RunningNetwork
+from tests.integration.conftest import reference_network_up
 
 pytestmark = pytest.mark.integration
 
@@ -42,9 +40,7 @@ CHECKS = [
 
 @pytest.fixture(scope="module")
 def fuzzed_network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNetwork]:
-    loaded = load_network(REFERENCE_NETWORK)
-    folder = RunFolder(tmp_path_factory.mktemp("state"), tmp_path_factory.mktemp("reports"), new_run_id("fuzz"))
-    with network_session(loaded, "process", folder, owner_pid=os.getpid(), progress=lambda _: None) as running:
+    with reference_network_up(tmp_path_factory, "fuzz") as running:
         yield running
 
 

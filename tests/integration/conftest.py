@@ -5,6 +5,7 @@ context (organisations, DIDs, node URLs) and wraps the calls several tests need.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import ssl
 from collections.abc import Callable, Iterator
@@ -24,12 +25,19 @@ from tests.conftest import REFERENCE_NETWORK
 PATIENT_POOL = 60  # patients of the hospital station handed out, each to one test
 
 
+@contextlib.contextmanager
+def reference_network_up(tmp_path_factory: pytest.TempPathFactory, label: str) -> Iterator[RunningNetwork]:
+    """A reference network of its own on the process runtime, stopped (all nodes) on leaving."""
+    loaded = load_network(REFERENCE_NETWORK)
+    folder = RunFolder(tmp_path_factory.mktemp("state"), tmp_path_factory.mktemp("reports"), new_run_id(label))
+    with network_session(loaded, "process", folder, owner_pid=os.getpid(), progress=lambda _: None) as running:
+        yield running
+
+
 @pytest.fixture(scope="session")
 def reference_network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNetwork]:
     """The reference network, up for the whole session and stopped (all nodes) at its end."""
-    loaded = load_network(REFERENCE_NETWORK)
-    folder = RunFolder(tmp_path_factory.mktemp("state"), tmp_path_factory.mktemp("reports"), new_run_id("pytest"))
-    with network_session(loaded, "process", folder, owner_pid=os.getpid(), progress=lambda _: None) as running:
+    with reference_network_up(tmp_path_factory, "pytest") as running:
         yield running
 
 
