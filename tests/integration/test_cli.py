@@ -120,8 +120,9 @@ def test_node_that_cannot_start_is_reported_with_its_log(tmp_path):
     assert results["exit_code"] == 2 and "exited during start-up" in results["error"]
 
 
-@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
-def test_interrupted_run_leaves_no_process(tmp_path, how):
+def start_slow_run(tmp_path: Path) -> tuple[subprocess.Popen[str], list[str]]:
+    """`testbed conformance` on the slow fixture, returned once its first check has finished
+    (every node is up) and the second waits a minute; with the output lines seen so far."""
     process = subprocess.Popen(
         [*TESTBED, "conformance", str(FIXTURES / "slow.yaml"), *roots(tmp_path)],
         cwd=ROOT,
@@ -129,12 +130,18 @@ def test_interrupted_run_leaves_no_process(tmp_path, how):
         stderr=subprocess.STDOUT,
         text=True,
     )
-    seen = []
     assert process.stdout is not None
-    for line in process.stdout:  # wait until the scenario runs: every node is up
+    seen = []
+    for line in process.stdout:
         seen.append(line)
         if "slow/metadata" in line:
             break
+    return process, seen
+
+
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
+def test_interrupted_run_leaves_no_process(tmp_path, how):
+    process, seen = start_slow_run(tmp_path)
     assert len(node_processes(tmp_path)) == REFERENCE_NODES, "".join(seen)
     process.send_signal(how)
     process.wait(timeout=30)

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
 import time
 import xml.etree.ElementTree as ET
 
 import pytest
 
-from tests.conftest import FIXTURES, REFERENCE_NODES, ROOT
-from tests.integration.test_cli import TESTBED, node_processes, only_run_folder, roots, wait_until_gone
+from tests.conftest import REFERENCE_NODES
+from tests.integration.test_cli import node_processes, only_run_folder, start_slow_run, wait_until_gone
 
 pytestmark = pytest.mark.integration
 FORMATS = {"results.json", "junit.xml", "report.html", "earl.jsonld", "summary.md"}
@@ -25,19 +24,8 @@ FORMATS = {"results.json", "junit.xml", "report.html", "earl.jsonld", "summary.m
     ids=["sigint", "sigterm", "second-ctrl-c"],
 )
 def test_an_interrupted_run_writes_every_report_from_the_finished_checks(tmp_path, signals):
-    process = subprocess.Popen(
-        [*TESTBED, "conformance", str(FIXTURES / "slow.yaml"), *roots(tmp_path)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    process, seen = start_slow_run(tmp_path)
     assert process.stdout is not None
-    seen = []
-    for line in process.stdout:  # the first check has finished; the second waits a minute
-        seen.append(line)
-        if "slow/metadata" in line:
-            break
     assert len(node_processes(tmp_path)) == REFERENCE_NODES, "".join(seen)
     for sig in signals:
         process.send_signal(sig)
