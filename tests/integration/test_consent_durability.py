@@ -10,12 +10,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from protocols.nodeconfig import NodeConfig, OrganisationInfo, TlsConfig
-from testbed.pki import NetworkCA
+from testbed.pki import NetworkCA, TlsFiles
 
 pytestmark = pytest.mark.integration
 BSN = "160726189"
@@ -43,24 +44,32 @@ def wait_healthy(client: httpx.Client, url: str) -> None:
     raise AssertionError(f"{url} did not come up")
 
 
-def test_a_registered_consent_survives_sigkill(tmp_path: Path):
-    ca = NetworkCA.create(tmp_path / "pki", "durability")
-    tls = ca.issue(tmp_path / "tls", "consent", ["127.0.0.1"])
+def consent_config(
+    *, name: str, seed: str, tls: TlsFiles, data_dir: Path, settings: dict[str, Any] | None = None
+) -> NodeConfig:
+    """A consent node of its own on loopback, on free ports, outside any network."""
     public, internal = free_port(), free_port()
-    config = NodeConfig(
-        name="consent",
+    return NodeConfig(
+        name=name,
         role="consent",
         organisation=OrganisationInfo(id="mitz", name="Consent", ura="90000004"),
-        seed="durability",
+        seed=seed,
         host="127.0.0.1",
         public_port=public,
         internal_port=internal,
         public_url=f"https://127.0.0.1:{public}",
         internal_url=f"https://127.0.0.1:{internal}",
         tls=TlsConfig(cert=tls.cert, key=tls.key, ca=tls.ca),
-        data_dir=tmp_path / "data",
+        data_dir=data_dir,
         parent_pid=os.getpid(),
+        settings=settings or {},
     )
+
+
+def test_a_registered_consent_survives_sigkill(tmp_path: Path):
+    ca = NetworkCA.create(tmp_path / "pki", "durability")
+    tls = ca.issue(tmp_path / "tls", "consent", ["127.0.0.1"])
+    config = consent_config(name="consent", seed="durability", tls=tls, data_dir=tmp_path / "data")
     config_path = tmp_path / "node.json"
     config.write(config_path)
     context = ssl.create_default_context(cafile=str(tls.ca))

@@ -5,7 +5,6 @@ against them."""
 
 from __future__ import annotations
 
-import os
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,9 +17,9 @@ from lxml import etree
 
 from nodes.consent import xacml
 from protocols import openapi, xmldsig
-from protocols.nodeconfig import NodeConfig, OrganisationInfo, TlsConfig
+from protocols.nodeconfig import NodeConfig
 from testbed.pki import NetworkCA, TlsFiles
-from tests.integration.test_consent_durability import free_port, start, wait_healthy
+from tests.integration.test_consent_durability import consent_config, start, wait_healthy
 from tests.rsa_certificates import rsa_certificate
 from tests.unit.test_mitz_knooppunt_form import ECHOED, HL7, knooppunt_query, signed_as_knooppunt
 
@@ -66,22 +65,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> tuple[NetworkCA, Path]:
 def _node(pki: tuple[NetworkCA, Path], name: str, settings: dict[str, Any]) -> Iterator[Node]:
     ca, folder = pki
     tls = ca.issue(folder / name, name, ["127.0.0.1"])
-    public, internal = free_port(), free_port()
-    config = NodeConfig(
-        name=name,
-        role="consent",
-        organisation=OrganisationInfo(id="mitz", name="Consent", ura="90000004"),
-        seed=name,
-        host="127.0.0.1",
-        public_port=public,
-        internal_port=internal,
-        public_url=f"https://127.0.0.1:{public}",
-        internal_url=f"https://127.0.0.1:{internal}",
-        tls=TlsConfig(cert=tls.cert, key=tls.key, ca=tls.ca),
-        data_dir=folder / name / "data",
-        parent_pid=os.getpid(),
-        settings=settings,
-    )
+    config = consent_config(name=name, seed=name, tls=tls, data_dir=folder / name / "data", settings=settings)
     config.write(folder / f"{name}.json")
     process = start(folder / f"{name}.json", folder / f"{name}.log")
     client = _client(tls)
