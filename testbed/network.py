@@ -16,8 +16,8 @@ from testbed import interrupts
 from testbed.bootstrap import bootstrap
 from testbed.errors import ConfigError, NodeIdentityError, TestbedError
 from testbed.files import display_path
+from testbed.phases import PhaseTimer
 from testbed.pki import NetworkCA, write_trust_bundle
-from testbed.report.phases import PhaseTimer
 from testbed.runtime import get_runtime
 from testbed.runtime.client import harness_client
 from testbed.runtime.plan import address_lock, plan_network

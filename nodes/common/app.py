@@ -60,10 +60,13 @@ def build_apps(
     public_errors: ErrorRenderer = render_problem,
     public_client_certificates: bool | Literal["optional"] = False,
     node: object = None,
+    plain_status: bool = False,
 ) -> NodeApps:
     """`public_errors` renders refusals of the public API in the role's own error format
     (a data station answers FHIR OperationOutcomes); the internal API uses problem+json.
-    `node`: the role's node object, which handlers reach with `state_of`."""
+    `node`: the role's node object, which handlers reach with `state_of`. `plain_status`: answer
+    `GET /status` with a plain "OK", as a Nuts node does; the role, product and version are then
+    read from `GET /status/diagnostics`, which every node serves."""
 
     async def health(_: Request) -> Response:
         return JSONResponse({"status": "UP"})
@@ -78,9 +81,7 @@ def build_apps(
     started = time.monotonic()
 
     async def status(_: Request) -> Response:
-        # A Nuts node answers a plain "OK" here, and the trust node does the same, so that a
-        # real Nuts node and the reference are identified alike (by their diagnostics).
-        if config.role == "trust":
+        if plain_status:
             return PlainTextResponse("OK")
         return JSONResponse(identity)
 

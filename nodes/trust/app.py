@@ -47,4 +47,7 @@ def build(config: NodeConfig) -> NodeApps:
         lifespan=lifespan,
         public_errors=public.render_error,
         node=node,
+        # Like a Nuts node: a plain "OK" at /status, the identity in the diagnostics, so that a
+        # real Nuts node and the reference are identified alike.
+        plain_status=True,
     )

@@ -23,6 +23,7 @@ from testbed.conformance.selection import LastRun, check_key, choose
 from testbed.errors import ConfigError, ExitCode, TestbedError
 from testbed.files import display_path
 from testbed.network import NetworkOptions, RunningNetwork
+from testbed.phases import PhaseTimer
 from testbed.report.counts import requirements_covered
 from testbed.report.model import (
     CheckResult,
@@ -39,7 +40,6 @@ from testbed.report.model import (
     Summary,
     Verdict,
 )
-from testbed.report.phases import PhaseTimer
 from testbed.runtime.state import RunFolder
 from testbed.scenario.engine import Engine, StepChoice
 from testbed.scenario.engine import Verdict as EngineVerdict
