@@ -31,7 +31,7 @@ PROFILE ?=  # empty: every role
 selftest:  ## every profile against the faulty variants of its reference node; PROFILE=role for one
 	$(BIN)/testbed selftest $(if $(PROFILE),--profile $(PROFILE),) --runtime $(RUNTIME)
 
-bench:  ## benchmarks (not part of `make test`): token endpoint and closed question next to a raw endpoint, load drivers
+bench:  ## benchmarks (not part of `make test`): token endpoint and closed question next to a raw endpoint, load drivers, the scaling curve
 	@{ command -v wrk && { command -v nginx || test -x /usr/sbin/nginx; }; } >/dev/null || $(MAKE) --no-print-directory wrk
 # oha presents a client certificate, which the consent node's public listener asks for (wrk cannot)
 	@command -v oha >/dev/null || test -x $(BIN)/oha || { \
@@ -39,6 +39,7 @@ bench:  ## benchmarks (not part of `make test`): token endpoint and closed quest
 		cargo install --quiet --locked --root $(VENV) oha@1.16.0 >$(VENV)/oha-install.log 2>&1 \
 		|| echo "oha could not be installed (no cargo, or the build failed: $(VENV)/oha-install.log): the closed question is measured with the Python driver, whose own ceiling limits the figures"; }
 	$(BIN)/python -m testbed.bench
+	$(BIN)/python -m testbed.bench.scaling  # the scaling curve: 10, 100 and 1,000 organisations (several minutes)
 
 wrk:  ## the benchmarks' load driver and static endpoint (wrk, nginx), from Debian's packages (needs root)
 	@echo "installing wrk, the benchmarks' load driver, and nginx, the load-driver bench's static endpoint"

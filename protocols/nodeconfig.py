@@ -47,6 +47,13 @@ class NodeConfig(BaseModel):
     parent_pid: int | None = None  # exit when this process is gone (harness-owned runs)
     peers: dict[str, str] = {}  # e.g. "trust_internal" -> URL, "consent" -> URL
     settings: dict[str, Any] = {}  # role-specific: protocols.settings has each role's model
+    # Where this node's log lines go when it shares its process with other nodes (HostConfig);
+    # a node alone in its process or container logs to its standard error.
+    log_file: Path | None = None
+    # An HTTP proxy, http://<this node's name>@host:port, through which the node opens every
+    # outbound HTTPS connection as a CONNECT tunnel (TLS stays end to end, URLs unchanged): the
+    # harness's link faults (testbed.faults.proxy). None: connect to peers directly.
+    egress_proxy: str | None = None
 
     def role_settings(self, model: type[SettingsT]) -> SettingsT:
         """The settings as the role's model (e.g. StationSettings), defaults filled in; raises
@@ -55,6 +62,33 @@ class NodeConfig(BaseModel):
 
     @classmethod
     def read(cls, path: Path) -> NodeConfig:
+        return cls.model_validate(json.loads(path.read_text(encoding="utf-8")))
+
+    def write(self, path: Path) -> None:
+        path.write_text(self.model_dump_json(indent=2), encoding="utf-8")
+
+
+class HostConfig(BaseModel):
+    """Several nodes in one OS process (`python -m nodes --host host.json`): one event loop,
+    each node still with its own address, ports, certificate, storage and log. The control
+    listener lets the harness stop and start one hosted node without touching the others;
+    like every internal API it asks for a certificate from the network CA."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str  # how logs and errors name this process
+    nodes: list[Path]  # each hosted node's NodeConfig (JSON)
+    control_host: str
+    control_port: int
+    tls: TlsConfig  # the control listener's certificate (valid for control_host)
+    parent_pid: int | None = None  # exit when this process is gone (harness-owned runs)
+
+    @property
+    def control_url(self) -> str:
+        return f"https://{self.control_host}:{self.control_port}"
+
+    @classmethod
+    def read(cls, path: Path) -> HostConfig:
         return cls.model_validate(json.loads(path.read_text(encoding="utf-8")))
 
     def write(self, path: Path) -> None:

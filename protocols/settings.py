@@ -45,6 +45,12 @@ class StationSettings(RoleSettings):
     scopes: list[str] | None = Field(default=None, min_length=1, description="Scopes that may read BgZ data")
     min_cell_size: int = Field(default=10, ge=1, le=1_000, description="Smallest count an analysis may release")
     dataset: str = Field(default="care-records", pattern=NAME, description="The dataset's name in the catalogue")
+    consent_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description="Seconds to wait for the consent service's decision; without one in time a read is refused",
+    )
 
 
 class HdabSettings(RoleSettings):

@@ -1,10 +1,11 @@
 """Make a fresh network usable, through the nodes' own APIs only (so an implementation
 under test is bootstrapped exactly like a reference node):
 
-1. every organisation with a trust node gets a subject and a did:web DID;
+1. every organisation with a trust node gets a subject and a did:web DID, on its own trust
+   node or on the one that hosts it (a vendor's node serves each customer as a subject);
 2. every trust node trusts the credential issuer for NutsOrganizationCredential;
 3. the issuer issues each organisation a NutsOrganizationCredential (JWT), which goes
-   into the organisation's wallet;
+   into the organisation's own wallet on that node;
 4. with an access body (hdab) in the network: every trust node trusts it for data permits,
    and it harvests the stations' catalogues.
 
@@ -19,12 +20,15 @@ from urllib.parse import urlsplit
 import httpx
 
 from protocols.didweb import document_url
+from testbed.concurrency import each
 from testbed.errors import TestbedError
 from testbed.runtime.plan import NetworkPlan, NodePlan
 from testbed.topology import Network, Organisation, Role, organisation_subject
 
 ORGANISATION_CREDENTIAL = "NutsOrganizationCredential"
 PERMIT_CREDENTIAL = "DataPermitCredential"
+# The access body reads every station's catalogue in one call: a thousand stations take a while.
+HARVEST_TIMEOUT_SECONDS = 300.0
 
 
 class BootstrapError(TestbedError):
@@ -37,16 +41,30 @@ def bootstrap(
     """Make a fresh network usable: a subject and DID per organisation, the credential issuer
     trusted everywhere and an organisation credential in every wallet, the access body set up.
     Returns what scenarios template from (`orgs`, `nodes`, `network`)."""
-    trust_of = {org.id: plan.node(node.name) for org, node in network.nodes_with_role(Role.TRUST)}
-    orgs = {org.id: _organisation(client, org, trust_of.get(org.id), progress) for org in network.organisations}
+    trust_nodes = [plan.node(node.name) for _, node in network.nodes_with_role(Role.TRUST)]  # vendors' too
+    trust_of = {
+        org.id: plan.node(node.name)
+        for org in network.organisations
+        if (node := network.node_of(org.id, Role.TRUST)) is not None
+    }
+    # Organisations are set up side by side (testbed.concurrency): a national network has a
+    # thousand of them, and each call mostly waits on a node.
+    entries = each(
+        lambda org: _organisation(client, org, network=network, trust=trust_of.get(org.id), progress=progress),
+        network.organisations,
+    )
+    orgs = {org.id: entry for org, entry in zip(network.organisations, entries, strict=True)}
     issuer_org = network.credential_issuer
     issuer_did = orgs[issuer_org]["did"]
-    _trust_everywhere(client, trust_of.values(), issuer_did, ORGANISATION_CREDENTIAL)
-    for org_id, trust in trust_of.items():
-        _give_organisation_credential(client, trust_of[issuer_org], issuer_did, trust, orgs[org_id])
+    _trust_everywhere(client, trust_nodes, issuer_did, ORGANISATION_CREDENTIAL)
+
+    def give_credential(org_id: str) -> None:
+        _give_organisation_credential(client, trust_of[issuer_org], issuer_did, trust_of[org_id], orgs[org_id])
         progress(f"{org_id}: {ORGANISATION_CREDENTIAL} issued by {issuer_org} and stored in its wallet")
+
+    each(give_credential, trust_of)
     for hdab_org, hdab_node in network.nodes_with_role(Role.HDAB):
-        _set_up_access_body(client, plan.node(hdab_node.name), orgs[hdab_org.id]["did"], trust_of, progress)
+        _set_up_access_body(client, plan.node(hdab_node.name), orgs[hdab_org.id]["did"], trust_nodes, progress)
     nodes = {
         p.name: {
             "name": p.name,
@@ -65,9 +83,15 @@ def bootstrap(
 
 
 def _organisation(
-    client: httpx.Client, org: Organisation, trust: NodePlan | None, progress: Callable[[str], None]
+    client: httpx.Client,
+    org: Organisation,
+    *,
+    network: Network,
+    trust: NodePlan | None,
+    progress: Callable[[str], None],
 ) -> dict[str, Any]:
-    """What scenarios know of an organisation; with a trust node, its subject and DID too."""
+    """What scenarios know of an organisation; with a trust node (its own or its host's), its
+    subject and DID too, the same keys either way, and which node holds them."""
     entry: dict[str, Any] = {"id": org.id, "name": org.name, "ura": org.ura, "city": org.city, "category": org.category}
     if trust is not None:
         subject = organisation_subject(org.id)
@@ -75,7 +99,10 @@ def _organisation(
         entry["did"] = _subject_did(client, trust.name, trust.internal_url, subject)
         entry["did_document_path"] = urlsplit(document_url(entry["did"])).path
         entry["authorization_server"] = f"{trust.public_url}/oauth2/{subject}"
-        progress(f"{org.id}: subject {subject} with DID {entry['did']}")
+        entry["trust_node"] = trust.name
+        entry["hosted_by"] = network.host_of(org.id, Role.TRUST) or ""
+        on = f" on {trust.name} (hosted by {entry['hosted_by']})" if entry["hosted_by"] else ""
+        progress(f"{org.id}: subject {subject} with DID {entry['did']}{on}")
     return entry
 
 
@@ -106,10 +133,17 @@ def _give_organisation_credential(
 
 
 def _set_up_access_body(
-    client: httpx.Client, hdab: NodePlan, hdab_did: str, trust_of: dict[str, NodePlan], progress: Callable[[str], None]
+    client: httpx.Client, hdab: NodePlan, hdab_did: str, trust_nodes: list[NodePlan], progress: Callable[[str], None]
 ) -> None:
-    _trust_everywhere(client, trust_of.values(), hdab_did, PERMIT_CREDENTIAL)
-    harvest = _call(client, hdab.name, "POST", f"{hdab.internal_url}/internal/hdab/v1/harvest", expect=(200,))
+    _trust_everywhere(client, trust_nodes, hdab_did, PERMIT_CREDENTIAL)
+    harvest = _call(
+        client,
+        hdab.name,
+        "POST",
+        f"{hdab.internal_url}/internal/hdab/v1/harvest",
+        expect=(200,),
+        timeout=HARVEST_TIMEOUT_SECONDS,
+    )
     failed = harvest.json().get("failed") or []
     if failed:
         raise BootstrapError(f"bootstrap: {hdab.name} could not harvest every catalogue: {failed}")
@@ -118,15 +152,17 @@ def _set_up_access_body(
 
 def _trust_everywhere(client: httpx.Client, trust_nodes: Iterable[NodePlan], issuer: str, credential_type: str) -> None:
     """Every trust node trusts `issuer` for `credential_type` (the Nuts VCR trust API)."""
-    for trust in trust_nodes:
-        _call(
+    each(
+        lambda trust: _call(
             client,
             trust.name,
             "POST",
             f"{trust.internal_url}/internal/vcr/v2/verifier/trust",
             json={"issuer": issuer, "credentialType": credential_type},
             expect=(204,),
-        )
+        ),
+        trust_nodes,
+    )
 
 
 def _subject_did(client: httpx.Client, node: str, internal_url: str, subject: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from rich.text import Text
 
 from testbed import __version__, interrupts
 from testbed.errors import ConfigError, ExitCode, TestbedError
-from testbed.report.terminal import print_check, print_summary
+from testbed.report.terminal import print_check, print_summary, print_xfail
 from testbed.report.writers import write_all
 from testbed.runtime.state import RunFolder, all_run_ids, current_run_id, new_run_id
 
@@ -61,8 +62,18 @@ CaOption = Annotated[
     Path | None,
     typer.Option("--ca", help="Keep the network CA in this folder across runs (made there if missing)"),
 ]
+NodesPerProcessOption = Annotated[
+    int | None,
+    typer.Option(
+        "--nodes-per-process",
+        min=1,
+        max=10_000,
+        help="Process runtime: how many nodes share one OS process (default: 1 up to 32 nodes, above that "
+        "spread over two processes per core)",
+    ),
+]
 RuntimeOption = Annotated[
-    str, typer.Option("--runtime", envvar="RUNTIME", help="How nodes run: process (default) or docker")
+    str, typer.Option("--runtime", envvar="RUNTIME", help="How nodes run: process (default), docker or swarm")
 ]
 ScenarioNetworkOption = Annotated[
     Path | None, typer.Option("--network", help="Network file; default: the one the scenario(s) name")
@@ -142,6 +153,7 @@ def conformance(
     reports: ReportsOption = Path("reports"),
     attach: AttachOption = False,
     ca: CaOption = None,
+    nodes_per_process: NodesPerProcessOption = None,
     profile: Annotated[
         list[str] | None, typer.Option("--profile", help="A role's conformance profile (scenarios/profiles/NAME)")
     ] = None,
@@ -188,6 +200,7 @@ def conformance(
         folder=folder,
         attach=RunFolder(state, reports, run_id) if attach else None,
         ca_dir=ca,
+        nodes_per_process=nodes_per_process,
         on_progress=_progress,
         on_check=lambda scenario, check: print_check(console, scenario, check),
         patterns=keyword or [],
@@ -307,6 +320,16 @@ def load(
     workers: Annotated[
         int, typer.Option("--workers", min=0, max=64, help="Run a Locust master and this many workers")
     ] = 0,
+    spread: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--spread",
+            metavar="ACTOR",
+            help="An actor each flow draws anew from every care organisation able to play it, so the load spreads "
+            "over the whole network (repeatable: --spread requester --spread holder); replaces the scenario's "
+            "`load: spread:`",
+        ),
+    ] = None,
     web: Annotated[
         int | None, typer.Option("--web", min=1024, max=65535, help="Show Locust's web UI on 127.0.0.1:PORT")
     ] = None,
@@ -316,6 +339,7 @@ def load(
     reports: ReportsOption = Path("reports"),
     attach: AttachOption = False,
     ca: CaOption = None,
+    nodes_per_process: NodesPerProcessOption = None,
 ) -> None:
     """Replay a scenario with many simulated users (Locust) and check its thresholds."""
     from testbed.conformance.runner import RunInterrupted
@@ -333,11 +357,14 @@ def load(
         network_path=network,
         runtime=runtime,
         folder=folder,
-        overrides=Overrides(users=users, spawn_rate=spawn_rate, duration=seconds, thresholds=threshold or []),
+        overrides=Overrides(
+            users=users, spawn_rate=spawn_rate, duration=seconds, thresholds=threshold or [], spread=spread
+        ),
         workers=workers,
         web_port=web,
         attach=RunFolder(state, reports, current_run_id(state)) if attach else None,
         ca_dir=ca,
+        nodes_per_process=nodes_per_process,
         on_progress=_progress,
     )
     try:
@@ -359,6 +386,7 @@ def up(
     state: StateOption = Path(".testbed"),
     reports: ReportsOption = Path("reports"),
     ca: CaOption = None,
+    nodes_per_process: NodesPerProcessOption = None,
 ) -> None:
     """Start a network and leave it running (stop it with `testbed down`)."""
     from testbed.network import start_network
@@ -366,7 +394,9 @@ def up(
 
     loaded = load_network(network)
     folder = RunFolder(state, reports, new_run_id("up"))
-    running = start_network(loaded, runtime, folder, owner_pid=None, progress=_progress, ca_dir=ca)
+    running = start_network(
+        loaded, runtime, folder, owner_pid=None, progress=_progress, ca_dir=ca, nodes_per_process=nodes_per_process
+    )
     folder.mark_current()
     _print_nodes(running.state.nodes, {n.plan.name: "up" for n in running.state.nodes})
     console.print(Text.assemble("run ", (folder.run_id, "bold"), f": logs in {folder.logs_dir}"))
@@ -457,8 +487,7 @@ def export_compose_command(
     from testbed.export import export_compose
     from testbed.topology import load_network
 
-    if (out / "docker-compose.yml").exists():
-        raise ConfigError(f"{out} holds an export already (its CA and keys): remove it or choose another --out")
+    _refuse_export_over(out)
     try:
         written = export_compose(load_network(network), out)
     except ValueError as exc:
@@ -467,6 +496,35 @@ def export_compose_command(
     console.print(f"wrote {written}")
     console.print(f"start it:  (cd {out} && docker-compose -p {project} up -d)   (or `docker compose`)")
     console.print(f"test it:   testbed conformance --attach --state {out}/state")
+
+
+@export_app.command("stack")
+def export_stack_command(
+    network: Annotated[Path, typer.Option("--network", help="Network file")] = DEFAULT_NETWORK,
+    out: Annotated[Path, typer.Option("--out", help="Folder to write (made if missing)")] = Path("stack"),
+) -> None:
+    """A docker-stack.yml that `docker stack deploy` starts on a Docker Swarm as the swarm
+    runtime does, bootstrap included."""
+    from testbed.export import export_stack
+    from testbed.runtime.swarm import STACK_FILE, stack_name
+    from testbed.topology import load_network
+
+    _refuse_export_over(out)
+    loaded = load_network(network)
+    try:
+        written = export_stack(loaded, out)
+    except ValueError as exc:
+        raise ConfigError(f"{network}: {exc}") from None
+    console.print(f"wrote {written}")
+    stack = stack_name(f"stack-{loaded.network.name}")
+    console.print(f"start it:  (cd {out} && docker stack deploy --resolve-image never -c {STACK_FILE} {stack})")
+    console.print(f"test it:   testbed conformance --attach --state {out}/state")
+    console.print(f"remove it: testbed down --state {out}/state")
+
+
+def _refuse_export_over(out: Path) -> None:
+    if (out / "docker-compose.yml").exists() or (out / "docker-stack.yml").exists():
+        raise ConfigError(f"{out} holds an export already (its CA and keys): remove it or choose another --out")
 
 
 generate_app = typer.Typer(help="Write synthetic files for large runs", no_args_is_help=True)
@@ -482,18 +540,36 @@ def generate_network_command(
     seed: Annotated[
         str, typer.Option("--seed", help="Same seed and count: the same file, byte for byte")
     ] = "generated",
+    vendors: Annotated[
+        int,
+        typer.Option(
+            "--vendors", min=0, max=60, help="Vendors whose trust nodes host the small practices as subjects (0: none)"
+        ),
+    ] = 0,
+    patients: Annotated[
+        int | None,
+        typer.Option(
+            "--patients", min=1, max=100_000, help="Synthetic patients per care organisation's data station "
+            "(default: the station's own default, 1000)"
+        ),
+    ] = None,
     out: Annotated[Path | None, typer.Option("--out", help="File to write; default: standard output")] = None,
 ) -> None:
     """A network file of care organisations of the Dutch care categories, each with a trust node
-    and a data station, plus the reference network's national services."""
+    and a data station (with --vendors, small practices are hosted on a vendor's trust node),
+    plus the reference network's national services."""
     from testbed.generate import generate_network
 
-    text = generate_network(organisations=organisations, seed=seed)
+    try:
+        text = generate_network(organisations=organisations, seed=seed, vendors=vendors, patients=patients)
+    except ValueError as exc:
+        raise ConfigError(f"generate network: {exc}") from None
     if out is None:
         sys.stdout.write(text)
         return
     out.write_text(text, encoding="utf-8")
-    console.print(f"wrote {out}: {organisations} care organisations (check it: testbed validate {out})")
+    hosted = f", {vendors} vendors hosting the small practices" if vendors else ""
+    console.print(f"wrote {out}: {organisations} care organisations{hosted} (check it: testbed validate {out})")
 
 
 @app.command()
@@ -532,22 +608,137 @@ def verify_bundle_command(
 
 
 @app.command()
+def matrix(
+    registry: Annotated[Path, typer.Argument(help="The implementations registry (implementations.yaml)")],
+    *,
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for matrix.json, matrix.md, matrix.html and each run's reports")
+    ],
+    only: Annotated[
+        list[str] | None, typer.Option("--only", help="Run only this implementation (its registry name); repeatable")
+    ] = None,
+    pairs: Annotated[
+        bool, typer.Option("--pairs/--no-pairs", help="Also run the pairs of implementations that talk to each other")
+    ] = True,
+    runtime: RuntimeOption = "process",
+    state: StateOption = Path(".testbed"),
+    ca: CaOption = None,
+) -> None:
+    """Run every implementation of a registry through its role's profile, and every pair of them
+    that talks to each other through the use cases; write the interop matrix. Exit code: the
+    worst of the runs (2 an error, 1 a failure, 3 an incomplete profile, else 0)."""
+    from testbed.publish.matrix import MatrixOptions, run_matrix
+
+    if (out / "matrix.json").exists():
+        raise ConfigError(f"{out} holds a matrix already: remove it or choose another --out")
+    options = MatrixOptions(
+        registry=registry,
+        out=out,
+        runtime=runtime,
+        state=state,
+        ca_dir=ca,
+        only=only or [],
+        pairs=pairs,
+        on_progress=_progress,
+        on_run=_print_matrix_run,
+    )
+    result = run_matrix(options)
+    for name in ("matrix.json", "matrix.md", "matrix.html"):
+        console.print(Text.assemble((f"{name:<12}", "dim"), str(out / name)))
+    console.print(
+        f"matrix: {len(result.implementations)} implementation(s), {len(result.pairs)} pair x scenario cell(s); "
+        f"exit code {result.exit_code}"
+    )
+    raise typer.Exit(result.exit_code)
+
+
+def _print_matrix_run(name: str, results: RunResults) -> None:
+    """One line per run of the matrix as it ends, its expected failures named on the next."""
+    s = results.summary
+    good = results.exit_code == ExitCode.OK
+    line = Text.assemble(("✓ " if good else "✗ ", "green" if good else "bold red"), (name, "bold"))
+    line.append(f" {results.verdict.value}: {s.passed} passed, {s.failed} failed ({s.xfailed} xfail), {s.error} errors")
+    if results.error:
+        line.append(f"  {results.error.splitlines()[0]}", "bold magenta")
+    console.print(line)
+    print_xfail(console, results)
+
+
+@app.command()
+def diff(
+    run_a: Annotated[Path, typer.Argument(help="The earlier run: its report folder or its results.json")],
+    run_b: Annotated[Path, typer.Argument(help="The later run: its report folder or its results.json")],
+    *,
+    tolerance: Annotated[
+        float,
+        typer.Option("--tolerance", min=0, help="Load runs: percent by which latency may rise or throughput fall"),
+    ] = 10.0,
+    failure_tolerance: Annotated[
+        float,
+        typer.Option("--failure-tolerance", min=0, help="Load runs: percentage points the failure rate may rise by"),
+    ] = 1.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON")] = False,
+) -> None:
+    """What changed from run A to run B: new failures, fixed checks, coverage, suite version, load
+    figures. Exit code 1 on a regression, 0 otherwise, 2 when a run cannot be read."""
+    from testbed.publish.diff import diff_runs, load_run, render_text
+
+    compared = diff_runs(load_run(run_a), load_run(run_b), tolerance=tolerance, failure_tolerance=failure_tolerance)
+    if as_json:
+        payload = {**compared.model_dump(mode="json"), "exit_code": compared.exit_code}
+        sys.stdout.write(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+    else:
+        for line in render_text(compared):
+            console.print(Text(line, style="bold red" if line.startswith("REGRESSIONS") else ""), soft_wrap=True)
+    raise typer.Exit(compared.exit_code)
+
+
+@app.command()
+def publish(
+    bundles: Annotated[list[Path], typer.Argument(help="Bundles made by `testbed bundle`")],
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the site into (replaces a site written there)")],
+    public_key: Annotated[Path, typer.Option("--public-key", help="The publisher's public key (PEM)")],
+    matrix: Annotated[Path | None, typer.Option("--matrix", help="A matrix.json written by `testbed matrix`")] = None,
+) -> None:
+    """Verify signed bundles, then write a static results site from them (nothing is re-run)."""
+    from testbed.publish.site import publish_site
+
+    site = publish_site(bundles, public_key=public_key, out=out, matrix=matrix)
+    console.print(f"wrote {site.index}: {site.implementations} implementation(s) from {site.bundles} bundle(s)")
+
+
+@app.command()
 def fault(
     node: Annotated[str, typer.Argument(help="Node name")],
     *,
-    operation: Annotated[str, typer.Argument(help="stop, start, kill, pause, unpause, restart, disconnect or connect")],
+    operation: Annotated[
+        str,
+        typer.Argument(
+            help="stop, start, kill, restart; pause, resume (docker: pause, unpause); disconnect, connect (docker)"
+        ),
+    ],
     run: Annotated[str | None, typer.Option("--run", help="Run id (default: the last `testbed up`)")] = None,
     state: StateOption = Path(".testbed"),
     reports: ReportsOption = Path("reports"),
 ) -> None:
-    """Do something to a node of a running docker network: stop or kill it, pause it, restart
-    it, cut it off from the network and connect it again."""
+    """Do something to one node of a running network: stop or kill it, start it again, pause
+    it, restart it; on docker also cut it off from the network and connect it again. On the
+    process runtime a node that shares its process is stopped, started and paused alone."""
     from testbed.network import attach
     from testbed.runtime.docker import DockerRuntime
+    from testbed.runtime.process import ProcessRuntime
 
-    running = attach(RunFolder(state, reports, run or current_run_id(state)))
+    folder = RunFolder(state, reports, run or current_run_id(state))
+    running = attach(folder)
+    if running.state.runtime == "process":
+        status = ProcessRuntime().operate(running.state, node, operation, progress=_progress)
+        folder.save(running.state)  # a node started again has a new process id
+        console.print(f"{node}: {operation} done; the node is {status}")
+        return
     if running.state.runtime != "docker":
-        raise ConfigError(f"faults need the docker runtime; run {running.state.run_id} uses {running.state.runtime}")
+        raise ConfigError(
+            f"faults need the process or docker runtime; run {running.state.run_id} uses {running.state.runtime}"
+        )
     status = DockerRuntime().fault(running.state, node, operation)
     console.print(f"{node}: {operation} done; the container is {status}")
 

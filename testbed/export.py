@@ -1,14 +1,16 @@
-"""`testbed export compose`: a network as a docker-compose.yml that `docker compose up`
-starts the way the docker runtime does: the same container names, configuration and CA, URLs
-of the same form (with fixed ports, from 21000 up, where the runtime picks free ones), and the
-same bootstrap, run by a one-shot `bootstrap` service inside the network once
-every node is healthy. The export folder is also a state folder: `testbed conformance
---attach --state <folder>/state` replays scenarios against the composed network.
+"""`testbed export compose` and `testbed export stack`: a network as a file that starts it the
+way the docker runtime does (`docker compose up`) or the swarm runtime does (`docker stack
+deploy` on a Docker Swarm): the same configuration and CA, URLs of the same form (with fixed
+ports, from 21000 up, where the runtimes pick free ones), and the same bootstrap, run by a
+one-shot `bootstrap` service inside the network once every node is healthy. The export folder
+is also a state folder: `testbed conformance --attach --state <folder>/state` replays
+scenarios against the started network (and `testbed load --attach` puts it under load).
 
-    <out>/docker-compose.yml
+    <out>/docker-compose.yml          (compose) nodes mount their folders
+    <out>/docker-stack.yml            (stack) nodes get their files as swarm configs and secrets
     <out>/network.yaml                the network file, as it was exported
     <out>/pki/                        the network CA, the trust bundle, the harness certificate
-    <out>/nodes/<node>/               node.json and its certificate (mounted at /node)
+    <out>/nodes/<node>/               node.json and its certificate (at /node in the container)
     <out>/state/runs/<run id>/        the run state the harness attaches to
 """
 
@@ -17,72 +19,136 @@ from __future__ import annotations
 import argparse
 import itertools
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from testbed.pki import NetworkCA, write_trust_bundle
+from testbed.pki import NetworkCA, TlsFiles, write_trust_bundle
 from testbed.runtime.client import harness_client
 from testbed.runtime.docker import INSIDE, NODE_LABEL, REFERENCE_IMAGE, contract_environment, run_labels
 from testbed.runtime.nodeconfig import container_node_dir
 from testbed.runtime.plan import NetworkPlan, NodePlan, container_plan
 from testbed.runtime.process import wait_healthy
 from testbed.runtime.state import NodeState, RunFolder, RunState
+from testbed.runtime.swarm import NETWORK_KEY, STACK_FILE, StackSpec, network_stack, stack_name, write_stack
 from testbed.topology import LoadedNetwork, UrlImplementation, load_network
 
 FIRST_PORT = 21000  # public and internal ports: FIRST_PORT + 2i and + 2i + 1 for node i
 MOUNT = Path("/export")  # where the bootstrap service sees the export folder
 
 
-def export_compose(loaded: LoadedNetwork, out: Path, image: str = REFERENCE_IMAGE) -> Path:
+@dataclass(frozen=True)
+class _Export:
+    loaded: LoadedNetwork
+    out: Path
+    run_id: str
+    plan: NetworkPlan
+    ca: NetworkCA
+    bundle: Path
+    harness: TlsFiles
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return run_labels(self.run_id, self.out / "state")
+
+    def bootstrap_command(self) -> list[str]:
+        return ["python", "-m", "testbed.export", "bootstrap", str(MOUNT / "state" / "runs" / self.run_id)]
+
+
+def _prepare(loaded: LoadedNetwork, out: Path, run_id: str) -> _Export:
     if any(isinstance(n.implementation, UrlImplementation) for _, n in loaded.network.nodes()):
-        raise ValueError("a composed network starts every node itself: url: implementations cannot be exported")
+        raise ValueError("an exported network starts every node itself: url: implementations cannot be exported")
     out.mkdir(parents=True, exist_ok=True)
-    run_id = f"compose-{loaded.network.name}"
     shutil.copy(loaded.path, out / "network.yaml")
-    plan = _plan(loaded)
     ca = NetworkCA.open(out / "pki" / "ca", loaded.network.name)
     bundle = write_trust_bundle(out / "pki" / "trust-bundle.pem", ca, [])
     harness = ca.issue(out / "pki" / "harness", "testbed harness", ["localhost", "bootstrap"])
+    return _Export(loaded, out, run_id, _plan(loaded), ca, bundle, harness)
+
+
+def _save_state(export: _Export, runtime: str, containers: dict[str, str]) -> None:
+    """The run state the harness attaches to (`containers`: each node's container or service);
+    `testbed down` keeps the nodes' logs in <out>/reports/<run id>/logs/."""
+    folder = RunFolder(export.out / "state", export.out / "reports", export.run_id)
+    folder.state_dir.mkdir(parents=True, exist_ok=True)
+    state = RunState(
+        run_id=export.run_id,
+        runtime=runtime,
+        network_file=str(export.out / "network.yaml"),
+        network_sha256=export.loaded.sha256,
+        trust_bundle=str(export.bundle.resolve()),
+        client_cert=str(export.harness.cert.resolve()),
+        client_key=str(export.harness.key.resolve()),
+        nodes=[
+            NodeState(plan=n, container=containers[n.name], log_path=str(folder.logs_dir / f"{n.name}.log"))
+            for n in export.plan.nodes
+        ],
+    )
+    folder.save(state)
+    folder.mark_current()
+
+
+def export_compose(loaded: LoadedNetwork, out: Path, image: str = REFERENCE_IMAGE) -> Path:
+    export = _prepare(loaded, out, f"compose-{loaded.network.name}")
+    run_id, plan, labels = export.run_id, export.plan, export.labels
     services: dict[str, Any] = {}
     for node in plan.nodes:
-        services[node.name] = _service(loaded, plan, node, out, ca, bundle, run_id, image)
+        services[node.name] = _service(loaded, plan, node, out, export.ca, export.bundle, run_id, image)
     services["bootstrap"] = {
         "image": image,
         "container_name": f"{run_id}-bootstrap",
-        "entrypoint": ["python", "-m", "testbed.export", "bootstrap", str(MOUNT / "state" / "runs" / run_id)],
+        "entrypoint": export.bootstrap_command(),
         "volumes": [f"./:{MOUNT}"],
         "depends_on": [n.name for n in plan.nodes],
-        "labels": run_labels(run_id, out / "state"),
+        "labels": labels,
         "networks": ["testbed"],
         "restart": "no",
     }
     compose = {
         "version": "3.8",  # read by docker-compose 1.29 and by `docker compose` alike
         "services": services,
-        "networks": {"testbed": {"name": f"testbed-{run_id}", "labels": run_labels(run_id, out / "state")}},
+        "networks": {"testbed": {"name": f"testbed-{run_id}", "labels": labels}},
     }
     (out / "docker-compose.yml").write_text(
         f"# Made by `testbed export compose`. `docker compose -p {run_id} up -d` (or docker-compose)\n"
         "# starts the network and bootstraps it.\n" + yaml.safe_dump(compose, sort_keys=False),
         encoding="utf-8",
     )
-    folder = RunFolder(out / "state", out / "reports", run_id)
-    folder.state_dir.mkdir(parents=True, exist_ok=True)
-    state = RunState(
-        run_id=run_id,
-        runtime="docker",
-        network_file=str(out / "network.yaml"),
-        network_sha256=loaded.sha256,
-        trust_bundle=str(bundle.resolve()),
-        client_cert=str(harness.cert.resolve()),
-        client_key=str(harness.key.resolve()),
-        nodes=[NodeState(plan=n, container=f"{run_id}-{n.name}") for n in plan.nodes],
-    )
-    folder.save(state)
-    folder.mark_current()
+    _save_state(export, "docker", {n.name: f"{run_id}-{n.name}" for n in plan.nodes})
     return out / "docker-compose.yml"
+
+
+def export_stack(loaded: LoadedNetwork, out: Path, image: str = REFERENCE_IMAGE) -> Path:
+    """The network as a stack file for `docker stack deploy`: the swarm runtime's services,
+    and a bootstrap service on a manager, which reads and writes the export folder there (so
+    the stack is deployed on that machine, from the export folder)."""
+    export = _prepare(loaded, out, f"stack-{loaded.network.name}")
+    spec = StackSpec(run_id=export.run_id, state_root=out / "state", folder=out, image=image)
+    stack = network_stack(loaded, export.plan, spec, ca=export.ca, trust_bundle=export.bundle)
+    stack["services"]["bootstrap"] = {
+        "image": image,
+        "entrypoint": export.bootstrap_command(),
+        "volumes": [f"./:{MOUNT}"],
+        "labels": export.labels,
+        "networks": [NETWORK_KEY],
+        "deploy": {
+            "endpoint_mode": "dnsrr",
+            "restart_policy": {"condition": "none"},  # once, to the end
+            "placement": {"constraints": ["node.role == manager"]},
+            "labels": export.labels,
+        },
+    }
+    name = stack_name(export.run_id)
+    header = (
+        f"# Made by `testbed export stack`. On a swarm manager, in this folder:\n"
+        f"#   docker stack deploy --resolve-image never -c {STACK_FILE} {name}\n"
+        "# starts the network and bootstraps it; `testbed down --state state` removes it.\n"
+    )
+    written = write_stack(stack, out / STACK_FILE, header)
+    _save_state(export, "swarm", {n.name: f"{name}_{n.name}" for n in export.plan.nodes})
+    return written
 
 
 def _plan(loaded: LoadedNetwork) -> NetworkPlan:

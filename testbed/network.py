@@ -14,6 +14,7 @@ import httpx
 
 from testbed import interrupts
 from testbed.bootstrap import bootstrap
+from testbed.concurrency import each
 from testbed.errors import ConfigError, NodeIdentityError, TestbedError
 from testbed.files import display_path
 from testbed.phases import PhaseTimer
@@ -52,8 +53,10 @@ def start_network(
     owner_pid: int | None,
     progress: Progress,
     ca_dir: Path | None = None,
+    nodes_per_process: int | None = None,
 ) -> RunningNetwork:
-    """`ca_dir`: keep the network CA there across runs (default: a fresh CA for this run)."""
+    """`ca_dir`: keep the network CA there across runs (default: a fresh CA for this run).
+    `nodes_per_process`: process runtime, how many nodes share a process (None: by size)."""
     runtime = get_runtime(runtime_name)
     sweep_abandoned_runs(folder, progress)
     state = RunState(
@@ -69,7 +72,12 @@ def start_network(
         folder.save(state)
         ca = NetworkCA.open(ca_dir or folder.pki_dir, loaded.network.name)
         with address_lock():
-            plan = plan_network(loaded, taken_hosts=_hosts_of_other_runs(folder), runtime=runtime_name)
+            plan = plan_network(
+                loaded,
+                taken_hosts=_hosts_of_other_runs(folder),
+                runtime=runtime_name,
+                nodes_per_process=nodes_per_process,
+            )
             extra = [Path(n.ca_bundle) for n in plan.nodes if n.ca_bundle]
             state.trust_bundle = str(write_trust_bundle(folder.pki_dir / "trust-bundle.pem", ca, extra))
             harness = ca.issue(folder.pki_dir / "harness", "testbed harness", ["localhost"])
@@ -111,8 +119,17 @@ def network_session(
     owner_pid: int,
     progress: Progress,
     ca_dir: Path | None = None,
+    nodes_per_process: int | None = None,
 ) -> Iterator[RunningNetwork]:
-    running = start_network(loaded, runtime_name, folder, owner_pid=owner_pid, progress=progress, ca_dir=ca_dir)
+    running = start_network(
+        loaded,
+        runtime_name,
+        folder,
+        owner_pid=owner_pid,
+        progress=progress,
+        ca_dir=ca_dir,
+        nodes_per_process=nodes_per_process,
+    )
     try:
         yield running
     finally:
@@ -132,11 +149,18 @@ class NetworkOptions:
     folder: RunFolder
     attach: RunFolder | None = None  # use a network `testbed up` started
     ca_dir: Path | None = None  # keep the network CA here across runs
+    nodes_per_process: int | None = None  # process runtime: nodes sharing a process (None: by size)
     on_progress: Progress = lambda _: None
 
     def network(self, loaded: LoadedNetwork) -> contextlib.AbstractContextManager[RunningNetwork]:
         return network_for_run(
-            loaded, self.runtime, self.folder, attach_to=self.attach, progress=self.on_progress, ca_dir=self.ca_dir
+            loaded,
+            self.runtime,
+            self.folder,
+            attach_to=self.attach,
+            progress=self.on_progress,
+            ca_dir=self.ca_dir,
+            nodes_per_process=self.nodes_per_process,
         )
 
 
@@ -149,6 +173,7 @@ def network_for_run(
     attach_to: RunFolder | None,
     progress: Progress,
     ca_dir: Path | None = None,
+    nodes_per_process: int | None = None,
 ) -> Iterator[RunningNetwork]:
     """The network a run uses: one `testbed up` started (`attach_to`, left running, and only
     if it was started from this very network file), or a fresh one torn down afterwards."""
@@ -165,7 +190,13 @@ def network_for_run(
         yield running
         return
     with network_session(
-        loaded, runtime_name, folder, owner_pid=os.getpid(), progress=progress, ca_dir=ca_dir
+        loaded,
+        runtime_name,
+        folder,
+        owner_pid=os.getpid(),
+        progress=progress,
+        ca_dir=ca_dir,
+        nodes_per_process=nodes_per_process,
     ) as running:
         yield running
 
@@ -176,7 +207,8 @@ def verify_roles(state: RunState, client: httpx.Client) -> None:
     it does not play (a 404 of a missing endpoint passing for a refusal). A node says it at
     `GET {internal}/status` as a JSON object with its role; a Nuts node, whose `/status` is a
     plain "OK", says it with its diagnostics (`GET {internal}/status/diagnostics`)."""
-    problems = [problem for node in state.nodes if (problem := _role_problem(node, client))]
+    answers = each(lambda node: _role_problem(node, client), state.nodes)
+    problems = [problem for problem in answers if problem]
     if problems:
         raise NodeIdentityError("these nodes are not what the network file says:\n  " + "\n  ".join(problems))
 

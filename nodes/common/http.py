@@ -156,4 +156,11 @@ def client_ssl_context(config: NodeConfig) -> ssl.SSLContext:
 
 
 def outbound_client(config: NodeConfig, timeout: float = 10.0) -> httpx.AsyncClient:
-    return httpx.AsyncClient(verify=client_ssl_context(config), timeout=timeout)
+    """The client a node calls its peers with. Given an egress proxy, every HTTPS connection
+    is a CONNECT tunnel through it (so the harness can cut or slow the link); TLS stays end
+    to end. Plain HTTP (an internal API of an implementation under test) goes direct."""
+    context = client_ssl_context(config)
+    if config.egress_proxy is None:
+        return httpx.AsyncClient(verify=context, timeout=timeout)
+    tunnelled = httpx.AsyncHTTPTransport(verify=context, proxy=config.egress_proxy)
+    return httpx.AsyncClient(verify=context, timeout=timeout, mounts={"https://": tunnelled})

@@ -1,57 +1,77 @@
-"""Run a node: both listeners over HTTPS in one event loop, until told to stop."""
+"""A node's two HTTPS listeners: uvicorn servers on sockets the caller binds, so that one
+process can run one node or many (nodes.common.host) and a failed bind is an error the host
+reports for that node alone, not an exit of the whole process."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-import os
-import signal
+import socket
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import uvicorn
-import uvloop
-from starlette.applications import Starlette
+from starlette.types import ASGIApp
 
 from nodes.common.app import NodeApps
 from nodes.common.peer import TlsScopeProtocol
-from protocols.nodeconfig import NodeConfig
+from protocols.nodeconfig import NodeConfig, TlsConfig
 
-PARENT_POLL_SECONDS = 0.5
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-# One line per event with a timestamp, so a node's log can be read next to a report.
-LOG_CONFIG = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": LOG_FORMAT}},
-    "handlers": {"stream": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "loggers": {
-        "uvicorn": {"handlers": ["stream"], "level": "INFO", "propagate": False},
-        "uvicorn.access": {"handlers": ["stream"], "level": "INFO", "propagate": False},
-    },
-}
+ASGIWrapper = Callable[[ASGIApp], ASGIApp]
+TICK_SECONDS = 1.0  # how often an idle listener refreshes its Date header and looks for a stop
 
 
-class _QuietServer(uvicorn.Server):
-    """Signals are handled once for both listeners, by `serve` below."""
+class Listener(uvicorn.Server):
+    """One uvicorn server. Signals are handled once per process by the host, and an idle
+    listener wakes once a second (uvicorn's own loop wakes ten times a second, which adds up
+    when a process hosts hundreds of listeners)."""
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
 
+    def request_exit(self, *, abrupt: bool = False) -> None:
+        """Stop: gracefully, or (`abrupt`) without waiting for open requests or the app's
+        shutdown, the nearest a shared process comes to a node being killed."""
+        self.should_exit = True
+        self.force_exit = self.force_exit or abrupt
+        self._exit_requested().set()
 
-def serve(config: NodeConfig, apps: NodeApps) -> None:
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
-    servers = [
-        _QuietServer(_uvicorn_config(config, apps.public, config.public_port, _public_mode(apps))),
+    def _exit_requested(self) -> asyncio.Event:
+        if not hasattr(self, "_exit_event"):
+            self._exit_event = asyncio.Event()
+        return self._exit_event
+
+    async def main_loop(self) -> None:
+        while not await self.on_tick(0):  # counter 0: refresh the Date header on every tick
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(TICK_SECONDS):
+                    await self._exit_requested().wait()
+
+
+def listeners(config: NodeConfig, apps: NodeApps, *, wrap: ASGIWrapper | None = None) -> list[Listener]:
+    """The public and the internal listener of a node. `wrap` puts something around each app
+    (the host uses it to tell which node a log line comes from)."""
+    tag = wrap or (lambda app: app)
+    return [
+        Listener(_uvicorn_config(config.tls, tag(apps.public), _public_mode(apps))),
         # The internal API issues credentials and signs for subjects: only holders of a
         # certificate from the network CA (the harness, the organisation's other nodes) may call it.
-        _QuietServer(_uvicorn_config(config, apps.internal, config.internal_port, ssl.CERT_REQUIRED)),
+        Listener(_uvicorn_config(config.tls, tag(apps.internal), ssl.CERT_REQUIRED)),
     ]
-    # uvloop: the event loop (and its TLS) in compiled code, as uvicorn's standard install runs it.
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(_serve_all(config, servers))
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to the node's address and port (uvicorn starts listening on it);
+    raises OSError when the address is taken or not this machine's."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def _public_mode(apps: NodeApps) -> ssl.VerifyMode:
@@ -60,20 +80,16 @@ def _public_mode(apps: NodeApps) -> ssl.VerifyMode:
     return ssl.CERT_REQUIRED if apps.public_client_certificates else ssl.CERT_NONE
 
 
-def _uvicorn_config(
-    config: NodeConfig, app: Starlette, port: int, client_certificates: ssl.VerifyMode
-) -> uvicorn.Config:
+def _uvicorn_config(tls: TlsConfig, app: ASGIApp, client_certificates: ssl.VerifyMode) -> uvicorn.Config:
     return uvicorn.Config(
         app,
-        host=config.host,
-        port=port,
-        ssl_certfile=str(config.tls.cert),
-        ssl_keyfile=str(config.tls.key),
-        ssl_ca_certs=str(config.tls.ca),
+        ssl_certfile=str(tls.cert),
+        ssl_keyfile=str(tls.key),
+        ssl_ca_certs=str(tls.ca),
         ssl_cert_reqs=client_certificates,
         http=TlsScopeProtocol,  # httptools; handlers see the client's certificate (e.g. to bind a signed query to it)
-        log_level="info",
-        log_config=LOG_CONFIG,
+        lifespan="on",
+        log_config=None,  # the host routes every node's lines to that node's log
         access_log=True,
         timeout_graceful_shutdown=3,
         # uvicorn closes an idle keep-alive connection after 5 s by default, the very moment a
@@ -82,43 +98,3 @@ def _uvicorn_config(
         # nginx keeps them by default, longer than any client here keeps one idle.
         timeout_keep_alive=75,
     )
-
-
-async def _serve_all(config: NodeConfig, servers: list[_QuietServer]) -> None:
-    loop = asyncio.get_running_loop()
-
-    def stop() -> None:
-        for server in servers:
-            server.should_exit = True
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop)
-    watchdog = asyncio.create_task(_exit_with_parent(config.parent_pid, stop))
-    try:
-        await asyncio.gather(*(server.serve() for server in servers))
-    finally:
-        watchdog.cancel()
-    if any(not server.started for server in servers):
-        raise SystemExit(1)  # a listener could not bind: say so through the exit status
-
-
-async def _exit_with_parent(parent_pid: int | None, stop: object) -> None:
-    """A node started for one harness run dies with that run, even if the harness is killed."""
-    if parent_pid is None:
-        return
-    while True:
-        await asyncio.sleep(PARENT_POLL_SECONDS)
-        if not _alive(parent_pid):
-            logging.getLogger("node").warning("harness process %s is gone; stopping", parent_pid)
-            stop()  # type: ignore[operator]
-            return
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

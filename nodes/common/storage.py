@@ -48,15 +48,21 @@ class DocumentStore:
             return cursor.rowcount == 1
 
     def put_many(self, collection: str, items: list[tuple[str, Any]]) -> None:
+        self.put_collections({collection: items})
+
+    def put_collections(self, batches: dict[str, list[tuple[str, Any]]]) -> None:
+        """Several collections' documents in one transaction: one wait for the disk, not one
+        per collection (a data station writes its synthetic data so at its first start)."""
         with self._lock:
             self._db.execute("BEGIN")
-            start = self._db.execute(
-                "SELECT COALESCE(MAX(seq), 0) FROM documents WHERE collection = ?", (collection,)
-            ).fetchone()[0]
-            self._db.executemany(
-                "INSERT OR REPLACE INTO documents (collection, key, seq, doc) VALUES (?, ?, ?, ?)",
-                [(collection, k, start + i + 1, json.dumps(d)) for i, (k, d) in enumerate(items)],
-            )
+            for collection, items in batches.items():
+                start = self._db.execute(
+                    "SELECT COALESCE(MAX(seq), 0) FROM documents WHERE collection = ?", (collection,)
+                ).fetchone()[0]
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO documents (collection, key, seq, doc) VALUES (?, ?, ?, ?)",
+                    [(collection, k, start + i + 1, json.dumps(d)) for i, (k, d) in enumerate(items)],
+                )
             self._db.execute("COMMIT")
 
     def get(self, collection: str, key: str) -> Any | None:

@@ -34,6 +34,7 @@ from protocols.settings import HdabSettings
 APPLICANT_SCOPE = "data-access"
 APPLICATIONS, DATASETS, CENTRAL_TASKS = "applications", "datasets", "central_tasks"
 STATION_PEER_PREFIX = "station:"
+HARVEST_CONCURRENCY = 16  # catalogues fetched at once while harvesting
 CLOSED_STATES = ("rejected", "withdrawn")  # ended before a decision: never a permit
 
 
@@ -127,9 +128,18 @@ class AccessBody:
         stations = list(self.stations.items())
         if self.faulty("harvest-drops-last-station"):
             stations = stations[:-1]
-        for name, url in stations:
+        # Fetched a few at a time (a national network has a thousand stations), kept in order.
+        limit = asyncio.Semaphore(HARVEST_CONCURRENCY)
+
+        async def fetch(url: str) -> Any:
+            async with limit:
+                return await call_json(self.client, "GET", f"{url}/catalogue", what="the catalogue")
+
+        fetched = await asyncio.gather(*(fetch(url) for _, url in stations), return_exceptions=True)
+        for (name, _), catalogue in zip(stations, fetched, strict=True):
             try:
-                catalogue = await call_json(self.client, "GET", f"{url}/catalogue", what="the catalogue")
+                if isinstance(catalogue, BaseException):
+                    raise catalogue
                 datasets = datasets_of(catalogue, name, services_too=self.faulty("harvest-invents-datasets"))
             except (HttpError, LookupError, TypeError, AttributeError, ValueError) as exc:
                 report["failed"].append({"station": name, "reason": str(exc)})

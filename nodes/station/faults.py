@@ -14,6 +14,7 @@ FAULTS: dict[str, str] = {
     "consent-asked-once-per-requester": "after one Permit for a requester, its reads of any patient are not asked",
     "consent-permit-misread": "the consent answer is compared case-sensitively with 'permit': nothing is released",
     "search-ignores-patient": "a search by patient returns a page of that type's resources of every patient",
+    "serves-without-consent-answer": "while the consent service is unreachable or silent, data is released (fail open)",
     # --- the audit log ---
     "audit-skips-refusals": "refused FHIR requests are not written to the audit log",
     "audit-drops-newest": "the audit log listing leaves out its newest entry",

@@ -43,6 +43,7 @@ class Station:
         self.scopes = set(settings.scopes or DEFAULT_SCOPES)
         self.threshold = settings.min_cell_size
         self.dataset = catalogue.dataset_id(config.public_url, settings.dataset)
+        self.consent_timeout = settings.consent_timeout
         self._consent_remembered: dict[tuple[str, str], dict[str, Any]] = {}  # only the faulty variant that caches
         self._requesters_permitted: set[str] = set()  # only the faulty variant that asks once per requester
         self._load_data(settings.patients)
@@ -56,16 +57,19 @@ class Station:
         if self.store.count("Patient"):
             return  # generated on first start; kept across restarts
         data = synthetic.generate(self.config.seed, self.config.name, count)
-        self.store.put_many("Patient", [(p["id"], p) for p in data.patients])
-        self.store.put_many("bsn_index", [(synthetic.bsn_of(p), {"id": p["id"]}) for p in data.patients])
-        self.store.put_many("features", [(row["patient"], row) for row in data.features])
+        batches: dict[str, list[tuple[str, Any]]] = {
+            "Patient": [(p["id"], p) for p in data.patients],
+            "bsn_index": [(synthetic.bsn_of(p), {"id": p["id"]}) for p in data.patients],
+            "features": [(row["patient"], row) for row in data.features],
+        }
         for kind, resources in data.resources.items():
-            self.store.put_many(kind, [(r["id"], r) for r in resources])
+            batches[kind] = [(r["id"], r) for r in resources]
             of_patient: dict[str, list[str]] = {}
             for r in resources:
                 subject = (r.get("subject") or r["patient"])["reference"].removeprefix("Patient/")
                 of_patient.setdefault(subject, []).append(r["id"])
-            self.store.put_many(f"{kind}_of", list(of_patient.items()))
+            batches[f"{kind}_of"] = list(of_patient.items())
+        self.store.put_collections(batches)  # all or nothing: a crash mid-way leaves no half data set
 
     def catalogue(self) -> dict[str, Any]:
         # The faulty variant publishes the address it knows itself by internally (a deployment slip).
@@ -96,7 +100,12 @@ class Station:
             return remembered
         if requester_ura in self._requesters_permitted:  # only the faulty variant that asks once per requester
             return {"decision": "Permit"}
-        answer = await self._ask_consent(bsn, requester_ura)
+        try:
+            answer = await self._ask_consent(bsn, requester_ura)
+        except HttpError as exc:  # the faulty variant takes no answer for a yes
+            if exc.code == "consent-unavailable" and self.faulty("serves-without-consent-answer"):
+                return {"decision": "Permit"}
+            raise
         if answer.get("decision") == "Permit":
             if self.faulty("consent-answer-kept"):
                 self._consent_remembered[(bsn, requester_ura)] = answer
@@ -115,10 +124,9 @@ class Station:
             "data_category": DATA_CATEGORY,
         }
         try:
-            response = await self.client.post(url, json=question)
+            response = await self.client.post(url, json=question, timeout=self.consent_timeout)
         except httpx.HTTPError as exc:
-            detail = f"the consent service did not answer: {exc.__class__.__name__}"
-            raise HttpError(503, "Service Unavailable", detail, code="consent-unavailable") from None
+            raise _no_decision(exc, self.consent_timeout) from None
         if 400 <= response.status_code < 500:  # the question itself was wrong, e.g. a malformed BSN
             detail = f"the consent service refused the question: {_detail_of(response)}"
             raise HttpError(400, "Bad Request", detail, code="consent-question-refused")
@@ -145,6 +153,17 @@ def fhir_error(request: Request, error: HttpError) -> Response:
         headers=error.headers,
         media_type=FHIR_JSON,
     )
+
+
+def _no_decision(exc: httpx.HTTPError, timeout: float) -> HttpError:
+    """Without the consent service's answer nothing is released (fail closed), and the refusal
+    says why: the service could not be reached, or did not answer in time."""
+    if isinstance(exc, httpx.TimeoutException):
+        cause = f"did not answer within {timeout:g} s"
+    else:
+        cause = "could not be reached"
+    detail = f"no consent decision: the consent service {cause} ({exc.__class__.__name__}); nothing is released"
+    return HttpError(503, "Service Unavailable", detail, code="consent-unavailable")
 
 
 def _detail_of(response: httpx.Response) -> str:

@@ -16,8 +16,12 @@ from protocols.keys import ALGORITHM
 from protocols.vcjwt import CredentialError, Jwt
 
 
-async def verify_signature(token: Jwt, resolver: Resolver) -> None:
-    """The JWS verifies with the key its `kid` names, in the signer's resolved DID document."""
+async def verify_signature(token: Jwt, resolver: Resolver, *, memoize: bool = False) -> None:
+    """The JWS verifies with the key its `kid` names, in the signer's resolved DID document.
+
+    `memoize` for what is verified again and again unchanged (a credential presented many
+    times, a status list): the outcome for these exact bytes and this exact key is kept.
+    The DID is still resolved each time, so a key rotated out stops verifying as before."""
     kid = token.header.get("kid")
     if not isinstance(kid, str) or "#" not in kid:
         raise CredentialError("the JWT header has no DID URL in 'kid'")
@@ -28,10 +32,23 @@ async def verify_signature(token: Jwt, resolver: Resolver) -> None:
         jwk = verification_key(document, kid)
     except LookupError as exc:
         raise CredentialError(str(exc)) from None
+    check = _remembered_failure if memoize else _failure
+    failure = check(token.raw, json.dumps(jwk, sort_keys=True))
+    if failure is not None:
+        raise CredentialError(f"signature of {kid} does not verify: {failure}")
+
+
+def _failure(raw: str, jwk: str) -> str | None:
+    """None when the compact JWS `raw` verifies with `jwk`, else what went wrong."""
     try:
-        jws.deserialize_compact(token.raw, _public_key(json.dumps(jwk, sort_keys=True)), algorithms=[ALGORITHM])
+        jws.deserialize_compact(raw, _public_key(jwk), algorithms=[ALGORITHM])
     except (JoseError, ValueError) as exc:
-        raise CredentialError(f"signature of {kid} does not verify: {exc.__class__.__name__}") from None
+        return exc.__class__.__name__
+    return None
+
+
+# A pure function of its arguments (token bytes and key), so keeping its answers is safe.
+_remembered_failure = lru_cache(maxsize=1024)(_failure)
 
 
 @lru_cache(maxsize=1024)

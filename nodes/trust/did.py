@@ -71,12 +71,14 @@ class Resolver:
         self._cache: dict[str, tuple[float, dict[str, Any]]] = {}
 
     async def resolve(self, did: str) -> dict[str, Any]:
-        own = self._local(did)
-        if own is not None:
-            return own
+        # The cache first: it only ever holds other nodes' DIDs (this node's own are answered
+        # from its storage below and never fetched), and a verification resolves two of them.
         cached = self._cache.get(did)
         if cached and cached[0] > time.monotonic():
             return cached[1]
+        own = self._local(did)
+        if own is not None:
+            return own
         try:
             url = document_url(did)
         except ValueError as exc:

@@ -8,17 +8,18 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
+import httpx
 from joserfc.jwk import ECKey
 
 from nodes.common.faults import fault_switch
-from nodes.common.http import HttpError, outbound_client
+from nodes.common.http import HttpError, client_ssl_context, outbound_client
 from nodes.common.storage import DocumentStore
 from nodes.trust.credentials import verify_signature
 from nodes.trust.did import Resolver, build_document, path_id_for
 from nodes.trust.policy import default_policy
 from nodes.trust.presentation import select
 from nodes.trust.replay import ExpiringStore, OneUseMemory
-from nodes.trust.statuslist import StatusListReader, StatusLists, is_set
+from nodes.trust.statuslist import SignedList, StatusListReader, StatusLists
 from protocols import vcjwt as vc
 from protocols.didweb import did_for
 from protocols.keys import derive_key, public_jwk
@@ -43,7 +44,10 @@ class TrustNode:
         self.token_lifetime = settings.token_lifetime_seconds
         self._key = lru_cache(maxsize=1024)(self._derive_key)
         self.status_lists = StatusLists(self.store, config.public_url)
-        self.status_reader = StatusListReader(self.client, self.resolver)
+        # Status lists are revalidated for every verification: a transport of their own, below
+        # the client layer, so that each request costs as little as it can.
+        self.status_transport = httpx.AsyncHTTPTransport(verify=client_ssl_context(config))
+        self.status_reader = StatusListReader(self.status_transport, self.resolver)
         # How long verifiers may cache this node's status lists (Cache-Control: max-age);
         # 0, the default, makes every verification see a revocation at once.
         self.status_list_max_age = settings.status_list_max_age_seconds
@@ -66,6 +70,7 @@ class TrustNode:
 
     async def close(self) -> None:
         await self.client.aclose()
+        await self.status_transport.aclose()
         self.store.close()
 
     # --- subjects and DIDs -------------------------------------------------------------
@@ -154,7 +159,7 @@ class TrustNode:
         if not self.status_lists.revoke(record["issuer"], int(record["status"]["statusListIndex"])):
             raise HttpError(409, "Conflict", f"credential {credential_id} is already revoked")
 
-    def status_list(self, issuer: str) -> str:
+    def status_list(self, issuer: str) -> SignedList:
         if self.subject_of_did(issuer) is None:
             raise HttpError(404, "Not Found", f"{issuer} is not a DID of this node")
         return self.status_lists.credential(issuer, self.signing_key(issuer))
@@ -205,7 +210,7 @@ class TrustNode:
     # --- wallet and trust ----------------------------------------------------------------
     async def verify_credential(
         self,
-        token: str,
+        token: str | vc.Jwt,
         now: float | None = None,
         *,
         check_signature: bool = True,
@@ -214,14 +219,15 @@ class TrustNode:
         check_revocation: bool = True,
     ) -> dict[str, Any]:
         """Signature, validity period, trusted issuer and revocation; returns the credential's
-        W3C view. Every check is on by default; the flags exist for the self-test's defects."""
+        W3C view. Every check is on by default; the flags exist for the self-test's defects.
+        `token` may come read already (the token endpoint reads it for its own rules first)."""
         now = time.time() if now is None else now
-        jwt = vc.Jwt.read(token)
+        jwt = token if isinstance(token, vc.Jwt) else vc.Jwt.read(token)
         view = vc.credential_view(jwt)
         if jwt.signer_did != jwt.claims.get("iss"):
             raise vc.CredentialError("the credential is not signed by its issuer")
         if check_signature:
-            await verify_signature(jwt, self.resolver)
+            await verify_signature(jwt, self.resolver, memoize=True)  # credentials recur, unchanged
         if check_expiry:
             vc.check_validity_period(jwt, now, f"credential {view['id']}")
         # Every type must be trusted for this issuer: otherwise an issuer trusted for one type
@@ -246,8 +252,7 @@ class TrustNode:
             url, index = status.get("statusListCredential"), str(status.get("statusListIndex", ""))
             if not isinstance(url, str) or not (index.isascii() and index.isdigit()):
                 raise vc.CredentialError("the credentialStatus lacks statusListCredential or statusListIndex")
-            encoded = await self.status_reader.encoded_list(url, view["issuer"])
-            if is_set(encoded, int(index)):
+            if await self.status_reader.is_revoked(url, view["issuer"], int(index)):
                 raise vc.CredentialError(f"credential {view['id']} is revoked")
 
     def search(self, query: dict[str, Any], allow_untrusted: bool) -> list[str]:

@@ -110,7 +110,7 @@ async def token(node: TrustNode, *, subject: str, form: dict[str, str], dpop_pro
         await verify_signature(vp, node.resolver)
         for credential in credentials:
             await node.verify_credential(
-                credential.raw,
+                credential,
                 now,
                 check_trust=not node.faulty("token-skips-issuer-trust"),
                 check_expiry=not node.faulty("token-skips-credential-expiry"),

@@ -1,12 +1,35 @@
 """Revocation with StatusList2021 (W3C VC Status List 2021): every revocable credential
 gets an index in its issuer's status list; revoking sets that bit; the list is a credential
-itself, signed by the issuer and served publicly at `/statuslist/{did}/{page}`."""
+itself, signed by the issuer and served publicly at `/statuslist/{did}/{page}`.
+
+The issuer serves its list with a strong ETag (RFC 9110, section 8.8.3) and answers a matching
+If-None-Match with 304. By default it also answers `Cache-Control: no-cache`, so a verifier
+revalidates the list before every use and a revocation counts from the next verification on.
+What makes that cheap on the verifier's side (StatusListReader):
+- the list is kept per URL as last verified (signer, bitstring, strong ETag), and a 304 reuses
+  it: no new list to read, no signature to check, no bitstring to unpack;
+- concurrent verifications of one URL share a revalidation (RFC 9111, section 4 allows a cache
+  to collapse requests), but only one sent after they began, so each is answered by the
+  issuer's state at a moment after it started: a revocation that returned before a
+  verification began is always seen by it;
+- while verifications overlap, revalidations of one list are at least REVALIDATION_SPACING
+  apart, so that those of a few milliseconds share one request (a round trip costs about as
+  much CPU as a whole verification); a verification that finds no request under way asks at
+  once, so one after another (a lone client) wait for nothing;
+- requests go straight to a pooled HTTP transport of their own, which keeps the connection to
+  the issuer open, without the client layer's per-request work (and its log line).
+An issuer that allows caching (`max-age=N`) is not asked again for N seconds."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import gzip
+import hashlib
+import re
 import time
+from collections import OrderedDict
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
@@ -24,17 +47,50 @@ PAGE = 1  # one page holds LIST_BITS credentials, more than a test network issue
 COUNTERS = "statuslist_counters"
 REVOKED = "statuslist_revoked"
 STATUS_CONTEXT = "https://w3id.org/vc/status-list/2021/v1"
+HELD_LISTS = 1024  # lists a verifier keeps (least recently used dropped): URLs come from presented credentials
+# The longest a verification waits for the next revalidation of a list beyond its round trip;
+# also the most requests per second one verifier sends an issuer for one list (100).
+REVALIDATION_SPACING = 0.01
+TIMEOUT = httpx.Timeout(10.0).as_dict()  # as the node's own client waits
+
+
+_ENTITY_TAG = re.compile(r'(?:W/)?"([^"]*)"')
 
 
 def list_url(public_url: str, issuer: str, page: int = PAGE) -> str:
     return f"{public_url}/statuslist/{quote(issuer, safe='')}/{page}"
 
 
+@dataclass(frozen=True)
+class SignedList:
+    """An issuer's list as last signed, with the strong ETag verifiers revalidate it by."""
+
+    token: str
+    etag: str
+
+
+def entity_tag(token: str) -> str:
+    """A digest of the exact token served: every new signature (a revocation, a restart that
+    signs anew) gives a new tag, and only byte-identical lists share one."""
+    digest = hashlib.sha256(token.encode()).digest()[:18]
+    return f'"{base64.urlsafe_b64encode(digest).decode()}"'
+
+
+def unchanged(if_none_match: str | None, etag: str) -> bool:
+    """Whether a request's If-None-Match names the current list (RFC 9110, section 13.1.2:
+    `*` or a list of tags, compared weakly), so that 304 is the answer."""
+    if not if_none_match:
+        return False
+    if if_none_match.strip() == "*":
+        return True
+    return etag.strip('"') in _ENTITY_TAG.findall(if_none_match)
+
+
 class StatusLists:
     def __init__(self, store: DocumentStore, public_url: str):
         self._store = store
         self._public_url = public_url
-        self._signed: dict[str, str] = {}  # issuer -> its list as last signed; dropped on a revocation
+        self._signed: dict[str, SignedList] = {}  # issuer -> its list as last signed; dropped on a revocation
 
     def new_entry(self, issuer: str) -> dict[str, Any]:
         """Reserve the next index of the issuer's list: the credentialStatus to embed."""
@@ -61,11 +117,13 @@ class StatusLists:
         self._signed.pop(issuer, None)
         return True
 
-    def credential(self, issuer: str, key: ECKey) -> str:
+    def credential(self, issuer: str, key: ECKey) -> SignedList:
         """The issuer's status list as a signed JWT credential, signed anew after a change."""
-        if issuer not in self._signed:
-            self._signed[issuer] = self._sign(issuer, key)
-        return self._signed[issuer]
+        signed = self._signed.get(issuer)
+        if signed is None:
+            token = self._sign(issuer, key)
+            signed = self._signed[issuer] = SignedList(token, entity_tag(token))
+        return signed
 
     def _sign(self, issuer: str, key: ECKey) -> str:
         url = list_url(self._public_url, issuer)
@@ -93,53 +151,168 @@ class StatusLists:
         return (self._store.get(REVOKED, issuer) or {"indices": []})["indices"]
 
 
+@dataclass(frozen=True)
+class HeldList:
+    """A status list as last verified, which a 304 lets the verifier use again."""
+
+    signer: str  # the issuer whose signature it carries, compared with each credential's issuer
+    bits: bytes
+    etag: str | None  # strong ETag to revalidate with; None: every revalidation fetches it whole
+    fresh_until: float  # monotonic clock; until then it is used without asking (max-age)
+    asked: float  # monotonic clock: when the request that confirmed it was sent
+
+
+@dataclass
+class _Round:
+    """One request for a URL's list, shared by the verifications that join it before it is sent."""
+
+    sent: bool = False
+
+
 class StatusListReader:
-    """The verifier's side: fetch an issuer's status list, check it is the issuer's, and keep
-    it as long as the issuer's Cache-Control max-age allows (by default not at all)."""
+    """The verifier's side: whether a credential's bit is set in its issuer's list as the
+    issuer has it now (see the module's notes for how that stays cheap)."""
 
-    def __init__(self, client: httpx.AsyncClient, resolver: Resolver):
-        self._client = client
+    def __init__(
+        self,
+        transport: httpx.AsyncBaseTransport,
+        resolver: Resolver,
+        *,
+        capacity: int = HELD_LISTS,
+        spacing: float = REVALIDATION_SPACING,
+    ):
+        self._transport = transport  # pooled: one open connection per issuer
         self._resolver = resolver
-        self._cache: dict[str, tuple[float, str, str]] = {}  # url -> (fresh until, issuer, encoded list)
+        self._capacity = capacity
+        self._spacing = spacing
+        self._held: OrderedDict[str, HeldList] = OrderedDict()
+        self._rounds: dict[str, tuple[_Round, asyncio.Task[HeldList]]] = {}  # url -> its newest request
 
-    async def encoded_list(self, url: str, issuer: str) -> str:
-        cached = self._cache.get(url)
-        if cached and cached[0] > time.monotonic() and cached[1] == issuer:
-            return cached[2]
+    async def is_revoked(self, url: str, issuer: str, index: int) -> bool:
+        held = await self.current(url)
+        if held.signer != issuer:
+            raise vc.CredentialError("the status list is not signed by the credential's issuer")
+        return bit_set(held.bits, index)
+
+    async def current(self, url: str) -> HeldList:
+        """The list at `url` as the issuer has it now: as held while fresh, else revalidated
+        by a request sent after this call began."""
+        held = self._held.get(url)
+        if held is not None and held.fresh_until > time.monotonic():
+            self._held.move_to_end(url)
+            return held
+        # Shielded: a verification given up (its client went away) leaves the round to the others.
+        return await asyncio.shield(self._round(url))
+
+    def _round(self, url: str) -> asyncio.Task[HeldList]:
+        """Join the URL's next request if it has not gone out yet; else queue a new one behind
+        the request in flight (one at a time per URL: those arriving meanwhile share the next)."""
+        newest = self._rounds.get(url)
+        if newest is not None and not newest[0].sent:
+            return newest[1]
+        joinable = _Round()
+        task = asyncio.create_task(self._when_turn(url, joinable, newest[1] if newest else None))
+        self._rounds[url] = (joinable, task)
+        task.add_done_callback(lambda done: self._retire(url, done))
+        return task
+
+    async def _when_turn(self, url: str, joinable: _Round, previous: asyncio.Task[HeldList] | None) -> HeldList:
+        if previous is not None:  # verifications overlap: space the rounds, so that more share each
+            await asyncio.wait({previous})  # its outcome is for the verifications that shared it
+            held = self._held.get(url)
+            if held is not None and (wait := held.asked + self._spacing - time.monotonic()) > 0:
+                await asyncio.sleep(wait)  # newcomers join this round meanwhile
+        joinable.sent = True  # from here on, a newcomer queues the next round
+        return await self._fetch(url)
+
+    def _retire(self, url: str, task: asyncio.Task[HeldList]) -> None:
+        if not task.cancelled():
+            task.exception()  # marked as retrieved: the verifications that shared it have it
+        newest = self._rounds.get(url)
+        if newest is not None and newest[1] is task:
+            del self._rounds[url]
+
+    async def _fetch(self, url: str) -> HeldList:
+        held = self._held.get(url)
+        condition = {"If-None-Match": held.etag} if held is not None and held.etag else {}
+        asked = time.monotonic()
         try:
-            response = await self._client.get(url)
+            response = await self._get(url, condition)
         except httpx.HTTPError as exc:
             raise vc.CredentialError(f"the status list {url} is unreachable: {exc.__class__.__name__}") from None
-        if response.status_code != 200:
+        if response.status_code == 304 and held is not None and condition:
+            renewed = _revalidated(held, response, url, asked)
+        elif response.status_code == 200:
+            renewed = await self._verified(url, response, asked)
+        else:
             raise vc.CredentialError(f"the status list {url} answered {response.status_code}")
+        self._held[url] = renewed
+        self._held.move_to_end(url)
+        if len(self._held) > self._capacity:
+            self._held.popitem(last=False)
+        return renewed
+
+    async def _get(self, url: str, headers: dict[str, str]) -> httpx.Response:
+        request = httpx.Request("GET", url, headers=headers, extensions={"timeout": TIMEOUT})
+        response = await self._transport.handle_async_request(request)
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+        return response
+
+    async def _verified(self, url: str, response: httpx.Response, asked: float) -> HeldList:
+        """A list answered in full: its signer's signature, its type and URL, its bitstring."""
         status_list = vc.Jwt.read(response.text.strip().strip('"'))
-        if status_list.claims.get("iss") != issuer or status_list.signer_did != issuer:
-            raise vc.CredentialError("the status list is not signed by the credential's issuer")
-        await verify_signature(status_list, self._resolver)
+        signer = status_list.signer_did
+        if status_list.claims.get("iss") != signer:
+            raise vc.CredentialError(f"the status list at {url} is not signed by its issuer 'iss'")
+        # Keyed by content: a list unchanged but answered in full is not verified again.
+        await verify_signature(status_list, self._resolver, memoize=True)
         view = vc.credential_view(status_list)
         subject = view["credentialSubject"]
         if "StatusList2021Credential" not in vc.types_of(view) or subject.get("id") != url:
             raise vc.CredentialError(f"{url} is not a StatusList2021Credential for that URL")
         if subject.get("statusPurpose") != "revocation":
             raise vc.CredentialError(f"the status list at {url} is not a revocation list")
-        encoded = str(subject.get("encodedList", ""))
-        max_age = _max_age(response.headers.get("cache-control", ""))
-        if max_age > 0:
-            self._cache[url] = (time.monotonic() + max_age, issuer, encoded)
-        return encoded
+        bits = decoded(str(subject.get("encodedList", "")))
+        return HeldList(signer, bits, _strong_etag(response), _fresh_until(response), asked)
+
+
+def _revalidated(held: HeldList, response: httpx.Response, url: str, asked: float) -> HeldList:
+    """A 304 confirms the list held, for the tag it was asked about; it may renew max-age."""
+    etag = response.headers.get("etag")
+    if etag is not None and etag.strip() != held.etag:
+        raise vc.CredentialError(f"the status list {url} answered 304 for another ETag than the one asked about")
+    return replace(held, fresh_until=_fresh_until(response), asked=asked)
+
+
+def _strong_etag(response: httpx.Response) -> str | None:
+    """Only a strong tag promises the very same bytes: a weak one is not trusted for revocation."""
+    etag = (response.headers.get("etag") or "").strip()
+    return etag if etag.startswith('"') and etag.endswith('"') and len(etag) > 2 else None
+
+
+def _fresh_until(response: httpx.Response) -> float:
+    max_age = _max_age(response.headers.get("cache-control", ""))
+    return time.monotonic() + max_age if max_age > 0 else 0.0
 
 
 def _max_age(cache_control: str) -> int:
+    """The max-age of a Cache-Control value; 0 also where no-cache or no-store say "ask every time"."""
+    seconds = 0
     for directive in cache_control.split(","):
         name, _, value = directive.strip().partition("=")
-        if name.lower() == "max-age" and value.isdigit():
-            return int(value)
-    return 0
+        if name.lower() in ("no-cache", "no-store"):
+            return 0
+        if name.lower() == "max-age" and value.strip().isdigit():
+            seconds = int(value)
+    return seconds
 
 
 @lru_cache(maxsize=16)
-def _decoded(encoded: str) -> bytes:
-    """A list is checked for many credentials between changes: unpack it once."""
+def decoded(encoded: str) -> bytes:
+    """The list's bitstring. A list is checked for many credentials between changes: unpack it once."""
     try:
         return gzip.decompress(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
     except (ValueError, OSError, EOFError) as exc:
@@ -156,7 +329,10 @@ def encode(indices: list[int]) -> str:
 
 
 def is_set(encoded: str, index: int) -> bool:
-    bits = _decoded(encoded)
+    return bit_set(decoded(encoded), index)
+
+
+def bit_set(bits: bytes, index: int) -> bool:
     if not 0 <= index < len(bits) * 8:
         raise vc.CredentialError(f"status list index {index} is outside the list")
     return bool(bits[index // 8] & (0x80 >> (index % 8)))

@@ -36,7 +36,8 @@ def load_document(name: str) -> dict[str, Any]:
     entry = resources.files(__package__).joinpath(f"{name}.yaml")
     if not entry.is_file():
         raise UnknownApiDocument(f"no API document {name!r}; there are: {', '.join(document_names())}")
-    loaded = yaml.safe_load(entry.read_text(encoding="utf-8"))
+    # libyaml where it is installed: every node process loads its documents at start.
+    loaded = yaml.load(entry.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     if not isinstance(loaded, dict) or not str(loaded.get("openapi", "")).startswith("3.1"):
         raise UnknownApiDocument(f"API document {name!r} is not an OpenAPI 3.1 document")
     return loaded

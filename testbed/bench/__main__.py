@@ -6,8 +6,10 @@ Token endpoint: the trust node under test and the raw endpoint each run pinned t
 the load driver runs in its own process pinned to core 1. Every token request carries a fresh
 presentation (its own nonce) that the node verifies completely: presentation and credential
 signatures, issuer trust, expiry, and revocation against the issuer's status list. Revocation
-is measured twice: with the status list fetched for every verification (the default), and
-with the issuer allowing verifiers to cache it for 60 s (Cache-Control: max-age).
+is measured in both modes side by side (token_modes.py): the default, where the verifier
+revalidates the list for every verification (If-None-Match, answered 304 while unchanged), and
+the issuer allowing verifiers to cache it for 60 s (Cache-Control: max-age); targets: the
+default at least 0.8 of the cached mode and at least 1,000 tokens/s.
 
 Closed question: the consent node's SOAP + XACML closed question over mutual TLS, answered
 Permit from a registered consent, next to the raw endpoint behind the same mutual TLS
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import platform
 import secrets
@@ -25,6 +28,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,7 +40,7 @@ from rich.table import Table
 from protocols import vcjwt as vc
 from protocols.keys import derive_key
 from protocols.pex import submission_for
-from testbed.bench import BenchError, closed_question, load_driver
+from testbed.bench import BenchError, closed_question, load_driver, token_modes
 from testbed.bench.driver import NAME as PYTHON_DRIVER
 from testbed.bench.drivers import Load, invalid, parse_wrk, run_pinned, run_python_driver
 from testbed.bench.servers import SERVER_CORE, pin_process_tree, raw_endpoint
@@ -45,8 +49,8 @@ from testbed.runtime.state import RunFolder, new_run_id
 from testbed.topology import load_network
 
 REFERENCE = Path("scenarios/networks/reference.yaml")
-TARGET_TOKENS_PER_SECOND = 1000
-MAX_SECONDS = 8  # presentations are made before a measurement and stay acceptable for about 14 s
+MAX_SECONDS = 8  # a measurement starts when its presentations become acceptable; they stay so for 14 s
+SIGNING_PROBE = 100  # presentations signed first to time signing
 PARTS = ("token-endpoint", "closed-question", "load-driver")
 # The raw endpoint each measurement is compared with; the token endpoint's is "raw endpoint".
 BASELINES = {closed_question.LABEL: closed_question.RAW_LABEL, closed_question.RAW_LABEL: closed_question.RAW_LABEL}
@@ -76,6 +80,9 @@ def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m testbed.bench", description=__doc__)
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each measurement")
     parser.add_argument("--connections", type=int, default=16, help="for the token endpoint")
+    parser.add_argument(
+        "--token-rounds", type=int, default=2, choices=range(1, 6), help="rounds per revocation mode (1 to 5)"
+    )
     parser.add_argument("--closed-question-connections", type=int, default=32)
     parser.add_argument("--load-users", type=int, default=32, help="simulated users for the load-driver part")
     parser.add_argument(
@@ -103,8 +110,7 @@ def _measure(results: dict[str, Any], scratch: Path, args: argparse.Namespace) -
             driven = load_driver.measure(running, scratch, seconds=args.load_seconds, users=args.load_users)
             results["load_driver"] = {"measurements": driven, **load_driver.ratios(driven)}
         if tokens:
-            console.print("· token endpoint, status list fetched each time")
-            measured["token endpoint, status list fetched each time"] = _measure_tokens(running, scratch, args)
+            _measure_token_modes(results, running, scratch, args)
             console.print("· raw HTTPS endpoint (same stack, same core)")
             measured["raw endpoint"] = _measure_raw(running, scratch, args)
         if questions:
@@ -113,10 +119,22 @@ def _measure(results: dict[str, Any], scratch: Path, args: argparse.Namespace) -
             measured.update(closed_question.measure(running, scratch, seconds=args.seconds, connections=connections))
             raw, decided = measured[closed_question.RAW_LABEL], measured[closed_question.LABEL]
             results["closed_question"] = closed_question.verdict(raw, decided, connections)
-    if tokens:
-        with _network(scratch, status_list_max_age=60) as running:
-            console.print("· token endpoint, status list cached 60 s")
-            measured["token endpoint, status list cached 60 s"] = _measure_tokens(running, scratch, args)
+
+
+def _measure_token_modes(
+    results: dict[str, Any], default: RunningNetwork, scratch: Path, args: argparse.Namespace
+) -> None:
+    """Both revocation modes, each on a network of its own, both up at once."""
+    with _network(scratch, status_list_max_age=token_modes.CACHED_SECONDS) as cached:
+        networks = {token_modes.DEFAULT_LABEL: default, token_modes.CACHED_LABEL: cached}
+        rounds = token_modes.measure(
+            networks,
+            lambda running: _measure_tokens(running, scratch, args),
+            rounds=args.token_rounds,
+            progress=console.print,
+        )
+    results["measurements"].update({label: token_modes.best(found) for label, found in rounds.items()})
+    results["token_modes"] = token_modes.verdict(rounds)
 
 
 def _network(scratch: Path, status_list_max_age: int) -> contextlib.AbstractContextManager[RunningNetwork]:
@@ -139,11 +157,14 @@ def _measure_tokens(running: RunningNetwork, scratch: Path, args: argparse.Names
     node = running.node("hospital-trust")
     # The verifier and the issuer whose status list it fetches share the server core: the
     # whole verification runs on one core, the driver on the other.
-    for name in ("hospital-trust", "authority-trust"):
-        pin_process_tree(running.node(name).pid, SERVER_CORE)
+    pids = [pid for name in token_modes.SERVER_NODES if (pid := running.node(name).pid) is not None]
+    for pid in pids:
+        pin_process_tree(pid, SERVER_CORE)
     url = f"{node.plan.public_url}/oauth2/hospital/token"
     bodies = _token_requests(running, count=int(args.seconds * 3000))
-    return _drive(url, bodies, running.state.trust_bundle, scratch, args)
+    before = token_modes.cpu_seconds(pids)
+    measured = _drive(url, bodies, running.state.trust_bundle, scratch, args)
+    return token_modes.with_cpu(measured, token_modes.cpu_seconds(pids) - before)
 
 
 def _measure_raw(running: RunningNetwork, scratch: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -153,8 +174,24 @@ def _measure_raw(running: RunningNetwork, scratch: Path, args: argparse.Namespac
 
 
 def _token_requests(running: RunningNetwork, count: int) -> list[dict[str, str]]:
-    """Fresh presentations of the GP's organisation credential, each with its own nonce,
-    valid from a few seconds ahead so that they are still acceptable when sent."""
+    """Fresh presentations of the GP's organisation credential, each with its own nonce, dated
+    to become acceptable once the last is made; returns when the first are acceptable.
+
+    Signing thousands takes seconds, many more on a busy machine, and a presentation is
+    acceptable for only 5 s (and 5 s of clock skew either side): a few are timed first."""
+    form = _token_form(running)
+    started = time.perf_counter()
+    for _ in range(SIGNING_PROBE):
+        form(0)
+    per_presentation = (time.perf_counter() - started) / SIGNING_PROBE
+    nbf = math.ceil(time.time() + 2 * per_presentation * count) + 1
+    bodies = [form(nbf) for _ in range(count)]
+    time.sleep(max(0.0, nbf - vc.CLOCK_SKEW_SECONDS + 1 - time.time()))
+    return bodies
+
+
+def _token_form(running: RunningNetwork) -> Callable[[int], dict[str, str]]:
+    """Makes a token request of the GP at the hospital: a fresh presentation valid from `nbf`."""
     context = running.state.context
     gp, hospital = context["orgs"]["gp"], context["orgs"]["hospital"]
     with running.client() as client:
@@ -167,24 +204,25 @@ def _token_requests(running: RunningNetwork, count: int) -> list[dict[str, str]]
         ).json()
     submission = json.dumps(submission_for(definition, [(definition["input_descriptors"][0]["id"], 0)]))
     key = derive_key(context["network"]["seed"], "gp-trust", "gp")  # deterministic: the harness may derive it
-    nbf = int(time.time()) + 4
-    return [
-        {
+
+    def form(nbf: int) -> dict[str, str]:
+        assertion = vc.sign_presentation(
+            gp["did"],
+            key,
+            [credential],
+            audience=hospital["authorization_server"],
+            nonce=secrets.token_hex(12),
+            nbf=nbf,
+            exp=nbf + 5,
+        )
+        return {
             "grant_type": "vp_token-bearer",
-            "assertion": vc.sign_presentation(
-                gp["did"],
-                key,
-                [credential],
-                audience=hospital["authorization_server"],
-                nonce=secrets.token_hex(12),
-                nbf=nbf,
-                exp=nbf + 5,
-            ),
+            "assertion": assertion,
             "presentation_submission": submission,
             "scope": "bgz",
         }
-        for _ in range(count)
-    ]
+
+    return form
 
 
 def _drive(url: str, bodies: list[dict[str, str]], ca: str, scratch: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -229,8 +267,8 @@ def _summarise(results: dict[str, Any]) -> None:
         console.print(
             f"[yellow]measured with the Python driver, whose own ceiling limits these figures: {python_driven}"
         )
-    if any(label.startswith("token") for label in measured):
-        _token_target(results, problems)
+    if "token_modes" in results:
+        _token_target(results)
     if "closed_question" in results:
         _closed_question_target(results["closed_question"])
     if "load_driver" in results:
@@ -264,14 +302,12 @@ def _load_driver_table(found: dict[str, Any]) -> None:
         console.print(f"{name}: {value:.2f}" + (f" (target >= {target})" if target else "") + verdict)
 
 
-def _token_target(results: dict[str, Any], problems: dict[str, str]) -> None:
-    measured = results["measurements"]
-    valid = [m["per_second"] for label, m in measured.items() if label.startswith("token") and label not in problems]
-    best = max(valid, default=0.0)
-    results["target_tokens_per_second"] = TARGET_TOKENS_PER_SECOND
-    results["target_met"] = best >= TARGET_TOKENS_PER_SECOND
-    verdict = "met" if results["target_met"] else "NOT met"
-    console.print(f"target of {TARGET_TOKENS_PER_SECOND} tokens/s: {verdict} (best {best:.0f}/s)")
+def _token_target(results: dict[str, Any]) -> None:
+    found = results["token_modes"]
+    results["target_tokens_per_second"] = token_modes.TARGET_TOKENS_PER_SECOND
+    results["target_met"] = found["target_met"]
+    for line in token_modes.summary_lines(found):
+        console.print(line)
 
 
 def _closed_question_target(verdict: dict[str, Any]) -> None:

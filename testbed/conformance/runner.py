@@ -21,9 +21,11 @@ from testbed.conformance.catalogue import Catalogue
 from testbed.conformance.mutants import recorded_score
 from testbed.conformance.selection import LastRun, check_key, choose
 from testbed.errors import ConfigError, ExitCode, TestbedError
+from testbed.faults.nodes import faults_undone, refuse_faults_on
 from testbed.files import display_path
 from testbed.network import NetworkOptions, RunningNetwork
 from testbed.phases import PhaseTimer
+from testbed.publish.suite import suite_version
 from testbed.report.counts import requirements_covered
 from testbed.report.model import (
     CheckResult,
@@ -92,6 +94,8 @@ def prepare(options: ConformanceOptions, catalogue: Catalogue) -> LoadedNetwork:
         loaded = load_network(network_path, runtime=runtime)
     for scenario in options.scenarios:
         check_scenario(scenario, loaded.network, catalogue)
+    if runtime is not None:
+        refuse_faults_on(runtime, options.scenarios)
     if options.patterns or options.last_failed is not None:  # nothing matched: said before a node starts
         only = options.last_failed.failed if options.last_failed is not None else None
         options.choices = choose(options.scenarios, patterns=options.patterns, only=only)
@@ -224,6 +228,7 @@ def base_results(run_id: str, runtime: str, loaded: LoadedNetwork, *, scenarios:
     return RunResults(
         run_id=run_id,
         harness_version=__version__,
+        suite_version=suite_version([s.path for s in scenarios]),
         git_revision=_git_revision(),
         started=datetime.now(UTC),
         runtime=runtime,
@@ -257,7 +262,12 @@ def declared_implementations(loaded: LoadedNetwork) -> list[ImplementationInfo]:
 
 
 def _replay(options: ConformanceOptions, loaded: LoadedNetwork, running: RunningNetwork, results: RunResults) -> None:
-    with running.client() as client, running.client(certificate=False) as anonymous:
+    # Fault steps go through `faults`; whatever ends the replay, no fault outlives it.
+    with (
+        running.client() as client,
+        running.client(certificate=False) as anonymous,
+        faults_undone(running, progress=options.on_progress) as faults,
+    ):
         # `run.id` is this replay's own id, unique even when replaying against a network
         # that `testbed up` started earlier (whose id is `network.run_id`).
         context = {
@@ -265,12 +275,14 @@ def _replay(options: ConformanceOptions, loaded: LoadedNetwork, running: Running
             "run": {"id": options.folder.run_id},
             "user": {"index": 0, "iteration": 1},  # a load run has many users; a conformance run one
         }
-        engine = Engine(loaded.network, context, HttpxTransport(client, anonymous), running.log_tail, _signer(running))
+        transport = HttpxTransport(client, anonymous)
+        engine = Engine(loaded.network, context, transport, running.log_tail, _signer(running), faults=faults.step)
         choices: list[StepChoice | None] = [*options.choices] if options.choices else [None] * len(options.scenarios)
         for scenario, choice in zip(options.scenarios, choices, strict=True):
             if choice is not None and not choice.checks:
                 continue  # a selection chose none of its checks
             _replay_scenario(engine, scenario, choice=choice, options=options, results=results)
+            faults.end_scenario(scenario.scenario.name)
             if results.selection is not None and results.selection.stopped_at:
                 options.on_progress(f"stopped after {results.selection.stopped_at} (-x): later checks not run")
                 break

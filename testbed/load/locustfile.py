@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import itertools
 import os
+import random
 import ssl
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from testbed.load.shape import target
 from testbed.report.model import Outcome
 from testbed.scenario.engine import Engine, Verdict
 from testbed.scenario.loader import load_scenario
+from testbed.scenario.spread import Spread
 from testbed.scenario.transport import LowerCaseHeaders, Outgoing, Reply, TransportError
 from testbed.topology import load_network
 
@@ -44,6 +46,9 @@ if PLAN.reach_at:
 
     gevent.socket.getaddrinfo = _mapped
 
+# Who plays the spread actors is drawn for every flow (testbed.scenario.spread); None: the
+# organisations the scenario names play them in every flow.
+SPREAD = Spread(SCENARIO.scenario, NETWORK, PLAN.settings.spread) if PLAN.settings.spread else None
 _local_users = itertools.count()
 # Each step allocates a few dozen short-lived objects that reference counting frees. With the
 # collector's default thresholds they would set off a sweep of young objects every few
@@ -131,6 +136,7 @@ class ScenarioUser(FastHttpUser):
         worker = max(0, getattr(runner, "worker_index", 0))
         self.index = next(_local_users) * workers + worker
         self.iteration = 0
+        self.draws = random.Random(f"{PLAN.run_id}-{self.index}")  # each user its own, repeatable sequence
         self.transport = LocustTransport(self.client)
         # Figures, not evidence, are what a load run reports: the engine keeps its verdicts only.
         self.engine = Engine(NETWORK, PLAN.context, self.transport, lambda _node: [], SIGNER, keep_evidence=False)
@@ -144,7 +150,8 @@ class ScenarioUser(FastHttpUser):
             "user": {"index": self.index, "iteration": self.iteration},
         }
         settle = self.transport.settle
-        for step, verdict in self.engine.replay(SCENARIO, extra):
+        actors = SPREAD.draw(self.draws) if SPREAD is not None else None
+        for step, verdict in self.engine.replay(SCENARIO, extra, actors=actors):
             settle(step.id, verdict)
 
 

@@ -11,9 +11,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePath, PurePosixPath
 
 import psutil
 
@@ -26,8 +27,10 @@ from testbed.network import NetworkOptions, RunningNetwork
 from testbed.report.model import CheckResult, NodeSample, Outcome, Performance, RunResults, ScenarioResult
 from testbed.runtime.docker import container_pid
 from testbed.runtime.plan import free_loopback_port
+from testbed.runtime.state import RunState
 from testbed.scenario.load_settings import LoadSettings
-from testbed.scenario.loader import LoadedScenario, check_scenario, load_scenario
+from testbed.scenario.loader import LoadedScenario, check_scenario, fault_step_problems, load_scenario
+from testbed.scenario.spread import Spread
 from testbed.scenario.thresholds import Threshold
 from testbed.topology import load_network
 
@@ -35,6 +38,13 @@ LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 SLO_REQUIREMENT = "LOAD-SLO-01"
 RAN_REQUIREMENT = "LOAD-RUN-01"
 GRACE_SECONDS = 60  # how long past its duration a Locust run may take to start up and stop
+# Locust in the node image (swarm runtime), with the locustfile where the image installed it.
+IN_IMAGE_LOCUST = [
+    "sh", "-c",
+    'exec python -m locust -f "$(python -c "import testbed.load as p; print(p.__path__[0])")/locustfile.py" "$@"',
+    "locust",
+]  # fmt: skip
+LOCUST_PORT = 5557  # the master's, inside the run's network
 
 
 @dataclass
@@ -45,6 +55,7 @@ class Overrides:
     spawn_rate: float | None = None
     duration: float | None = None
     thresholds: list[str] = field(default_factory=list)  # "p(95)<200" or "step-id:p(95)<200"
+    spread: list[str] | None = None  # actors each flow draws from the whole network (None: the scenario's)
 
 
 @dataclass(kw_only=True)
@@ -65,6 +76,8 @@ def settings_for(loaded: LoadedScenario, overrides: Overrides) -> LoadSettings:
         values["spawn_rate"] = overrides.spawn_rate
     if overrides.duration is not None:
         values.update(duration=overrides.duration, stages=[])
+    if overrides.spread is not None:
+        values["spread"] = overrides.spread
     thresholds: dict[str, list[str]] = {k: list(v) for k, v in values["thresholds"].items()}
     for given in overrides.thresholds:
         scope, expression = split_threshold_option(given)
@@ -81,12 +94,16 @@ def run_load(options: LoadOptions) -> RunResults:
     scenario = load_scenario(options.scenario_path)
     loaded_network = load_network(options.network_path or scenario.network_path)
     check_scenario(scenario, loaded_network.network, catalogue)
+    faults = fault_step_problems(scenario, "a load run does not do faults yet (`testbed conformance` does)")
+    if faults:
+        raise ConfigError("\n".join(faults))
     settings = settings_for(scenario, options.overrides)
     unknown = (
         {scope for scope, _ in settings.parsed_thresholds()} - {"overall"} - {s.id for s in scenario.scenario.steps}
     )
     if unknown:
         raise ConfigError(f"thresholds name steps that {scenario.path} does not have: {', '.join(sorted(unknown))}")
+    Spread(scenario.scenario, loaded_network.network, settings.spread)  # who can play each spread actor, checked now
     results = base_results(options.folder.run_id, options.runtime, loaded_network, scenarios=[scenario])
     results.kind = "load"
     return run_on_network(
@@ -124,14 +141,34 @@ def _drive(
     plan_path = load_dir / "plan.json"
     plan_path.write_text(plan.model_dump_json(indent=2), encoding="utf-8")
     started = datetime.now(UTC)
-    # A node's process: its own (process runtime) or its container's main one (docker), both
-    # visible from here, so CPU and memory are sampled the same way.
-    nodes = {n.plan.name: pid for n in state.nodes if (pid := n.pid or (n.container and container_pid(n.container)))}
-    samples = _run_locust(plan_path, load_dir, settings, options, nodes)
+    # A node's process: its own (process runtime) or its container's main one (docker; swarm:
+    # those on this machine), all visible from here, so CPU and memory are sampled the same way.
+    nodes = processes_to_watch(state)
+    if state.runtime == "swarm":  # Locust runs inside the stack, beside the nodes
+        samples = _run_locust_in_stack(plan, load_dir, settings, options=options, state=state, nodes=nodes)
+    else:
+        samples = _run_locust(plan_path, load_dir, settings, options, nodes)
     order = [step.id for step in scenario.scenario.steps]
     performance = _performance(load_dir, settings, options.workers, samples, order=order)
     results.performance = performance
     results.scenarios.append(_as_checks(scenario, performance, started))
+
+
+def processes_to_watch(state: RunState) -> dict[str, int]:
+    """What the report samples CPU and memory of: each node's process, by the node's name; a
+    process that hosts several nodes once, named after the nodes it hosts."""
+    by_pid: dict[int, list[str]] = {}
+    for node in state.nodes:
+        pid = node.pid or (node.container and container_pid(node.container))
+        if pid:
+            by_pid.setdefault(pid, []).append(node.plan.name)
+    return {_process_label(names): pid for pid, names in by_pid.items()}
+
+
+def _process_label(names: list[str]) -> str:
+    if len(names) == 1:
+        return names[0]
+    return f"{names[0]} and {len(names) - 1} more nodes in its process"
 
 
 def _run_locust(
@@ -140,7 +177,7 @@ def _run_locust(
     """Run Locust to the end, reporting progress and sampling the nodes once a second."""
     progress = options.on_progress
     environment = {**os.environ, PLAN_VARIABLE: str(plan_path), "PYTHONUNBUFFERED": "1"}
-    commands = _commands(load_dir, settings, options.workers, options.web_port)
+    commands = _commands(load_dir / "locust", settings, options.workers, options.web_port)
     if options.web_port:
         progress(f"Locust's web UI: http://127.0.0.1:{options.web_port}/ (while the run lasts)")
     processes = [
@@ -155,45 +192,113 @@ def _run_locust(
         for index, command in enumerate(commands)
     ]
     master = processes[0]
-    history = load_dir / "locust_stats_history.csv"
-    watched = {name: psutil.Process(pid) for name, pid in nodes.items() if psutil.pid_exists(pid)}
-    samples: dict[str, list[NodeSample]] = {name: [] for name in watched}
+    monitor = _Monitor(nodes, load_dir / "locust_stats_history.csv", progress)
     began, deadline = time.monotonic(), time.monotonic() + settings.duration + GRACE_SECONDS
-    shown = ""
     try:
         while master.poll() is None:
             if time.monotonic() > deadline:
                 raise TestbedError(f"Locust did not finish within {settings.duration + GRACE_SECONDS:.0f} s")
             time.sleep(1.0)
-            _sample(watched, samples, time.monotonic() - began)
-            line = _progress_line(history)
-            if line and line != shown:  # Locust writes its history every few seconds
-                progress(line)
-                shown = line
+            monitor(time.monotonic() - began)
     finally:
         _stop(processes)
-    if master.returncode not in (0, 1):  # 1: some requests failed, which the figures show
+    _check_exit(master.returncode, load_dir)
+    return monitor.samples
+
+
+class _Monitor:
+    """Called once a second while Locust runs: samples the CPU and memory of each node whose
+    process this machine sees, and shows Locust's progress whenever its history has news."""
+
+    def __init__(self, nodes: dict[str, int], history: Path, progress: Callable[[str], None]):
+        self.watched = {name: psutil.Process(pid) for name, pid in nodes.items() if psutil.pid_exists(pid)}
+        self.samples: dict[str, list[NodeSample]] = {name: [] for name in self.watched}
+        self.history = history
+        self.progress = progress
+        self.shown = ""
+
+    def __call__(self, elapsed: float) -> None:
+        _sample(self.watched, self.samples, elapsed)
+        line = _progress_line(self.history)
+        if line and line != self.shown:  # Locust writes its history every few seconds
+            self.progress(line)
+            self.shown = line
+
+
+def _check_exit(code: int | None, load_dir: Path) -> None:
+    if code not in (0, 1):  # 1: some requests failed, which the figures show
         tail = (load_dir / "locust-0.log").read_text(encoding="utf-8", errors="replace").splitlines()[-15:]
-        raise TestbedError(f"Locust ended with exit code {master.returncode}:\n" + "\n".join(tail))
-    return samples
+        raise TestbedError(f"Locust ended with exit code {code}:\n" + "\n".join(tail))
 
 
-def _commands(load_dir: Path, settings: LoadSettings, workers: int, web_port: int | None) -> list[list[str]]:
+def _run_locust_in_stack(
+    plan: LoadPlan,
+    load_dir: Path,
+    settings: LoadSettings,
+    *,
+    options: LoadOptions,
+    state: RunState,
+    nodes: dict[str, int],
+) -> dict[str, list[NodeSample]]:
+    """Swarm runtime: Locust's master (on this machine) and workers run as services of the
+    network's stack, inside its network, where node names resolve. They get the same plan,
+    with the files it names handed to them as swarm configs (the harness's key as a secret)."""
+    from testbed.runtime.swarm import LOAD_LABEL, JobService, StackJob, run_job
+
+    if options.web_port:
+        raise ConfigError("--web: on the swarm runtime Locust's master runs inside the stack; leave --web out")
+    inside = PurePosixPath("/load")
+    where = {
+        "scenario": inside / "scenario" / plan.scenario.name,
+        "network": inside / "network" / plan.network.name,
+        "ca_bundle": inside / "ca.pem",
+        **({"client_cert": inside / "client-cert.pem"} if plan.client_cert else {}),
+        **({"client_key": inside / "client-key.pem"} if plan.client_key else {}),
+    }
+    in_stack = plan.model_copy(update={**{k: Path(v) for k, v in where.items()}, "reach_at": {}})
+    (load_dir / "plan-stack.json").write_text(in_stack.model_dump_json(indent=2), encoding="utf-8")
+    files = {where[k]: getattr(plan, k) for k in where if k != "client_key"}
+    files[inside / "plan.json"] = load_dir / "plan-stack.json"
+    master, *workers = _commands(PurePosixPath("/results/locust"), settings, options.workers, None, in_image=True)
+    services = [JobService("locust-master", master, log="locust-0.log")]
+    if workers:  # one service, its replicas spread over the machines labelled for load
+        worker = JobService("locust-worker", workers[0], log="locust-1.log", replicas=len(workers), label=LOAD_LABEL)
+        services.append(worker)
+    job = StackJob(
+        services=services,
+        output="/results",
+        files=files,
+        secret_files={where["client_key"]: plan.client_key} if plan.client_key else {},
+        environment={PLAN_VARIABLE: str(inside / "plan.json"), "PYTHONUNBUFFERED": "1"},
+    )
+    monitor = _Monitor(nodes, load_dir / "locust_stats_history.csv", options.on_progress)
+    options.on_progress(f"Locust: a master and {len(workers)} worker(s) as services of the run's stack")
+    timeout = settings.duration + GRACE_SECONDS + 60  # and the time the swarm takes to place them
+    _check_exit(run_job(state, job, load_dir, every_second=monitor, timeout=timeout), load_dir)
+    return monitor.samples
+
+
+def _commands(
+    csv_prefix: PurePath, settings: LoadSettings, workers: int, web_port: int | None, *, in_image: bool = False
+) -> list[list[str]]:
+    """`in_image`: Locust as the node image runs it, its master reached by its service's name."""
     return locust_commands(
         [LOCUSTFILE],
-        load_dir / "locust",
+        csv_prefix,
         settings.users,
         spawn_rate=settings.spawn_rate,
         seconds=settings.duration,
         workers=workers,
         web_port=web_port,
         extra=["--csv-full-history", "--stop-timeout", "10"],
+        launcher=IN_IMAGE_LOCUST if in_image else None,
+        master_at=("0.0.0.0", "locust-master", LOCUST_PORT) if in_image else None,
     )
 
 
 def locust_commands(
     locustfiles: list[Path],
-    csv_prefix: Path,
+    csv_prefix: PurePath,
     users: int,
     *,
     spawn_rate: float,
@@ -201,11 +306,16 @@ def locust_commands(
     workers: int,
     web_port: int | None = None,
     extra: list[str] | None = None,
+    launcher: list[str] | None = None,
+    master_at: tuple[str, str, int] | None = None,
 ) -> list[list[str]]:
     """Locust's command lines: one process, or a master (first) and `workers` workers on
     loopback. Headless, or with the web UI on loopback, started at once and closed at the end.
-    Every process loads all `locustfiles` (a driver's own, and plugins beside it)."""
-    base = [sys.executable, "-m", "locust", "-f", ",".join(map(str, locustfiles)), "--loglevel", "WARNING"]
+    Every process loads all `locustfiles` (a driver's own, and plugins beside it), unless a
+    `launcher` starts Locust with its own; `master_at`: (address the master binds, name the
+    workers reach it by, port) instead of loopback and a free port."""
+    locust = [sys.executable, "-m", "locust", "-f", ",".join(map(str, locustfiles))]
+    base = [*(launcher or locust), "--loglevel", "WARNING"]
     ui = ["--autostart", "--autoquit", "0", "--web-host", "127.0.0.1", "--web-port", str(web_port)]
     run = [
         *(ui if web_port else ["--headless"]),
@@ -218,10 +328,10 @@ def locust_commands(
     ]  # fmt: skip
     if workers == 0:
         return [[*base, *run]]
-    port = free_loopback_port()
-    master = [*base, *run, "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
+    bind, reach, port = master_at or ("127.0.0.1", "127.0.0.1", free_loopback_port())
+    master = [*base, *run, "--master", "--master-bind-host", bind, "--master-bind-port", str(port),
               "--expect-workers", str(workers)]  # fmt: skip
-    worker = [*base, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)]
+    worker = [*base, "--worker", "--master-host", reach, "--master-port", str(port)]
     return [master, *([worker] * workers)]
 
 

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from testbed.report.model import ImplementationInfo, Outcome, RunResults
+from testbed.report.model import CheckResult, ImplementationInfo, Outcome, RegisteredImplementation, RunResults
 from testbed.report.summary import verdict_line
 
 CONTEXT = {
@@ -43,6 +43,13 @@ def subject_iri(info: ImplementationInfo, run_id: str) -> str:
     return f"{PREFIX}:run:{run_id}:node:{info.node}"
 
 
+def registered_iri(registered: RegisteredImplementation) -> str:
+    """An implementation an implementations registry names is the subject the registry
+    declares (vendor, product, version): two vendors of one product stay two subjects."""
+    parts = (registered.role, registered.vendor, registered.product, registered.version)
+    return f"{PREFIX}:implementation:" + ":".join(_slug(part) for part in parts)
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9.]+", "-", text.lower()).strip("-") or "unnamed"
 
@@ -53,6 +60,7 @@ def _requirement_iri(requirement_id: str) -> str:
 
 def earl_document(results: RunResults) -> dict[str, Any]:
     subjects = {info.node: subject_iri(info, results.run_id) for info in results.implementations}
+    subjects |= {r.node: registered_iri(r) for r in results.registered if r.node in subjects}
     graph: list[dict[str, Any]] = [
         {
             "@id": ASSERTOR,
@@ -81,7 +89,7 @@ def earl_document(results: RunResults) -> dict[str, Any]:
                     "@type": "earl:TestResult",
                     "earl:outcome": {"@id": OUTCOMES[check.outcome]},
                     "dct:date": {"@value": check.started.isoformat(), "@type": "xsd:dateTime"},
-                    **({"dct:description": check.message} if check.message else {}),
+                    **_description(check),
                     **({"earl:info": f"node {node} of run {results.run_id}"} if node else {}),
                 },
                 "earl:mode": {"@id": "earl:automatic"},
@@ -107,22 +115,37 @@ def _subjects(results: RunResults, subjects: dict[str, str]) -> list[dict[str, A
     """One description per implementation (several nodes of one product and version are one
     subject), naming the nodes of this run that ran it."""
     described: dict[str, dict[str, Any]] = {}
+    registered = {r.node: r for r in results.registered}
     for info in results.implementations:
         iri = subjects[info.node]
+        declared = registered.get(info.node)
+        version = declared.version if declared else info.version
         entry = described.setdefault(
             iri,
             {
                 "@id": iri,
                 "@type": ["earl:TestSubject", "doap:Project"],
-                "doap:name": info.product or info.node,
+                "doap:name": declared.product if declared else info.product or info.node,
                 "dct:description": f"{info.role} implementation ({info.kind})",
-                **({"doap:release": {"doap:revision": info.version}} if info.version else {}),
+                **({"doap:release": {"doap:revision": version}} if version else {}),
                 **({"doap:homepage": {"@id": info.public_url}} if info.public_url and info.kind == "url" else {}),
+                **(_declared(declared) if declared else {}),
                 "earl:info": [],
             },
         )
         entry["earl:info"].append(f"node {info.node} of {info.organisation} in run {results.run_id}")
     return list(described.values())
+
+
+def _declared(registered: RegisteredImplementation) -> dict[str, Any]:
+    """What the implementations registry says of a subject: its maker, its name there, and the
+    requirements it is expected to fail, each with the reason."""
+    expected = [f"expected to fail (xfail) {req}: {reason}" for req, reason in registered.xfail.items()]
+    return {
+        "dct:creator": registered.vendor,
+        "dct:identifier": registered.name,
+        **({"dct:abstract": "; ".join(expected)} if expected else {}),
+    }
 
 
 def _requirements(results: RunResults) -> list[dict[str, Any]]:
@@ -139,7 +162,16 @@ def _requirements(results: RunResults) -> list[dict[str, Any]]:
 
 
 def _verdict(results: RunResults) -> dict[str, Any]:
-    return {"dct:description": f"verdict: {results.verdict.value}. {verdict_line(results)}"}
+    suite = {"dct:hasVersion": results.suite_version} if results.suite_version else {}
+    return {"dct:description": f"verdict: {results.verdict.value}. {verdict_line(results)}", **suite}
+
+
+def _description(check: CheckResult) -> dict[str, Any]:
+    """The check's message, and what the implementations registry expects of it: the outcome
+    stays what happened (an expected failure is still earl:failed), the expectation is said."""
+    texts = [check.message] if check.message else []
+    texts += [f"expected to fail (xfail) {requirement}: {reason}" for requirement, reason in check.xfail.items()]
+    return {"dct:description": "; ".join(texts)} if texts else {}
 
 
 def _untested_assertions(results: RunResults, subjects: dict[str, str]) -> list[dict[str, Any]]:

@@ -223,6 +223,7 @@ def render_html(results: RunResults) -> str:
         coverage=coverage(results),
         problems=problems(results),
         requirement_index=index,
+        xfail_declared=[requirement for requirement in results.requirements if requirement.xfail],
         roles=coverage_by_role(results.requirements),
         duration=run_duration(results),
         charts=charts,

@@ -41,13 +41,15 @@ def _show(value: Any) -> str:
 
 
 def _counts(checks: list[CheckResult]) -> dict[str, str]:
-    # Counts are derived from the very checks written as children, so they always agree.
+    # Counts are derived from the very checks written as children, so they always agree: an
+    # expected failure (xfail) is written as <skipped>, as pytest writes one.
     tally = Counter(check.outcome for check in checks)
+    expected = sum(check.expected_failure for check in checks)
     return {
         "tests": str(len(checks)),
-        "failures": str(tally[Outcome.FAILED]),
+        "failures": str(tally[Outcome.FAILED] - expected),
         "errors": str(tally[Outcome.ERROR]),
-        "skipped": str(tally[Outcome.SKIPPED]),
+        "skipped": str(tally[Outcome.SKIPPED] + expected),
     }
 
 
@@ -82,6 +84,11 @@ def _failure_text(check: CheckResult) -> str:
 def _outcome_element(check: CheckResult) -> ET.Element | None:
     """The child that marks a non-passed testcase; None for a passed check."""
     message = check.message or check.outcome.value
+    if check.expected_failure:  # failed as the implementations registry declared: shown, not hidden
+        reasons = "; ".join(f"{requirement}: {reason}" for requirement, reason in check.xfail.items())
+        skipped = ET.Element("skipped", message=f"xfail (expected failure): {reasons}")
+        skipped.text = _failure_text(check)
+        return skipped
     if check.outcome is Outcome.FAILED:
         failure = ET.Element("failure", message=message, type="AssertionError")
         failure.text = _failure_text(check)
@@ -151,6 +158,7 @@ def _testsuite(scenario: ScenarioResult, results: RunResults, index: int) -> ET.
         [
             ("run_id", results.run_id),
             ("harness_version", results.harness_version),
+            ("suite_version", results.suite_version),
             ("scenario_file", scenario.file),
             ("scenario_sha256", scenario.sha256),
             *[(f"requirements:{check.id}", " ".join(check.requirements)) for check in scenario.checks],
@@ -158,6 +166,11 @@ def _testsuite(scenario: ScenarioResult, results: RunResults, index: int) -> ET.
                 (f"readings:{check.id}", " ".join(f"{req}={reading}" for req, reading in check.readings.items()))
                 for check in scenario.checks
                 if check.readings
+            ],
+            *[
+                (f"xfail:{check.id}", "; ".join(f"{req}={reason}" for req, reason in check.xfail.items()))
+                for check in scenario.checks
+                if check.xfail
             ],
         ],
     )

@@ -12,7 +12,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-RESULTS_SCHEMA_VERSION = "1.0"
+# 1.1: suite_version, the implementations registry's entries (`registered`) and expected
+# failures (`xfail` on checks and requirements, `summary.xfailed`); 1.0 files read as 1.1.
+RESULTS_SCHEMA_VERSION = "1.1"
 
 
 class Outcome(StrEnum):
@@ -85,6 +87,14 @@ class CheckResult(BaseModel):
     # Requirement id -> the reading of it this check follows, for requirements whose sources
     # disagree (the requirement's `readings`).
     readings: dict[str, str] = Field(default_factory=dict)
+    # Requirement id -> why the implementations registry expects the implementation under test
+    # to fail it (never a MUST). The outcome stays what happened; reports show both.
+    xfail: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def expected_failure(self) -> bool:
+        """A failed check all of whose requirements were declared expected to fail."""
+        return self.outcome is Outcome.FAILED and bool(self.requirements) and set(self.requirements) <= set(self.xfail)
 
 
 class ScenarioResult(BaseModel):
@@ -115,6 +125,7 @@ class RequirementCoverage(BaseModel):
     checks: list[str] = Field(default_factory=list)  # "<scenario>/<check id>"
     readings: list[ReadingNote] = Field(default_factory=list)  # where its sources disagree
     follows: str | None = None  # the reading the suite's checks follow unless a check says otherwise
+    xfail: str | None = None  # why the implementations registry expects it to fail (the outcome is unchanged)
 
 
 class ImplementationInfo(BaseModel):
@@ -127,6 +138,21 @@ class ImplementationInfo(BaseModel):
     image: str | None = None  # the image under test (kind "image")
     product: str | None = None  # the implementation the node says it is (its /status or diagnostics)
     version: str | None = None  # the version it reports, when it says
+
+
+class RegisteredImplementation(BaseModel):
+    """An implementation under test as an implementations registry declares it (runs made by
+    `testbed matrix`): who makes it, which node of the run's network it stood in for, and the
+    requirements it is expected to fail, each with its reason."""
+
+    name: str  # its id in the registry
+    vendor: str
+    product: str
+    version: str
+    role: str
+    node: str  # the node of this run's network it stood in for
+    reached_by: str  # "url <public url>" or "image <image>"
+    xfail: dict[str, str] = Field(default_factory=dict)  # requirement id -> reason
 
 
 class MutationScore(BaseModel):
@@ -159,6 +185,7 @@ class Summary(BaseModel):
     must_failed: int = 0  # failed checks that verify at least one MUST requirement
     must_blocked: int = 0  # MUST checks skipped because an earlier step failed
     must_untested: list[str] = Field(default_factory=list)  # MUSTs of a profile's role no check tested
+    xfailed: int = 0  # failed checks whose every requirement was declared expected to fail (counted in `failed`)
     requirements_total: int = 0
     requirements_covered: int = 0
 
@@ -277,6 +304,10 @@ class RunResults(BaseModel):
     exit_code: int = 0
     error: str | None = None  # a harness or environment error that stopped the run
     harness_version: str
+    # A digest ("sha256:<hex>") of the scenario (profile) and requirement files the run used,
+    # by their paths and contents: two runs are like for like only when it is the same. Empty
+    # in results written before suite versions existed.
+    suite_version: str = ""
     git_revision: str | None = None
     started: datetime
     finished: datetime | None = None
@@ -285,6 +316,7 @@ class RunResults(BaseModel):
     network: InputFile
     scenario_files: list[InputFile] = Field(default_factory=list)
     implementations: list[ImplementationInfo] = Field(default_factory=list)
+    registered: list[RegisteredImplementation] = Field(default_factory=list)  # `testbed matrix` runs only
     machine: MachineInfo
     # The roles whose conformance profile this run replayed: its requirement coverage is of
     # those roles, and it conforms only when every MUST of them was tested and passed.

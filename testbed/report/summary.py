@@ -74,12 +74,15 @@ def summary_markdown(results: RunResults) -> str:
             for m in results.mutation_scores
         ],
         "",
-        f"{s.total} checks: {s.passed} passed, {s.failed} failed, {s.skipped} skipped, {s.error} errors; "
-        f"{run_coverage(results)} requirements{coverage_scope(results)} tested. Exit code {results.exit_code}.",
+        f"{s.total} checks: {s.passed} passed, {s.failed} failed{_xfailed(results)}, {s.skipped} skipped, "
+        f"{s.error} errors; {run_coverage(results)} requirements{coverage_scope(results)} tested. "
+        f"Exit code {results.exit_code}.",
         f"Network `{results.network.path}` (seed `{results.seed}`), {results.runtime} runtime, "
         f"harness {results.harness_version}" + (f" at {results.git_revision}" if results.git_revision else "") + ".",
+        f"Suite version `{results.suite_version or 'not recorded'}`.",
         "",
         implementations_line(results),
+        *registered_lines(results),
         "",
         "| scenario | passed | failed | skipped | error |",
         "| --- | --- | --- | --- | --- |",
@@ -93,8 +96,12 @@ def summary_markdown(results: RunResults) -> str:
     if found:
         lines += ["", "## Failed and errored checks", ""]
         lines += [
-            f"- `{p.ref}` ({', '.join(p.check.requirements)}), {p.check.outcome}: {p.check.message}" for p in found
+            f"- `{p.ref}` ({', '.join(p.check.requirements)}), {p.check.outcome}"
+            + (" as expected (xfail)" if p.check.expected_failure else "")
+            + f": {p.check.message}"
+            for p in found
         ]
+    lines += _xfail_lines(results)
     if results.performance is not None:
         perf = results.performance
         lines += ["", "## Performance", ""]
@@ -112,6 +119,31 @@ def summary_markdown(results: RunResults) -> str:
     if untested:
         lines += ["", f"Requirements not tested in this run: {', '.join(untested)}."]
     return "\n".join(lines) + "\n"
+
+
+def _xfailed(results: RunResults) -> str:
+    return f" ({results.summary.xfailed} of them expected, xfail)" if results.summary.xfailed else ""
+
+
+def registered_lines(results: RunResults) -> list[str]:
+    """The implementations under test as the implementations registry declares them."""
+    return [
+        f"Registered: `{r.name}`, {r.product} {r.version} by {r.vendor} ({r.role}, {r.reached_by}), as node "
+        f"`{r.node}`."
+        for r in results.registered
+    ]
+
+
+def _xfail_lines(results: RunResults) -> list[str]:
+    """Every requirement declared expected to fail, with its reason and what the run found."""
+    declared = [r for r in results.requirements if r.xfail]
+    if not declared:
+        return []
+    lines = ["", "## Expected failures (xfail), as the implementations registry declares them", ""]
+    for requirement in declared:
+        found = requirement.outcome.value if requirement.outcome is not None else "untested"
+        lines.append(f"- **{requirement.id}** ({requirement.level.value}, {found} in this run): {requirement.xfail}")
+    return lines
 
 
 def _selection_lines(results: RunResults) -> list[str]:

@@ -42,7 +42,13 @@ def print_check(console: Console, scenario_name: str, check: CheckResult) -> Non
     line.append(f" {check.duration_ms:.0f} ms", "dim")
     if check.outcome is not Outcome.PASSED and check.message:
         line.append(f"  {check.message}", style)
+    if check.xfail:  # declared by the implementations registry: shown whatever the outcome
+        line.append(f"  xfail: {_xfail_text(check.xfail)}", "yellow")
     console.print(line)
+
+
+def _xfail_text(xfail: dict[str, str]) -> str:
+    return "; ".join(f"{requirement}: {reason}" for requirement, reason in xfail.items())
 
 
 def _tally(scenario: ScenarioResult) -> Counter[Outcome]:
@@ -97,8 +103,9 @@ def print_recap(console: Console, results: RunResults) -> None:
     console.print(Text(f"failed and errored checks ({len(found)}):", style="bold"))
     for problem in found[:RECAP_LIMIT]:
         symbol, style = _MARKS[problem.check.outcome]
+        label = "XFAIL" if problem.check.expected_failure else problem.check.outcome.value.upper()
         line = Text.assemble(
-            (f"{symbol} {problem.check.outcome.value.upper()} ", style),
+            (f"{symbol} {label} ", "yellow" if problem.check.expected_failure else style),
             (problem.ref, "bold"),
             f" [{', '.join(problem.check.requirements)}]" if problem.check.requirements else "",
             f" - {problem.reason}",
@@ -106,6 +113,18 @@ def print_recap(console: Console, results: RunResults) -> None:
         console.print(line)
     if len(found) > RECAP_LIMIT:
         console.print(f"… and {len(found) - RECAP_LIMIT} more: see report.html or summary.md")
+
+
+def print_xfail(console: Console, results: RunResults) -> None:
+    """Every requirement the implementations registry declared expected to fail, with its
+    reason and what the run found: never hidden, also when it passed."""
+    declared = [r for r in results.requirements if r.xfail]
+    if not declared:
+        return
+    console.print(Text(f"expected failures declared (xfail): {len(declared)}", style="bold yellow"))
+    for requirement in declared:
+        found = requirement.outcome.value if requirement.outcome is not None else "untested"
+        console.print(Text(f"  {requirement.id} ({found}): {requirement.xfail}", style="yellow"))
 
 
 def print_verdict(console: Console, results: RunResults) -> None:
@@ -122,6 +141,9 @@ def print_summary(console: Console, results: RunResults, report_dir: Path) -> No
     else:
         console.print(_summary_table(results))
     console.print(f"covered {coverage(results)} requirements{coverage_scope(results)}")
+    if results.suite_version:
+        console.print(Text(f"suite version {results.suite_version}", style="dim"))
+    print_xfail(console, results)
     for score in results.mutation_scores:
         console.print(f"the {score.role} profile catches {score.caught} of {score.total} known faulty variants")
     print_phases(console, results)

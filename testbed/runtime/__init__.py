@@ -1,5 +1,6 @@
 """How nodes run. `process` is the default and needs nothing but Python; `docker` runs each
-node as a container (it needs a Docker Engine and the images `make images` builds)."""
+node as a container (it needs a Docker Engine and the images `make images` builds); `swarm`
+deploys the network as a stack on Docker Swarm (a swarm manager, those images on every machine)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from testbed.runtime.docker import DockerRuntime
 from testbed.runtime.plan import NetworkPlan
 from testbed.runtime.process import ProcessRuntime, Progress
 from testbed.runtime.state import NodeState, RunFolder, RunState
+from testbed.runtime.swarm import SwarmRuntime
 from testbed.topology import LoadedNetwork
 
 
@@ -34,7 +36,7 @@ class Runtime(Protocol):
     def log_tail(self, node: NodeState) -> list[str]: ...
 
 
-RUNTIMES: dict[str, type[Runtime]] = {"process": ProcessRuntime, "docker": DockerRuntime}
+RUNTIMES: dict[str, type[Runtime]] = {"process": ProcessRuntime, "docker": DockerRuntime, "swarm": SwarmRuntime}
 
 
 def get_runtime(name: str) -> Runtime:

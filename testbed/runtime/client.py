@@ -12,6 +12,7 @@ from typing import Any
 import httpcore
 import httpx
 
+from testbed.faults.proxy import HARNESS, LinkFaultError, egress_url
 from testbed.runtime.state import RunState
 
 
@@ -25,12 +26,27 @@ def ssl_context_for(state: RunState, certificate: bool = True) -> ssl.SSLContext
     return context
 
 
-def harness_client(state: RunState, timeout: float = 15.0, certificate: bool = True) -> httpx.Client:
+def harness_client(
+    state: RunState, timeout: float = 15.0, certificate: bool = True, *, via_proxy: bool = False
+) -> httpx.Client:
+    """`via_proxy`: open every HTTPS connection through the run's link-fault proxy, as the
+    source HARNESS, so that faults on links from the harness to a node (a url: node too) apply."""
     names = {n.plan.host: n.plan.reach_at for n in state.nodes if n.plan.reach_at}
     context = ssl_context_for(state, certificate)
+    if via_proxy:
+        return _proxied_client(state, context, timeout)
     if not names:
         return httpx.Client(verify=context, timeout=timeout)
     return httpx.Client(transport=MappedTransport(names, context), timeout=timeout)
+
+
+def _proxied_client(state: RunState, context: ssl.SSLContext, timeout: float) -> httpx.Client:
+    """The proxy resolves node names itself (inside the run's docker network, on the docker
+    runtime), so no name needs mapping here."""
+    if state.link_proxy is None:
+        raise LinkFaultError(f"run {state.run_id} has no link proxy: the harness's links cannot fail")
+    tunnelled = httpx.HTTPTransport(verify=context, proxy=egress_url(state.link_proxy.url, HARNESS))
+    return httpx.Client(verify=context, timeout=timeout, mounts={"https://": tunnelled})
 
 
 class _MappedBackend(httpcore.SyncBackend):

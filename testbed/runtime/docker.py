@@ -23,6 +23,7 @@ from docker.models.containers import Container
 import docker
 from protocols.nodeconfig import NodeConfig
 from testbed.errors import NodeStartError, TestbedError
+from testbed.faults import docker_proxy, links  # modules, not their names: they import the runtime package
 from testbed.pki import NetworkCA
 from testbed.runtime.nodeconfig import CONTAINER_HOME, container_node_dir
 from testbed.runtime.plan import NetworkPlan, NodePlan
@@ -73,6 +74,19 @@ class DockerRuntime:
         except DockerException as exc:
             raise NodeStartError(f"the run's docker network could not be made: {exc}") from exc
         progress(f"network {network.name}")
+        # Every node opens its connections to peers through the run's link-fault proxy.
+        state.link_proxy = docker_proxy.start_proxy_container(
+            client,
+            plan,
+            folder,
+            state=state,
+            ca=ca,
+            network=network.name,
+            image=REFERENCE_IMAGE,
+            labels={**labels, NODE_LABEL: "link-proxy"},
+            seed=loaded.network.seed,
+        )
+        folder.save(state)
         for node_plan in plan.nodes:
             node_state = NodeState(plan=node_plan)
             state.nodes.append(node_state)
@@ -85,6 +99,7 @@ class DockerRuntime:
                 node_state.log_path = str(folder.logs_dir / f"{node_plan.name}.log")
                 progress(f"started {node_plan.name} ({node_plan.role}) as container {container.name}")
             folder.save(state)
+        docker_proxy.wait_for_proxy(client, state)
         wait_healthy(state, progress, exited=lambda node: _exited(client, node), tail=self.log_tail)
 
     def _run(
@@ -99,7 +114,15 @@ class DockerRuntime:
         network: str,
     ) -> Container:
         node_dir = folder.state_dir / "nodes" / node.name
-        config = container_node_dir(loaded, plan, node, node_dir=node_dir, ca=ca, trust_bundle=Path(state.trust_bundle))
+        config = container_node_dir(
+            loaded,
+            plan,
+            node,
+            node_dir=node_dir,
+            ca=ca,
+            trust_bundle=Path(state.trust_bundle),
+            egress_proxy=links.node_egress(state, node.name),
+        )
         image = node.image or REFERENCE_IMAGE
         try:
             client.images.get(image)
@@ -182,6 +205,8 @@ def contract_environment(config: NodeConfig) -> dict[str, str]:
         "TESTBED_CA_BUNDLE": str(config.tls.ca),
         "TESTBED_PEERS": json.dumps(config.peers),
         "TESTBED_SETTINGS": json.dumps(config.settings),
+        # The run's link-fault proxy, for every outbound HTTPS connection (CONNECT); absent: none.
+        **({"TESTBED_EGRESS_PROXY": config.egress_proxy} if config.egress_proxy else {}),
     }
 
 
@@ -207,6 +232,9 @@ def remove_run(client: docker.DockerClient, run_id: str, logs_dir: Path | None) 
     for volume in client.volumes.list(filters={"label": f"{RUN_LABEL}={run_id}"}):
         with contextlib.suppress(DockerException):
             volume.remove(force=True)
+    from testbed.runtime.swarm import remove_labelled  # imported here: it imports this module
+
+    remove_labelled(client, {RUN_LABEL: run_id})  # a swarm run's services, networks, configs, secrets
     return killed
 
 

@@ -10,16 +10,24 @@ from pathlib import Path
 from protocols.nodeconfig import NodeConfig, OrganisationInfo, TlsConfig
 from testbed.pki import NetworkCA
 from testbed.runtime.plan import NetworkPlan, NodePlan
-from testbed.topology import LoadedNetwork, Role, organisation_subject
+from testbed.topology import LoadedNetwork, Operator, Role, Vendor, organisation_subject
 
 CONTAINER_HOME = Path("/node")  # where a container finds its configuration, certificates and data
 
 
 def container_node_dir(
-    loaded: LoadedNetwork, plan: NetworkPlan, node: NodePlan, *, node_dir: Path, ca: NetworkCA, trust_bundle: Path
+    loaded: LoadedNetwork,
+    plan: NetworkPlan,
+    node: NodePlan,
+    *,
+    node_dir: Path,
+    ca: NetworkCA,
+    trust_bundle: Path,
+    egress_proxy: str | None = None,
 ) -> NodeConfig:
     """A node's folder as a container sees it at /node: certificate, trust bundle, data folder
-    and node.json (the docker runtime and the compose export alike)."""
+    and node.json (the docker runtime and the compose export alike). `egress_proxy`: the run's
+    link-fault proxy as the container reaches it (None: none)."""
     tls = ca.issue(node_dir / "tls", node.name, [node.name, "localhost"])
     shutil.copy(trust_bundle, node_dir / "tls" / "trust-bundle.pem")
     (node_dir / "data").mkdir(parents=True, exist_ok=True)
@@ -35,6 +43,7 @@ def container_node_dir(
         ),
         data_dir=CONTAINER_HOME / "data",
         owner_pid=None,  # a container cannot watch the harness: teardown goes by label
+        egress_proxy=egress_proxy,
     )
     config.write(node_dir / "node.json")
     return config
@@ -49,13 +58,14 @@ def node_config(
     tls: TlsConfig,
     data_dir: Path,
     owner_pid: int | None,
+    egress_proxy: str | None = None,
 ) -> NodeConfig:
+    """`egress_proxy`: the run's link-fault proxy, as this node reaches it (None: none)."""
     network = loaded.network
-    org = network.organisation(node.organisation)
     return NodeConfig(
         name=node.name,
         role=node.role.value,
-        organisation=OrganisationInfo(id=org.id, name=org.name, ura=org.ura, city=org.city, category=org.category),
+        organisation=operator_info(network.operator(node.organisation)),
         seed=network.seed,
         host=bind,
         public_port=node.public_port,
@@ -67,11 +77,23 @@ def node_config(
         parent_pid=owner_pid,
         peers=peers(loaded, plan, node),
         settings=next(n for _, n in network.nodes() if n.name == node.name).settings,
+        egress_proxy=egress_proxy,
+    )
+
+
+def operator_info(operator: Operator) -> OrganisationInfo:
+    """Who runs the node. A vendor's node acts for no organisation of its own (its customers
+    are subjects on it), so it has no URA, city or category."""
+    if isinstance(operator, Vendor):
+        return OrganisationInfo(id=operator.id, name=operator.name, ura="")
+    return OrganisationInfo(
+        id=operator.id, name=operator.name, ura=operator.ura, city=operator.city, category=operator.category
     )
 
 
 def peers(loaded: LoadedNetwork, plan: NetworkPlan, node: NodePlan) -> dict[str, str]:
-    """What a node needs to find: its organisation's trust node and the consent service."""
+    """What a node needs to find: its organisation's trust node (its own, or the one that hosts
+    the organisation as a subject) and the consent service."""
     peers: dict[str, str] = {}
     trust = loaded.network.node_of(node.organisation, Role.TRUST)
     if trust is not None and trust.name != node.name:

@@ -1,27 +1,38 @@
-"""Where every node of a network will live: its address, ports and URLs.
+"""Where every node of a network will live: its address, ports and URLs, and (process
+runtime) which OS process hosts it.
 
 Each reference node gets its own loopback address (127.0.B.n) with fixed ports, so URLs
-read the same in every run; the block B is the first one whose addresses are free."""
+read the same in every run; B is the first block from which enough addresses are free (a
+network of more than 254 started nodes runs on into the blocks after it). A small network
+gives every node a process of its own; a large one shares processes (nodes.common.host),
+a few per core, since a Python process costs some 60 MiB before it serves anything."""
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import itertools
+import math
+import os
 import socket
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel
+from pydantic import BaseModel, PrivateAttr
 
 from testbed.errors import TestbedError
 from testbed.topology import LoadedNetwork, NodeSpec, Role, UrlImplementation
 
 PUBLIC_PORT = 8443
 INTERNAL_PORT = 8081
+CONTROL_PORT = 8079  # a shared process's control listener, on the address of its first node
 FIRST_BLOCK, LAST_BLOCK = 10, 250
+ADDRESSES_PER_BLOCK = 254
+# Up to this many started nodes, each gets a process of its own (a crash or a profile of one
+# node stays its own); above it, processes are shared, PROCESSES_PER_CORE per core.
+ALONE_UP_TO = 32
+PROCESSES_PER_CORE = 2
 
 
 class NodePlan(BaseModel):
@@ -36,6 +47,8 @@ class NodePlan(BaseModel):
     internal_url: str
     ca_bundle: str | None = None  # extra CA the harness trusts for an implementation under test
     image: str | None = None  # docker runtime: the image under test (None: the reference image)
+    # Process runtime: the shared process that hosts this node (None: a process of its own).
+    process_group: int | None = None
     # Docker runtime: the harness reaches `host` at this address, on the same ports, which the
     # runtime publishes there (the node's URLs name the container, which only peers resolve).
     reach_at: str | None = None
@@ -50,23 +63,48 @@ class NodePlan(BaseModel):
 class NetworkPlan(BaseModel):
     nodes: list[NodePlan]
 
+    _by_name: dict[str, NodePlan] = PrivateAttr(default_factory=dict)
+
     def node(self, name: str) -> NodePlan:
-        return next(n for n in self.nodes if n.name == name)
+        """By name, from an index built once (a national network has a few thousand nodes)."""
+        if len(self._by_name) != len(self.nodes):
+            self._by_name = {n.name: n for n in self.nodes}
+        return self._by_name[name]
 
     def managed(self) -> list[NodePlan]:
         return [n for n in self.nodes if n.managed]
 
 
-def plan_network(loaded: LoadedNetwork, taken_hosts: set[str] | None = None, runtime: str = "process") -> NetworkPlan:
-    if runtime == "docker":
+def plan_network(
+    loaded: LoadedNetwork,
+    taken_hosts: set[str] | None = None,
+    runtime: str = "process",
+    *,
+    nodes_per_process: int | None = None,
+) -> NetworkPlan:
+    """`nodes_per_process`: how many nodes share a process (process runtime; None: chosen
+    from the network's size and this machine's cores, see `processes_for`)."""
+    if runtime in ("docker", "swarm"):  # containers, whether on this engine or in a swarm
         return container_plan(loaded)
     images = [node.name for _, node in loaded.network.nodes() if node.image]
     if images:
         raise TestbedError(f"nodes given as an image need the docker runtime (--runtime docker): {', '.join(images)}")
     references = [node for _, node in loaded.network.nodes() if node.is_reference]
-    block = _free_block(len(references), taken_hosts or set())
-    addresses = (f"127.0.{block}.{n}" for n in itertools.count(1))
-    return _plan(loaded, lambda _node: (next(addresses), PUBLIC_PORT, INTERNAL_PORT, None))
+    addresses = iter(_free_addresses(len(references), taken_hosts or set()))
+    plan = _plan(loaded, lambda _node: (next(addresses), PUBLIC_PORT, INTERNAL_PORT, None))
+    per_process = nodes_per_process or nodes_per_process_for(len(references), cores=os.cpu_count() or 1)
+    if per_process > 1:
+        for index, node in enumerate(plan.managed()):
+            node.process_group = index // per_process
+    return plan
+
+
+def nodes_per_process_for(count: int, *, cores: int) -> int:
+    """A process of its own for each node of a small network; for a large one, as many nodes
+    per process as spreads them over PROCESSES_PER_CORE processes per core."""
+    if count <= ALONE_UP_TO:
+        return 1
+    return math.ceil(count / (PROCESSES_PER_CORE * cores))
 
 
 def container_plan(loaded: LoadedNetwork, ports: Callable[[], int] | None = None) -> NetworkPlan:
@@ -138,15 +176,20 @@ def address_lock() -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _free_block(count: int, taken_hosts: set[str]) -> int:
-    for block in range(FIRST_BLOCK, LAST_BLOCK + 1):
-        hosts = [f"127.0.{block}.{i}" for i in range(1, count + 1)]
+def _free_addresses(count: int, taken_hosts: set[str]) -> list[str]:
+    """`count` loopback addresses from the first block on which all of them are free, running
+    on into the next blocks when one block (254 addresses) is not enough."""
+    blocks = max(1, math.ceil(count / ADDRESSES_PER_BLOCK))
+    for first in range(FIRST_BLOCK, LAST_BLOCK + 2 - blocks):
+        hosts = [
+            f"127.0.{first + i // ADDRESSES_PER_BLOCK}.{i % ADDRESSES_PER_BLOCK + 1}" for i in range(count)
+        ]
         if not taken_hosts.intersection(hosts) and all(
-            _bindable(h, p) for h in hosts for p in (PUBLIC_PORT, INTERNAL_PORT)
+            _bindable(h, p) for h in hosts for p in (PUBLIC_PORT, INTERNAL_PORT, CONTROL_PORT)
         ):
-            return block
+            return hosts
     raise TestbedError(
-        f"no free loopback block: ports {PUBLIC_PORT} and {INTERNAL_PORT} are taken on "
+        f"no {count} free loopback addresses: ports {PUBLIC_PORT}, {INTERNAL_PORT} and {CONTROL_PORT} are taken on "
         f"127.0.{FIRST_BLOCK}-{LAST_BLOCK}.x; stop earlier runs with `testbed down --all`"
     )
 

@@ -1,5 +1,6 @@
-"""The process runtime (the default): every reference node is its own OS process, in its
-own process group, listening on its own loopback address."""
+"""The process runtime (the default): every reference node listens on its own loopback
+address, in an OS process of its own or (a large network) in a process it shares with other
+nodes (nodes.common.host); every process has its own process group."""
 
 from __future__ import annotations
 
@@ -14,12 +15,14 @@ from pathlib import Path
 
 import httpx
 
-from protocols.nodeconfig import NodeConfig, TlsConfig
-from testbed.errors import NodeStartError
+from protocols.nodeconfig import HostConfig, NodeConfig, TlsConfig
+from testbed.concurrency import each
+from testbed.errors import ConfigError, NodeStartError
+from testbed.faults import links  # a module, not its names: it imports the runtime package in turn
 from testbed.pki import NetworkCA
 from testbed.runtime.client import harness_client
 from testbed.runtime.nodeconfig import node_config
-from testbed.runtime.plan import NetworkPlan
+from testbed.runtime.plan import CONTROL_PORT, NetworkPlan, NodePlan
 from testbed.runtime.state import NodeState, RunFolder, RunState
 from testbed.topology import LoadedNetwork
 
@@ -46,65 +49,222 @@ class ProcessRuntime:
         owner_pid: int | None,
         progress: Progress,
     ) -> None:
-        """Start every reference node and wait until all nodes answer their health check.
-        State is saved after each spawn, so a failure half-way can still be torn down."""
+        """Start every reference node (alone, or with others in a shared process, as the plan
+        says) and wait until all nodes answer their health check. State is saved after each
+        spawn, so a failure half-way can still be torn down."""
+        # Every node opens its connections to peers through the run's link-fault proxy, which
+        # starts first so that the nodes can be told where it is (testbed.faults.proxy).
+        state.link_proxy = links.start_link_proxy(
+            plan, folder, ca=ca, trust_bundle=state.trust_bundle, owner_pid=owner_pid, seed=loaded.network.seed
+        )
+        folder.save(state)
+        groups: dict[int, list[tuple[NodeState, NodeConfig]]] = {}
         for node_plan in plan.nodes:
             node_state = NodeState(plan=node_plan)
             state.nodes.append(node_state)
             if node_plan.managed:
-                node_dir = folder.state_dir / "nodes" / node_plan.name
-                tls = ca.issue(node_dir / "tls", node_plan.name, [node_plan.host, "localhost"])
-                config = node_config(
-                    loaded,
-                    plan,
-                    node_plan,
-                    bind=node_plan.host,
-                    tls=TlsConfig(cert=tls.cert, key=tls.key, ca=Path(state.trust_bundle)),
-                    data_dir=node_dir / "data",
-                    owner_pid=owner_pid,
+                config = self._configure(
+                    loaded, plan, node_plan, folder=folder, state=state, ca=ca, owner_pid=owner_pid
                 )
-                self._spawn(node_state, config, folder)
-                progress(f"started {node_plan.name} ({node_plan.role}) at {node_plan.public_url}")
+                if node_plan.process_group is None:
+                    self._spawn(node_state, config, folder)
+                    progress(f"started {node_plan.name} ({node_plan.role}) at {node_plan.public_url}")
+                else:
+                    groups.setdefault(node_plan.process_group, []).append((node_state, config))
             folder.save(state)
-        wait_healthy(state, progress)
+        for index, members in groups.items():
+            self._spawn_host(index, members, folder=folder, owner_pid=owner_pid)
+            progress(f"started process {index + 1} of {len(groups)}, hosting {len(members)} nodes")
+            folder.save(state)
+        largest = max((len(members) for members in groups.values()), default=1)
+        wait_healthy(state, progress, timeout=health_timeout(largest))
+
+    def _configure(
+        self,
+        loaded: LoadedNetwork,
+        plan: NetworkPlan,
+        node_plan: NodePlan,
+        *,
+        folder: RunFolder,
+        state: RunState,
+        ca: NetworkCA,
+        owner_pid: int | None,
+    ) -> NodeConfig:
+        node_dir = folder.state_dir / "nodes" / node_plan.name
+        tls = ca.issue(node_dir / "tls", node_plan.name, [node_plan.host, "localhost"])
+        config = node_config(
+            loaded,
+            plan,
+            node_plan,
+            bind=node_plan.host,
+            tls=TlsConfig(cert=tls.cert, key=tls.key, ca=Path(state.trust_bundle)),
+            data_dir=node_dir / "data",
+            owner_pid=owner_pid,
+            egress_proxy=links.node_egress(state, node_plan.name),
+        )
+        if node_plan.process_group is not None:  # its process's output is not its own
+            config.log_file = folder.logs_dir / f"{node_plan.name}.log"
+        config_path = node_dir / "node.json"
+        config_path.parent.mkdir(parents=True, exist_ok=True)
+        config.write(config_path)
+        return config
 
     def _spawn(self, node_state: NodeState, config: NodeConfig, folder: RunFolder) -> None:
         config_path = folder.state_dir / "nodes" / config.name / "node.json"
-        config_path.parent.mkdir(parents=True, exist_ok=True)
-        config.write(config_path)
         log_path = folder.logs_dir / f"{config.name}.log"
-        with log_path.open("ab") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "nodes", "--config", str(config_path)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # own process group: Ctrl-C reaches the harness, which stops the nodes
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
-        node_state.pid = process.pid
+        node_state.pid = _start_process(["--config", str(config_path)], log_path)
         node_state.config_path = str(config_path)
         node_state.log_path = str(log_path)
+
+    def _spawn_host(
+        self,
+        index: int,
+        members: list[tuple[NodeState, NodeConfig]],
+        *,
+        folder: RunFolder,
+        owner_pid: int | None,
+    ) -> None:
+        """One process for several nodes; its control listener lives on its first node's
+        address, with that node's certificate (which names the address)."""
+        first = members[0][1]
+        host = HostConfig(
+            name=f"host-{index + 1}",
+            nodes=[folder.state_dir / "nodes" / config.name / "node.json" for _, config in members],
+            control_host=first.host,
+            control_port=CONTROL_PORT,
+            tls=first.tls,
+            parent_pid=owner_pid,
+        )
+        host_path = folder.state_dir / "hosts" / f"{host.name}.json"
+        host_path.parent.mkdir(parents=True, exist_ok=True)
+        host.write(host_path)
+        pid = _start_process(["--host", str(host_path)], folder.logs_dir / f"{host.name}.log")
+        for node_state, config in members:
+            node_state.pid = pid
+            node_state.config_path = str(host_path)  # what the process's command line names
+            node_state.log_path = str(config.log_file)
+            node_state.control_url = host.control_url
+            node_state.process_log = str(folder.logs_dir / f"{host.name}.log")
 
     def log_tail(self, node: NodeState) -> list[str]:
         return log_tail(node)
 
     def stop(self, state: RunState) -> list[str]:
-        """Stop every node this run started; returns the names of nodes that needed SIGKILL."""
-        alive = [n for n in state.nodes if n.pid and _is_our_node(n)]
+        """Stop every process this run started; returns the names of nodes whose process
+        needed SIGKILL."""
+        processes = {n.pid: n for n in state.nodes if n.pid and _is_our_node(n)}  # a shared process once
+        alive = list(processes.values())
         for node in alive:
             _signal_group(node.pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_GRACE_SECONDS
         while time.monotonic() < deadline and any(_group_alive(n.pid) for n in alive):
             _reap(alive)
             time.sleep(0.05)
-        killed = []
+        killed: list[str] = []
         for node in alive:
             if _group_alive(node.pid):
                 _signal_group(node.pid, signal.SIGKILL)
-                killed.append(node.plan.name)
+                killed.extend(n.plan.name for n in state.nodes if n.pid == node.pid)
         _reap(alive)
+        links.stop_link_proxy(state)  # after the nodes, which may still be calling through it
         return killed
+
+    def operate(self, state: RunState, name: str, operation: str, *, progress: Progress) -> str:
+        """Stop, kill, start, restart, pause or resume one node, leaving every other node, its
+        process neighbours included, as it is. Returns the node's state afterwards."""
+        node = next((n for n in state.nodes if n.plan.name == name), None)
+        if node is None:
+            raise ConfigError(f"no node {name!r} in run {state.run_id}")
+        if not node.plan.managed:
+            raise ConfigError(
+                f"{name} is not started by this run (url: {node.plan.public_url}): the harness cannot {operation} it"
+            )
+        if node.control_url is not None:
+            return _operate_hosted(state, node, operation)
+        return _operate_alone(state, node, operation, progress=progress)
+
+
+def health_timeout(nodes_per_process: int) -> float:
+    """Time for a network to come up: a shared process starts its nodes one after another
+    (a data station generates its synthetic data as it starts)."""
+    return max(HEALTH_TIMEOUT_SECONDS, nodes_per_process * 1.0)
+
+
+def _start_process(arguments: list[str], log_path: Path) -> int:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "nodes", *arguments],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # own process group: Ctrl-C reaches the harness, which stops the nodes
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    return process.pid
+
+
+NODE_OPERATIONS = ("stop", "kill", "start", "restart", "pause", "resume")
+
+
+def _operate_hosted(state: RunState, node: NodeState, operation: str) -> str:
+    """A node that shares its process is operated on by that process (its control listener);
+    paused, it accepts and reads nothing, as a stopped process (nodes.common.host)."""
+    if operation not in NODE_OPERATIONS:
+        raise ConfigError(
+            f"{node.plan.name} shares its process with other nodes: it can be stopped, killed, started, "
+            f"restarted, paused or resumed, not {operation!r}"
+        )
+    url = f"{node.control_url}/nodes/{node.plan.name}/{operation}"
+    with harness_client(state, timeout=30.0) as client:
+        try:
+            answer = client.post(url)
+        except httpx.HTTPError as exc:
+            raise NodeStartError(f"{node.plan.name}: the process hosting it did not answer at {url}: {exc}") from exc
+    body = parse_body(answer)
+    if answer.status_code != 200:
+        raise NodeStartError(f"{node.plan.name}: {operation} failed: {body.get('detail') or answer.text[:200]}")
+    return str(body.get("status", "unknown"))
+
+
+def parse_body(answer: httpx.Response) -> dict[str, object]:
+    try:
+        body = answer.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _operate_alone(state: RunState, node: NodeState, operation: str, *, progress: Progress) -> str:
+    signals = {"stop": signal.SIGTERM, "kill": signal.SIGKILL, "pause": signal.SIGSTOP, "resume": signal.SIGCONT}
+    if operation not in NODE_OPERATIONS:
+        raise ConfigError(f"unknown operation {operation!r}; known: {', '.join(NODE_OPERATIONS)}")
+    running = node.pid is not None and _is_our_node(node) and _group_alive(node.pid)
+    if operation in signals:
+        if running:
+            _signal_group(node.pid, signals[operation])
+            if operation in ("stop", "kill"):
+                _wait_gone(node)
+        return {"pause": "paused", "resume": "running"}.get(operation, "stopped")
+    if operation == "restart" and running:
+        _signal_group(node.pid, signal.SIGTERM)
+        _wait_gone(node)
+    if operation == "start" and running:
+        return "running"
+    assert node.config_path is not None and node.log_path is not None
+    node.pid = _start_process(["--config", node.config_path], Path(node.log_path))
+    wait_healthy(RunState.model_validate({**state.model_dump(), "nodes": [node]}), progress)
+    return "running"
+
+
+def _wait_gone(node: NodeState) -> None:
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    while _group_alive(node.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _group_alive(node.pid):
+        _signal_group(node.pid, signal.SIGKILL)
+        while _group_alive(node.pid):
+            time.sleep(0.05)
 
 
 def wait_healthy(
@@ -126,10 +286,14 @@ def wait_healthy(
     deadline = started + timeout
     with harness_client(state, timeout=2.0) as client:
         while pending:
-            for name, node in list(pending.items()):
+            for node in pending.values():
                 if exited(node):
-                    raise NodeStartError(f"node {name} exited during start-up\n{log_tail_text(node, tail(node))}")
-                last_answer[name] = _health_problem(client, node.plan.internal_url)
+                    # A shared process's own log says which of its nodes could not start, and why.
+                    shown = node.model_copy(update={"log_path": node.process_log}) if node.process_log else node
+                    raise NodeStartError(f"{_who(node)} exited during start-up\n{log_tail_text(shown, tail(shown))}")
+            answers = each(lambda node: _health_problem(client, node.plan.internal_url), pending.values())
+            last_answer.update(zip(pending, answers, strict=True))
+            for name, node in list(pending.items()):
                 if not last_answer[name]:
                     progress(f"{name} is healthy")
                     del pending[name]
@@ -145,6 +309,12 @@ def wait_healthy(
                 tails = "\n".join(log_tail_text(n, tail(n)) for n in pending.values() if n.plan.managed)
                 raise NodeStartError(f"not healthy after {timeout:.0f} s:\n{reasons}\n{tails}".rstrip())
             time.sleep(0.1)
+
+
+def _who(node: NodeState) -> str:
+    if node.process_log is not None:
+        return f"the process hosting node {node.plan.name} (its log: {node.process_log})"
+    return f"node {node.plan.name}"
 
 
 def _health_problem(client: httpx.Client, internal_url: str) -> str:

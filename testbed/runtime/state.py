@@ -22,11 +22,27 @@ CURRENT = "current"  # file in the state root naming the run `status` and `down`
 class NodeState(BaseModel):
     plan: NodePlan
     pid: int | None = None  # process id (process runtime), None for nodes not started by us
+    # Process runtime, a node sharing its process: the control listener of that process, which
+    # stops and starts this node alone (nodes.common.host).
+    control_url: str | None = None
+    process_log: str | None = None  # ... and that process's own log (what it says about all its nodes)
     container: str | None = None  # container name (docker runtime)
     config_path: str | None = None
     log_path: str | None = None
     product: str | None = None  # the implementation the node says it is (asked once, with its role)
     version: str | None = None  # the version it reports, when it says
+
+
+class LinkProxyState(BaseModel):
+    """The run's link-fault proxy (testbed.faults.proxy): every node's outbound connections go
+    through it, and the harness sets link faults over its control listener."""
+
+    url: str  # where the harness reaches the proxy (http://127.0.0.1:<port>)
+    node_url: str  # where the nodes reach it (the same on the process runtime)
+    control: str  # host:port of its control listener (mutual TLS), as the harness reaches it
+    config_path: str
+    pid: int | None = None  # process runtime
+    container: str | None = None  # docker runtime
 
 
 class RunState(BaseModel):
@@ -42,6 +58,7 @@ class RunState(BaseModel):
     client_key: str = ""
     status: Literal["starting", "up", "stopped"] = "starting"
     nodes: list[NodeState] = Field(default_factory=list)
+    link_proxy: LinkProxyState | None = None  # None: the run's nodes connect to each other directly
     context: dict[str, Any] = Field(default_factory=dict)  # bootstrap output, for scenarios
 
     def owner_alive(self) -> bool:

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from protocols.xmldsig import SigningIdentity, sign_soap_query
+from testbed.errors import TestbedError
 from testbed.report.model import (
     CheckResult,
     Evidence,
@@ -27,7 +28,7 @@ from testbed.report.model import (
 )
 from testbed.scenario.expectations import NO_JSON, evaluate, jwt_claims, split_source
 from testbed.scenario.loader import LoadedScenario, resolve_node
-from testbed.scenario.models import Action, Expect, Request, Step
+from testbed.scenario.models import Action, Expect, Fault, Request, Step
 from testbed.scenario.templating import UndefinedVariable, lookup, render, roots
 from testbed.scenario.transport import Outgoing, Reply, Transport, TransportError
 from testbed.topology import Network
@@ -36,6 +37,12 @@ BODY_LIMIT = 64 * 1024  # evidence keeps at most this much of a body
 SECRET_HEADERS = ("authorization", "dpop")
 # Access tokens in bodies: `"access_token": "..."` in JSON, `token=...` in forms.
 SECRET_IN_BODY = re.compile(r'("(?:access_token|refresh_token)"\s*:\s*"|(?:^|&)token=)([^"&]{8})[^"&]*')
+
+
+# Does a fault step's fault (its node already a node name) and says what was done and when;
+# raises an exception when it cannot. The conformance runner hands the engine one that knows the
+# runtime; the engine itself never does.
+FaultApplier = Callable[[Fault], str]
 
 
 class StepError(Exception):
@@ -94,18 +101,24 @@ class Engine:
         log_tail: Callable[[str], list[str]],
         signer: SigningIdentity | None = None,
         keep_evidence: bool = True,
+        *,
+        faults: FaultApplier | None = None,
     ):
         """`signer`: what `sign: xmldsig` signs with, the key and certificate the harness
         presents in mutual TLS (a node may insist that the two are the same).
         `keep_evidence`: record each step's request and answer (a conformance run's report
-        shows them); a load run, which reports figures, keeps only the verdicts."""
+        shows them); a load run, which reports figures, keeps only the verdicts.
+        `faults`: what carries out fault steps (None: a fault step is an error)."""
         self.network = network
         self.context = context
         self.transport = transport
         self.log_tail = log_tail
         self.signer = signer
         self.keep_evidence = keep_evidence
-        self._readings: dict[int, _Reading] = {}  # by id() of the step (steps live as long as their scenario)
+        self.faults = faults
+        # By id() of the step (steps live as long as their scenario) and the organisation its
+        # node belongs to (a load spread over the network draws actors anew for every flow).
+        self._readings: dict[tuple[int, str | None], _Reading] = {}
 
     def run(
         self,
@@ -150,22 +163,26 @@ class Engine:
         loaded: LoadedScenario,
         extra: dict[str, Any] | None = None,
         only: Callable[[str], bool] | None = None,
+        *,
+        actors: dict[str, str] | None = None,
     ) -> Iterator[tuple[Step, Verdict]]:
         """Each step in turn with its verdict. `extra`: values of this replay alone, over the
         engine's context (a load run's simulated user and iteration, its `run.id`).
-        `only`: true for the ids of the steps to run (None: every step)."""
+        `only`: true for the ids of the steps to run (None: every step). `actors`: who plays
+        each actor in this replay (None: the organisations the scenario names)."""
         scenario = loaded.scenario
+        cast = actors or scenario.actors
         context = {**self.context, **extra} if extra else self.context
         variables: dict[str, Any] = {
             **context,
             "vars": scenario.variables,
-            "actors": {actor: context["orgs"][org] for actor, org in scenario.actors.items()},
+            "actors": {actor: context["orgs"][org] for actor, org in cast.items()},
         }
         failed_captures: dict[str, str] = {}  # variable -> step that should have captured it
         for step in scenario.steps:
             if only is not None and not only(step.id):
                 continue
-            verdict = self._run_step(step, scenario.actors, variables, failed_captures)
+            verdict = self._run_step(step, cast, variables, failed_captures)
             if verdict.outcome != Outcome.PASSED:
                 failed_captures.update(dict.fromkeys(step.capture, step.id))
             yield step, verdict
@@ -173,6 +190,8 @@ class Engine:
     def _run_step(
         self, step: Step, actors: dict[str, str], variables: dict[str, Any], failed: dict[str, str]
     ) -> Verdict:
+        if step.fault is not None:
+            return self._fault_step(step.fault, actors)
         started = datetime.now(UTC)
         clock = time.perf_counter()
         evidence = Evidence() if self.keep_evidence else None
@@ -214,10 +233,39 @@ class Engine:
         duration_ms = round((time.perf_counter() - clock) * 1000, 2)
         return Verdict(outcome, message, blocked_by, started, duration_ms, evidence)
 
+    def _fault_step(self, fault: Fault, actors: dict[str, str]) -> Verdict:
+        """A fault step passes once its fault is done, with a message saying what and when;
+        one the harness cannot do is an error of the harness or the environment, never a
+        failure of an implementation."""
+        started = datetime.now(UTC)
+        clock = time.perf_counter()
+        evidence = Evidence() if self.keep_evidence else None
+        outcome = Outcome.PASSED
+        try:
+            if self.faults is None:
+                raise StepError(Outcome.ERROR, "this replay cannot do faults (only a conformance run does)")
+            if fault.node is not None:
+                fault = fault.model_copy(update={"node": resolve_node(fault.node, actors, self.network)})
+            if evidence is not None:
+                evidence.node = fault.node
+            message = self.faults(fault)
+        except StepError as exc:
+            outcome, message = exc.outcome, str(exc)
+        except TestbedError as exc:  # the runtime could not do it: this check errs, the run goes on
+            outcome, message = Outcome.ERROR, f"the fault could not be done: {exc}"
+        except Exception as exc:
+            outcome, message = Outcome.ERROR, f"the fault could not be done: {exc.__class__.__name__}: {exc}"
+        if outcome != Outcome.PASSED and evidence is not None and evidence.node:
+            evidence.node_log_tail = self.log_tail(evidence.node)
+        duration_ms = round((time.perf_counter() - clock) * 1000, 2)
+        return Verdict(outcome, message, None, started, duration_ms, evidence)
+
     def _reading(self, step: Step, actors: dict[str, str]) -> _Reading:
-        found = self._readings.get(id(step))
+        reference = _node_reference(step)
+        key = (id(step), actors.get(reference.partition(".")[0]) if reference else None)
+        found = self._readings.get(key)
         if found is None:
-            found = self._readings[id(step)] = _reading_of(step, actors, self.network)
+            found = self._readings[key] = _reading_of(step, actors, self.network)
         return found
 
     def _exchange(
@@ -410,15 +458,20 @@ def _rendered(expect: Expect, variables: dict[str, Any]) -> Expect:
     return expect.model_copy(update=updates)
 
 
+def _node_reference(step: Step) -> str | None:
+    """Where the step sends ('<actor>.<role>' or a node name); None for an action that sends nothing."""
+    if step.request is not None:
+        return step.request.node
+    if step.action is not None and step.action.name == "request-access-token":
+        return _token_node(step.action)
+    return None
+
+
 def _reading_of(step: Step, actors: dict[str, str], network: Network) -> _Reading:
     paths = step.body_paths
-    node: str | None = None  # an action that sends nothing (wait)
-    if step.request is not None:
-        node = resolve_node(step.request.node, actors, network)
-    elif step.action is not None and step.action.name == "request-access-token":
-        node = resolve_node(_token_node(step.action), actors, network)
+    reference = _node_reference(step)
     return _Reading(
-        node=node,
+        node=resolve_node(reference, actors, network) if reference is not None else None,
         templated=any(True for _ in roots(step.expect.model_dump(by_alias=True))),
         timed="time" in roots(step.model_dump(by_alias=True)),
         json=bool(paths),

@@ -33,6 +33,12 @@ class LoadSettings(BaseModel):
         description="'overall' or a step id -> k6-style thresholds: 'p(95)<200', 'avg<100', 'rate<0.01', 'rps>50'",
     )
     think_time: float = Field(default=0, ge=0, le=60, description="Seconds a user waits between two flows")
+    spread: list[str] = Field(
+        default_factory=list,
+        max_length=8,
+        description="Actors each flow draws anew from every care organisation able to play them "
+        "(e.g. [requester, holder]), so the load spreads over the whole network",
+    )
 
     @field_validator("thresholds")
     @classmethod

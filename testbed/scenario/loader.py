@@ -17,7 +17,7 @@ from testbed.files import display_path, sha256_of
 from testbed.scenario.expectations import split_source
 from testbed.scenario.models import Scenario, Step
 from testbed.scenario.templating import NAMESPACES, expression_problem, expressions, malformed, root_of, unknown_filters
-from testbed.topology import LoadedNetwork, Network, Organisation, Role, kind_of, load_network
+from testbed.topology import LoadedNetwork, Network, Organisation, Role, UrlImplementation, kind_of, load_network
 from testbed.yamlsource import PathKey, YamlDocument, read_yaml, validate, value_at
 
 
@@ -93,8 +93,14 @@ def scenario_problems(loaded: LoadedScenario, network: Network, catalogue: Requi
     doc, scenario = loaded.document, loaded.scenario
     problems: list[str] = []
     org_ids = {org.id for org in network.organisations}
+    vendor_ids = {vendor.id for vendor in network.vendors}
     for actor, org in scenario.actors.items():
-        if org not in org_ids:
+        if org in vendor_ids:
+            problems.append(
+                f"{doc.where(('actors', actor))}: actor {actor!r} names vendor {org!r}: an actor is an organisation "
+                "(one the vendor hosts, or any other); address a vendor's node by its name"
+            )
+        elif org not in org_ids:
             problems.append(
                 f"{doc.where(('actors', actor))}: actor {actor!r} names organisation {org!r}, "
                 "which the network does not have"
@@ -183,8 +189,8 @@ def context_shape(network: Network, scenario: Scenario) -> dict[str, Any]:
 
 def _organisation_shape(org: Organisation, network: Network) -> dict[str, Any]:
     keys = ["id", "name", "ura", "city", "category"]
-    if network.node_of(org.id, Role.TRUST) is not None:
-        keys += ["subject", "did", "did_document_path", "authorization_server"]
+    if network.node_of(org.id, Role.TRUST) is not None:  # its own, or the one that hosts it
+        keys += ["subject", "did", "did_document_path", "authorization_server", "trust_node", "hosted_by"]
     return dict.fromkeys(keys, "")
 
 
@@ -251,6 +257,8 @@ def _reading_problems(step: Step, catalogue: RequirementIndex) -> list[str]:
 def _target_problems(checking: _Checking, index: int, step: Step) -> list[str]:
     """Whom the step talks to; a problem points at the line naming the node or actor."""
     doc, scenario, network = checking.doc, checking.scenario, checking.network
+    if step.fault is not None:
+        return _fault_problems(checking, index, step)
     if step.request is not None:
         try:
             resolve_node(step.request.node, scenario.actors, network)
@@ -270,10 +278,12 @@ def _target_problems(checking: _Checking, index: int, step: Step) -> list[str]:
             line = doc.where(("steps", index, "action", field))
             if actor not in scenario.actors:
                 problems.append(f"{line}: step {step.id!r}: unknown actor {actor!r} (declare it under 'actors')")
+            elif scenario.actors[actor] not in network.operators_by_id:
+                continue  # the actor's line says so already
             elif network.node_of(scenario.actors[actor], Role.TRUST) is None:
                 problems.append(
                     f"{line}: step {step.id!r}: actor {actor!r} is organisation {scenario.actors[actor]!r}, "
-                    "which has no trust node"
+                    "which has no trust node (of its own, or one that hosts it)"
                 )
         return problems
     if action.name == "wait" and action.seconds is None:
@@ -281,13 +291,53 @@ def _target_problems(checking: _Checking, index: int, step: Step) -> list[str]:
     return []
 
 
+def _fault_problems(checking: _Checking, index: int, step: Step) -> list[str]:
+    """A fault must fall on a node the harness runs: one reached by URL is someone else's."""
+    fault = step.fault
+    if fault is None or fault.node is None:
+        return []
+    line = f"{checking.doc.where(('steps', index, 'fault', 'node'))}: step {step.id!r}"
+    try:
+        name = resolve_node(fault.node, checking.scenario.actors, checking.network)
+    except LookupError as exc:
+        return [f"{line}: {exc.args[0]}"]
+    spec = next(node for _, node in checking.network.nodes() if node.name == name)
+    if isinstance(spec.implementation, UrlImplementation):
+        return [
+            f"{line}: cannot {fault.operation} node {name!r}: it is reached by URL ({spec.implementation.url}), "
+            "so the harness does not run it; fault only nodes the run starts (reference nodes or images)"
+        ]
+    return []
+
+
+def faulted_nodes(loaded: LoadedScenario, network: Network) -> set[str]:
+    """The nodes the scenario's fault steps stop, kill, pause or restart (by node name)."""
+    actors = loaded.scenario.actors
+    return {
+        resolve_node(step.fault.node, actors, network)
+        for step in loaded.scenario.steps
+        if step.fault is not None and step.fault.node is not None
+    }
+
+
+def fault_step_problems(loaded: LoadedScenario, purpose: str) -> list[str]:
+    """Each fault step of the scenario, as a problem for a run (`purpose`) that cannot apply faults."""
+    return [
+        f"{loaded.document.where(('steps', index, 'fault'))}: step {step.id!r} is a fault step, and {purpose}"
+        for index, step in enumerate(loaded.scenario.steps)
+        if step.fault is not None
+    ]
+
+
 def resolve_node(reference: str, actors: dict[str, str], network: Network) -> str:
-    """'<actor>.<role>' or a node name -> the node name."""
-    names = {node.name for _, node in network.nodes()}
-    if reference in names:
+    """'<actor>.<role>' or a node name -> the node name; for an organisation hosted in that
+    role, the node of whoever hosts it."""
+    if reference in network.node_names:
         return reference
     actor, _, role = reference.partition(".")
     if actor in actors and role in {r.value for r in Role}:
+        if actors[actor] not in network.operators_by_id:
+            raise LookupError(f"actor {actor!r} names organisation {actors[actor]!r}, which the network does not have")
         node = network.node_of(actors[actor], Role(role))
         if node is None:
             raise LookupError(f"organisation {actors[actor]!r} (actor {actor!r}) has no {role} node")

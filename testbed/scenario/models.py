@@ -1,8 +1,9 @@
 """The scenario language: a network, actors, and steps. Each step is one check.
 
-A step either makes an HTTP call to a node (`request`) or runs a named high-level action
-(`action`); it states what it expects, captures values for later steps, and names the
-requirement ids it verifies. The JSON Schema published for scenario files is generated
+A step either makes an HTTP call to a node (`request`), runs a named high-level action
+(`action`) or does something to the network (`fault`: a node stopped, killed, paused, ...);
+it states what it expects, captures values for later steps, and names the requirement ids it
+verifies. The JSON Schema published for scenario files is generated
 from these models."""
 
 from __future__ import annotations
@@ -75,6 +76,32 @@ class Action(Strict):
     seconds: float | None = Field(default=None, ge=0, le=60)
 
 
+NodeOperation = Literal["stop", "start", "kill", "pause", "resume", "restart"]
+NODE_OPERATIONS: tuple[NodeOperation, ...] = ("stop", "start", "kill", "pause", "resume", "restart")
+
+
+class Fault(Strict):
+    """Something the harness does to the running network between two checks; the run's
+    runtime carries it out, and every fault still in force is undone when the scenario ends.
+    A node fault names `node` and `operation`; `clear: true` undoes every fault in force."""
+
+    node: str | None = Field(default=None, description="A node name, or '<actor>.<role>' (e.g. 'holder.station')")
+    operation: NodeOperation | None = Field(
+        default=None,
+        description="stop (SIGTERM, or the runtime's stop), kill (SIGKILL: no clean shut-down), start, restart; "
+        "pause (the node takes no new work and reads nothing more, as a stopped process) and resume",
+    )
+    clear: bool = Field(default=False, description="true: start every node stopped or killed, resume every one paused")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Fault:
+        if self.clear and (self.node is not None or self.operation is not None):
+            raise ValueError("'clear: true' undoes every fault in force: give no node or operation with it")
+        if not self.clear and (self.node is None or self.operation is None):
+            raise ValueError("a fault names a 'node' and an 'operation' (or is 'clear: true')")
+        return self
+
+
 class JsonExpectation(Strict):
     path: str = Field(
         pattern=r"^(jwt:)?\$",
@@ -143,6 +170,11 @@ class Step(Strict):
     )
     request: Request | None = None
     action: Action | None = None
+    fault: Fault | None = Field(
+        default=None,
+        description="Do something to the network (stop, kill, pause, ... a node); the check passes once it is "
+        "done, and records when",
+    )
     expect: Expect = Field(default_factory=Expect)
     retry: Retry | None = None
     capture: dict[str, str] = Field(
@@ -160,8 +192,11 @@ class Step(Strict):
 
     @model_validator(mode="after")
     def _request_or_action(self) -> Step:
-        if (self.request is None) == (self.action is None):
-            raise ValueError("a step has exactly one of 'request' and 'action'")
+        given = [name for name in ("request", "action", "fault") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError("a step has exactly one of 'request' and 'action', or is a 'fault' step")
+        if self.fault is not None and ({"expect", "capture", "retry"} & self.model_fields_set):
+            raise ValueError("a fault step is done, not judged: give it no 'expect', 'capture' or 'retry'")
         return self
 
 

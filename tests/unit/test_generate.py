@@ -15,7 +15,7 @@ from testbed.cli import app
 from testbed.generate import (
     CATEGORIES,
     MAX_ORGANISATIONS,
-    NATIONAL_SERVICES,
+    REFERENCE_ORGANISATIONS,
     category_counts,
     generate_network,
     network_document,
@@ -41,7 +41,7 @@ def test_different_seeds_or_counts_give_different_files() -> None:
 @pytest.mark.parametrize("count", [1, 7, 20, 333])
 def test_the_file_loads_with_exactly_n_care_organisations(tmp_path: Path, count: int) -> None:
     loaded = _load(tmp_path, generate_network(organisations=count, seed="loads"))
-    care = loaded.network.organisations[len(NATIONAL_SERVICES) :]
+    care = loaded.network.organisations[len(REFERENCE_ORGANISATIONS) :]
     assert len(care) == count and all(org.category for org in care)
     for org in care:  # each its own trust node and data station (no hosting yet)
         assert sorted(node.role for node in org.nodes) == [Role.STATION, Role.TRUST]
@@ -56,7 +56,7 @@ def test_the_national_services_are_those_of_the_reference_network(tmp_path: Path
     assert network.node_of("hdab", Role.HDAB) is not None and network.node_of("hdab", Role.TRUST) is not None
     assert network.node_of("welldata", Role.VAULT) is not None
     reference = load_network(Path("scenarios/networks/reference.yaml")).network
-    for service in NATIONAL_SERVICES:
+    for service in REFERENCE_ORGANISATIONS:
         assert network.organisation(service["id"]).ura == reference.organisation(service["id"]).ura
 
 

@@ -270,7 +270,7 @@ def test_committed_schema_is_current(tmp_path: Path) -> None:
 def test_schema_identifies_itself() -> None:
     schema = results_json_schema()
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
-    assert schema["$id"] == "https://health-network-testbed.example/schemas/results-1.0.json"
+    assert schema["$id"] == "https://health-network-testbed.example/schemas/results-1.1.json"
     assert schema["title"]
 
 

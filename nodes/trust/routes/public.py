@@ -10,6 +10,7 @@ from starlette.routing import Route
 from nodes.common.http import HttpError, problem_response, read_form
 from nodes.trust import oauth
 from nodes.trust.routes import node_of
+from nodes.trust.statuslist import unchanged
 
 
 async def did_document(request: Request) -> Response:
@@ -51,12 +52,16 @@ async def status_list(request: Request) -> Response:
     node = node_of(request)
     if request.path_params["page"] != 1:
         raise HttpError(404, "Not Found", "this node keeps one status list page per issuer")
-    token = node.status_list(request.path_params["did"])
+    signed = node.status_list(request.path_params["did"])
     max_age = node.status_list_max_age
+    # no-cache (the default): verifiers revalidate before every use, cheaply by If-None-Match.
     cache = f"max-age={max_age}" if max_age > 0 else "no-cache"
+    headers = {"Cache-Control": cache, "ETag": signed.etag}
+    if unchanged(request.headers.get("if-none-match"), signed.etag):
+        return Response(status_code=304, headers=headers)  # RFC 9110 (15.4.5): the 200's validators, no body
     # application/json, as the Nuts API documents: the credential in its JWT form is a JSON
     # string (the document's VerifiableCredential is a JSON-LD object or a JWT string).
-    return JSONResponse(token, headers={"Cache-Control": cache})
+    return JSONResponse(signed.token, headers=headers)
 
 
 def render_error(request: Request, error: HttpError) -> Response:
