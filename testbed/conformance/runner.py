@@ -45,7 +45,7 @@ from testbed.report.model import (
 from testbed.runtime.state import RunFolder
 from testbed.scenario.engine import Engine, StepChoice
 from testbed.scenario.engine import Verdict as EngineVerdict
-from testbed.scenario.loader import LoadedScenario, check_scenario, load_scenario, network_of
+from testbed.scenario.loader import LoadedScenario, check_scenario, load_scenario, network_of, unfaultable
 from testbed.scenario.transport import HttpxTransport
 from testbed.topology import LoadedNetwork, UrlImplementation, load_network
 
@@ -297,6 +297,9 @@ def _replay_scenario(
 ) -> None:
     name = scenario.scenario.name
     options.on_progress(f"scenario {name} ({_steps_told(len(scenario.scenario.steps), choice)})")
+    if (reason := unfaultable(scenario.scenario, engine.network)) is not None:
+        _skip_scenario(scenario, reason, options=options, results=results)
+        return
     # Checks join the results as they finish: an interrupt mid-scenario keeps them.
     partial = ScenarioResult(
         name=name, file=scenario.display_path, sha256=scenario.sha256, description=scenario.scenario.description
@@ -310,6 +313,32 @@ def _replay_scenario(
         stop_after=lambda check: _stops(options, results, check_key(name, check.id), check),
     )
     results.scenarios[-1] = finished
+
+
+def _skip_scenario(
+    scenario: LoadedScenario, reason: str, *, options: ConformanceOptions, results: RunResults
+) -> None:
+    """Every step of a scenario that cannot run, as a skipped check saying why."""
+    skipped = ScenarioResult(
+        name=scenario.scenario.name,
+        file=scenario.display_path,
+        sha256=scenario.sha256,
+        description=scenario.scenario.description,
+    )
+    for step in scenario.scenario.steps:
+        check = CheckResult(
+            id=step.id,
+            title=step.title,
+            requirements=step.requirements,
+            readings=dict(step.readings),
+            outcome=Outcome.SKIPPED,
+            message=reason,
+            started=datetime.now(UTC),
+            duration_ms=0.0,
+        )
+        skipped.checks.append(check)
+        options.on_check(scenario.scenario.name, check)
+    results.scenarios.append(skipped)
 
 
 def _steps_told(total: int, choice: StepChoice | None) -> str:

@@ -292,22 +292,35 @@ def _target_problems(checking: _Checking, index: int, step: Step) -> list[str]:
 
 
 def _fault_problems(checking: _Checking, index: int, step: Step) -> list[str]:
-    """A fault must fall on a node the harness runs: one reached by URL is someone else's."""
+    """A fault must name a node of the network (one reached by URL is not refused here: the
+    scenario is then not run, see `unfaultable`)."""
     fault = step.fault
     if fault is None or fault.node is None:
         return []
     line = f"{checking.doc.where(('steps', index, 'fault', 'node'))}: step {step.id!r}"
     try:
-        name = resolve_node(fault.node, checking.scenario.actors, checking.network)
+        resolve_node(fault.node, checking.scenario.actors, checking.network)
     except LookupError as exc:
         return [f"{line}: {exc.args[0]}"]
-    spec = next(node for _, node in checking.network.nodes() if node.name == name)
-    if isinstance(spec.implementation, UrlImplementation):
-        return [
-            f"{line}: cannot {fault.operation} node {name!r}: it is reached by URL ({spec.implementation.url}), "
-            "so the harness does not run it; fault only nodes the run starts (reference nodes or images)"
-        ]
     return []
+
+
+def unfaultable(scenario: Scenario, network: Network) -> str | None:
+    """Why the scenario cannot run on this network: a fault step falls on a node reached by
+    URL, which the harness does not run (a vendor's station set up with its own consent
+    service, say). Its checks are then skipped, so its requirements stay untested: the run is
+    incomplete, never passed on a fault that did not happen."""
+    for step in scenario.steps:
+        if step.fault is None or step.fault.node is None:
+            continue
+        name = resolve_node(step.fault.node, scenario.actors, network)
+        spec = next(node for _, node in network.nodes() if node.name == name)
+        if isinstance(spec.implementation, UrlImplementation):
+            return (
+                f"not run: step {step.id!r} would {step.fault.operation} node {name!r}, which is reached by URL "
+                f"({spec.implementation.url}); the harness faults only nodes the run starts"
+            )
+    return None
 
 
 def faulted_nodes(loaded: LoadedScenario, network: Network) -> set[str]:
