@@ -224,6 +224,8 @@ def _role_problem(node: NodeState, client: httpx.Client) -> str | None:
     plan = node.plan
     where = f"{plan.name} (role {plan.role.value}, {plan.kind})"
     identity = _ask_identity(plan.internal_url, client)
+    if isinstance(identity, str):  # asked once more: many nodes are asked at once, on one client's pool
+        identity = _ask_identity(plan.internal_url, client)
     if isinstance(identity, str):
         return f"{where}: {identity}"
     if identity.role != plan.role.value:
