@@ -253,7 +253,7 @@ def _operate_alone(state: RunState, node: NodeState, operation: str, *, progress
         return "running"
     assert node.config_path is not None and node.log_path is not None
     node.pid = _start_process(["--config", node.config_path], Path(node.log_path))
-    wait_healthy(RunState.model_validate({**state.model_dump(), "nodes": [node]}), progress)
+    wait_healthy(state.model_copy(update={"nodes": [node]}), progress)  # this node alone
     return "running"
 
 

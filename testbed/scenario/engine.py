@@ -261,7 +261,7 @@ class Engine:
         return Verdict(outcome, message, None, started, duration_ms, evidence)
 
     def _reading(self, step: Step, actors: dict[str, str]) -> _Reading:
-        reference = _node_reference(step)
+        reference = step.node_reference
         key = (id(step), actors.get(reference.partition(".")[0]) if reference else None)
         found = self._readings.get(key)
         if found is None:
@@ -288,7 +288,7 @@ class Engine:
         requester = variables["actors"][action.requester]
         holder = variables["actors"][action.holder]
         return Request(
-            node=_token_node(action),
+            node=action.token_node,
             api="internal",
             method="POST",
             path=f"/internal/auth/v2/{requester['subject']}/request-service-access-token",
@@ -458,18 +458,9 @@ def _rendered(expect: Expect, variables: dict[str, Any]) -> Expect:
     return expect.model_copy(update=updates)
 
 
-def _node_reference(step: Step) -> str | None:
-    """Where the step sends ('<actor>.<role>' or a node name); None for an action that sends nothing."""
-    if step.request is not None:
-        return step.request.node
-    if step.action is not None and step.action.name == "request-access-token":
-        return _token_node(step.action)
-    return None
-
-
 def _reading_of(step: Step, actors: dict[str, str], network: Network) -> _Reading:
     paths = step.body_paths
-    reference = _node_reference(step)
+    reference = step.node_reference
     return _Reading(
         node=resolve_node(reference, actors, network) if reference is not None else None,
         templated=any(True for _ in roots(step.expect.model_dump(by_alias=True))),
@@ -479,9 +470,6 @@ def _reading_of(step: Step, actors: dict[str, str], network: Network) -> _Readin
     )
 
 
-def _token_node(action: Action) -> str:
-    """Where `request-access-token` is sent: the requester's trust node."""
-    return f"{action.requester}.trust"
 
 
 def _describe(result: ExpectationResult) -> str:

@@ -75,6 +75,11 @@ class Action(Strict):
     fresh: bool = Field(default=False, description="Ask for a new token, not one the node cached")
     seconds: float | None = Field(default=None, ge=0, le=60)
 
+    @property
+    def token_node(self) -> str:
+        """Where `request-access-token` is sent: the requester's trust node."""
+        return f"{self.requester}.trust"
+
 
 NodeOperation = Literal["stop", "start", "kill", "pause", "resume", "restart"]
 NODE_OPERATIONS: tuple[NodeOperation, ...] = ("stop", "start", "kill", "pause", "resume", "restart")
@@ -182,6 +187,16 @@ class Step(Strict):
         description="Variable -> JSON path into the response body, 'jwt:<path>' into the claims of a JWT body, "
         "'status', or 'header:<name>'",
     )
+
+    @property
+    def node_reference(self) -> str | None:
+        """Where the step sends ('<actor>.<role>' or a node name): its request's node, or for
+        `request-access-token` the requester's trust node; None for a step that sends nothing."""
+        if self.request is not None:
+            return self.request.node
+        if self.action is not None and self.action.name == "request-access-token":
+            return self.action.token_node
+        return None
 
     @property
     def body_paths(self) -> list[str]:

@@ -19,11 +19,7 @@ from testbed.topology import Network, Role
 
 def node_references(scenario: Scenario) -> list[str]:
     """Every '<actor>.<role>' (or node name) the scenario's steps send to."""
-    references = [step.request.node for step in scenario.steps if step.request is not None]
-    for step in scenario.steps:
-        if step.action is not None and step.action.name == "request-access-token" and step.action.requester:
-            references.append(f"{step.action.requester}.trust")
-    return references
+    return [reference for step in scenario.steps if (reference := step.node_reference) is not None]
 
 
 def roles_asked_of(scenario: Scenario, actor: str) -> set[Role]:
