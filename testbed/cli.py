@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -15,17 +16,19 @@ import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+from typer.core import TyperGroup
 
 from testbed import __version__, interrupts
 from testbed.errors import ConfigError, ExitCode, TestbedError
 from testbed.report.terminal import print_check, print_summary, print_xfail
 from testbed.report.writers import write_all
-from testbed.runtime.state import RunFolder, all_run_ids, current_run_id, new_run_id
+from testbed.runtime.state import RunFolder, RunState, all_run_ids, current_run_id, new_run_id
 
 if TYPE_CHECKING:  # the self-test is imported by its command only
     from testbed.conformance.selection import LastRun
     from testbed.conformance.selftest import SelftestResults, VariantOutcome
     from testbed.report.model import RunResults
+    from testbed.scenario.models import Fault
 
 app = typer.Typer(
     add_completion=False,
@@ -333,6 +336,17 @@ def load(
     web: Annotated[
         int | None, typer.Option("--web", min=1024, max=65535, help="Show Locust's web UI on 127.0.0.1:PORT")
     ] = None,
+    fault: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--fault",
+            metavar="AT[+FOR]:TARGET:OPERATION",
+            help="A fault while the load runs, AT seconds after it began, undone after FOR (without +FOR: at the "
+            "end): 10s+8s:holder.station:stop, 5s:consent:pause, 5s+5s:gp-station~consent:delay:ms=300 (TARGET a "
+            "node, or a link's two ends joined by ~; NAME=VALUE sets more of the fault). Repeatable; replaces the "
+            "scenario's `load: faults:`",
+        ),
+    ] = None,
     network: ScenarioNetworkOption = None,
     runtime: RuntimeOption = "process",
     state: StateOption = Path(".testbed"),
@@ -343,6 +357,7 @@ def load(
 ) -> None:
     """Replay a scenario with many simulated users (Locust) and check its thresholds."""
     from testbed.conformance.runner import RunInterrupted
+    from testbed.faults.schedule import parse_fault_option
     from testbed.load.runner import LoadOptions, Overrides, parse_threshold_option, run_load
 
     for given in threshold or []:
@@ -350,6 +365,11 @@ def load(
             parse_threshold_option(given)
         except ValueError as exc:
             raise ConfigError(f"--threshold: {exc}") from None
+    for given in fault or []:
+        try:
+            parse_fault_option(given)
+        except ValueError as exc:
+            raise ConfigError(f"--fault {given!r}: {exc}") from None
     seconds = _duration_option(duration)
     folder = RunFolder(state, reports, new_run_id("load"))
     options = LoadOptions(
@@ -358,7 +378,12 @@ def load(
         runtime=runtime,
         folder=folder,
         overrides=Overrides(
-            users=users, spawn_rate=spawn_rate, duration=seconds, thresholds=threshold or [], spread=spread
+            users=users,
+            spawn_rate=spawn_rate,
+            duration=seconds,
+            thresholds=threshold or [],
+            spread=spread,
+            faults=fault,
         ),
         workers=workers,
         web_port=web,
@@ -446,11 +471,18 @@ def down(
             console.print(f"left run {run_id} alone: harness process {run_state.owner_pid} is still running it")
             continue
         killed = stop_network(folder, run_state)
-        note = f" (had to kill: {', '.join(killed)})" if killed else ""
+        note = f" (had to kill: {_names(killed)})" if killed else ""
         console.print(f"stopped run {run_id}{note}")
     orphans = _remove_container_leftovers(state, reports) if all_runs else []
     if not run_ids and not orphans:
         console.print("nothing to stop")
+
+
+def _names(names: list[str], *, shown: int = 8) -> str:
+    """A list of node names for one line: a thousand are counted, not printed."""
+    if len(names) <= shown:
+        return ", ".join(names)
+    return f"{', '.join(names[:shown])} and {len(names) - shown} more"
 
 
 def _remove_container_leftovers(state: Path, reports: Path) -> list[str]:
@@ -707,8 +739,28 @@ def publish(
     console.print(f"wrote {site.index}: {site.implementations} implementation(s) from {site.bundles} bundle(s)")
 
 
-@app.command()
-def fault(
+class _FaultCommands(TyperGroup):
+    """`testbed fault NODE OPERATION` stays as it always was: a first word that names no
+    sub-command (link, links) is a node's name, for `testbed fault node`."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = ["node", *args]
+        return super().parse_args(ctx, args)
+
+
+fault_app = typer.Typer(
+    cls=_FaultCommands,
+    no_args_is_help=True,
+    help="Do something to a running network: to a node (`testbed fault NODE OPERATION`), to a link "
+    "(`testbed fault link A B OPERATION`), or to all links (`testbed fault links clear|show`)",
+)
+app.add_typer(fault_app, name="fault")
+RunOption = Annotated[str | None, typer.Option("--run", help="Run id (default: the last `testbed up`)")]
+
+
+@fault_app.command("node")
+def fault_node(
     node: Annotated[str, typer.Argument(help="Node name")],
     *,
     operation: Annotated[
@@ -717,7 +769,7 @@ def fault(
             help="stop, start, kill, restart; pause, resume (docker: pause, unpause); disconnect, connect (docker)"
         ),
     ],
-    run: Annotated[str | None, typer.Option("--run", help="Run id (default: the last `testbed up`)")] = None,
+    run: RunOption = None,
     state: StateOption = Path(".testbed"),
     reports: ReportsOption = Path("reports"),
 ) -> None:
@@ -741,6 +793,134 @@ def fault(
         )
     status = DockerRuntime().fault(running.state, node, operation)
     console.print(f"{node}: {operation} done; the container is {status}")
+
+
+@fault_app.command("link")
+def fault_link(
+    first: Annotated[str, typer.Argument(metavar="A", help="Node name, or 'harness' (the harness's own requests)")],
+    second: Annotated[str, typer.Argument(metavar="B", help="Node name")],
+    *,
+    operation: Annotated[
+        str,
+        typer.Argument(
+            metavar="OPERATION",
+            help="cut (refuse new connections, close open ones), heal, delay (--ms), lose (--ratio)",
+        ),
+    ],
+    ms: Annotated[int | None, typer.Option("--ms", help="delay: milliseconds each chunk waits, either way")] = None,
+    ratio: Annotated[
+        float | None, typer.Option("--ratio", help="lose: the share of connections lost (0 < ratio <= 1)")
+    ] = None,
+    one_way: Annotated[
+        bool, typer.Option("--one-way", help="Only the connections the first end opens to the second")
+    ] = False,
+    stall: Annotated[
+        bool, typer.Option("--stall", help="cut, lose: leave connections unanswered instead of refusing them")
+    ] = False,
+    run: RunOption = None,
+    state: StateOption = Path(".testbed"),
+    reports: ReportsOption = Path("reports"),
+) -> None:
+    """Cut, heal, slow down or make lossy the link between two nodes of a running network (both
+    ways unless --one-way), or the harness's own link to a node: through the run's link proxy,
+    which every node's outbound connections pass. The fault holds until healed or cleared."""
+    from testbed.faults.link_steps import RunLinks
+    from testbed.network import attach
+
+    running = attach(RunFolder(state, reports, run or current_run_id(state)))
+    fault = _link_fault(first, second, operation, ms=ms, ratio=ratio, one_way=one_way, stall=stall)
+    _refuse_unknown_ends(running.state, fault)
+    console.print(RunLinks(running).apply(fault).describe(), soft_wrap=True)
+
+
+@fault_app.command("links")
+def fault_links(
+    action: Annotated[
+        str, typer.Argument(metavar="show|clear", help="show: the links that are not open; clear: heal every link")
+    ],
+    *,
+    run: RunOption = None,
+    state: StateOption = Path(".testbed"),
+    reports: ReportsOption = Path("reports"),
+) -> None:
+    """Show the faulted links of a running network, or heal them all."""
+    from testbed.faults.links import LinkFaults
+    from testbed.network import attach
+
+    if action not in ("show", "clear"):
+        raise ConfigError(f"testbed fault links: {action!r} is neither show nor clear")
+    running = attach(RunFolder(state, reports, run or current_run_id(state)))
+    control = LinkFaults(running.state)
+    if action == "clear":
+        before = control.show()["links"]
+        control.clear()
+        console.print(f"every link is open again ({len(before)} link direction(s) were faulted)")
+        return
+    shown = control.show()
+    for line in _faulted_links(shown["links"]) or ["every link is open"]:
+        console.print(line, soft_wrap=True)
+    console.print(f"tunnels open through the proxy: {shown['tunnels']}")
+
+
+def _link_fault(first: str, second: str, operation: str, **options: Any) -> Fault:
+    """The command line's link fault, checked as a fault step's is; only the options given count."""
+    from pydantic import ValidationError
+
+    from testbed.scenario.models import LINK_OPERATIONS, Fault
+
+    if operation not in LINK_OPERATIONS:
+        raise ConfigError(f"unknown link operation {operation!r}; known: {', '.join(LINK_OPERATIONS)}")
+    given = {name: value for name, value in options.items() if value is not None and value is not False}
+    try:
+        return Fault(link=(first, second), operation=operation, **given)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"])
+        option = f"--{where.replace('_', '-')}: " if where in options else ""
+        message = problem["msg"].removeprefix("Value error, ")
+        # The model's names for its fields, as the command line spells them.
+        names = "|".join(options)
+        message = re.sub(rf"'?\b({names})\b'?", lambda found: "--" + found.group(1).replace("_", "-"), message)
+        raise ConfigError(f"testbed fault link: {option}{message}") from None
+
+
+def _refuse_unknown_ends(run: RunState, fault: Fault) -> None:
+    """Each end a node of the run (or the harness first); the source of a faulted direction a
+    node the run starts: a node reached by URL opens its connections without the proxy."""
+    from testbed.scenario.loader import link_directions
+    from testbed.scenario.models import HARNESS_END
+
+    assert fault.link is not None
+    nodes = {node.plan.name: node.plan for node in run.nodes}
+    for end in fault.link:
+        if end != HARNESS_END and end not in nodes:
+            raise ConfigError(
+                f"no node {end!r} in run {run.run_id} (nodes: {', '.join(sorted(nodes))}; "
+                f"or {HARNESS_END!r} for the harness)"
+            )
+    for source, target in link_directions(fault):
+        if source != HARNESS_END and not nodes[source].managed:
+            raise ConfigError(
+                f"{source} is reached by URL ({nodes[source].public_url}): the connections it opens do not pass the "
+                f"run's link proxy, so {source} -> {target} cannot fail; fault it from the harness, or --one-way from "
+                "a node the run starts"
+            )
+
+
+def _faulted_links(links: list[dict[str, Any]]) -> list[str]:
+    """The proxy's account of the links that are not open, one line each."""
+    from testbed.faults.links import HARNESS
+    from testbed.scenario.models import HARNESS_END
+
+    lines = []
+    for link in links:
+        what = ["cut"] if link.get("cut") else []
+        what += [f"delayed {link['delay_ms']} ms"] if link.get("delay_ms") else []
+        what += [f"losing {link['loss']:.0%} of its connections"] if link.get("loss") else []
+        unanswered = " (connections left unanswered)" if link.get("stall") else ""
+        ends = [HARNESS_END if name == HARNESS else str(name) for name in (link["from"], link["to"])]
+        lines.append(f"{ends[0]} -> {ends[1]}: {', '.join(what)}{unanswered}")
+    return lines
 
 
 @app.command()

@@ -33,10 +33,12 @@ class RunningNetwork:
     folder: RunFolder
     state: RunState
 
-    def client(self, timeout: float = 15.0, certificate: bool = True) -> httpx.Client:
+    def client(self, timeout: float = 15.0, certificate: bool = True, *, via_proxy: bool = False) -> httpx.Client:
         """An HTTP client that trusts the network CA (and extra CAs of implementations) and
-        presents the harness's certificate (unless `certificate` is False)."""
-        return harness_client(self.state, timeout, certificate)
+        presents the harness's certificate (unless `certificate` is False). `via_proxy`: every
+        HTTPS connection goes through the run's link proxy, so that a fault on a link from the
+        harness to a node applies to it (LinkFaultError when the run has no proxy)."""
+        return harness_client(self.state, timeout, certificate, via_proxy=via_proxy)
 
     def node(self, name: str) -> NodeState:
         return next(n for n in self.state.nodes if n.plan.name == name)
@@ -54,9 +56,12 @@ def start_network(
     progress: Progress,
     ca_dir: Path | None = None,
     nodes_per_process: int | None = None,
+    link_proxy: bool = True,
 ) -> RunningNetwork:
     """`ca_dir`: keep the network CA there across runs (default: a fresh CA for this run).
-    `nodes_per_process`: process runtime, how many nodes share a process (None: by size)."""
+    `nodes_per_process`: process runtime, how many nodes share a process (None: by size).
+    `link_proxy`: False leaves the link-fault proxy out (no link can then fail): a benchmark
+    measures the network, not the harness's instrument in every connection between nodes."""
     runtime = get_runtime(runtime_name)
     sweep_abandoned_runs(folder, progress)
     state = RunState(
@@ -83,7 +88,9 @@ def start_network(
             harness = ca.issue(folder.pki_dir / "harness", "testbed harness", ["localhost"])
             state.client_cert, state.client_key = str(harness.cert), str(harness.key)
             timer.lap("plan")
-            runtime.start(loaded, plan, folder, state=state, ca=ca, owner_pid=owner_pid, progress=progress)
+            runtime.start(
+                loaded, plan, folder, state=state, ca=ca, owner_pid=owner_pid, progress=progress, link_proxy=link_proxy
+            )
             timer.lap("nodes up")  # started and answering their health checks
         running = RunningNetwork(folder, state)
         with running.client() as client:
@@ -120,6 +127,7 @@ def network_session(
     progress: Progress,
     ca_dir: Path | None = None,
     nodes_per_process: int | None = None,
+    link_proxy: bool = True,
 ) -> Iterator[RunningNetwork]:
     running = start_network(
         loaded,
@@ -129,6 +137,7 @@ def network_session(
         progress=progress,
         ca_dir=ca_dir,
         nodes_per_process=nodes_per_process,
+        link_proxy=link_proxy,
     )
     try:
         yield running

@@ -30,12 +30,13 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from nodes.common.app import NodeApps
-from nodes.common.server import Listener, bind, listeners
+from nodes.common.server import Listener, ListenerClock, bind, listeners
 from protocols.nodeconfig import HostConfig, NodeConfig
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 PARENT_POLL_SECONDS = 0.5
 STOP_TIMEOUT_SECONDS = 10.0
+STARTING_AT_ONCE = 4  # nodes of one host built at the same time
 
 # The node whose work the running code does; every log line goes to that node's log.
 CURRENT_NODE: contextvars.ContextVar[str | None] = contextvars.ContextVar("current_node", default=None)
@@ -101,8 +102,9 @@ class HostedNode:
     """One node's life inside a host: built afresh on every start, as a restarted process
     would be, from the same configuration and the same storage."""
 
-    def __init__(self, config: NodeConfig, build: Builder):
+    def __init__(self, config: NodeConfig, build: Builder, *, clock: ListenerClock):
         self.config = config
+        self._clock = clock
         self.status: NodeStatus = "stopped"
         self.problem = ""  # why the last start failed
         self._build = build
@@ -129,7 +131,7 @@ class HostedNode:
         except Exception as exc:  # a node that cannot start must not take its neighbours down
             self._fail(f"{exc.__class__.__name__}: {exc}")
             return
-        self._listeners = listeners(self.config, apps, wrap=tagged(self.name))
+        self._listeners = listeners(self.config, apps, wrap=tagged(self.name), clock=self._clock)
         self._task = asyncio.get_running_loop().create_task(self._serve(sockets), context=context)
         while not self._task.done() and not all(listener.started for listener in self._listeners):
             await asyncio.sleep(0.01)
@@ -231,12 +233,20 @@ class NodeHost:
     """The nodes of one process, and what the control listener may do to them."""
 
     def __init__(self, configs: Iterable[NodeConfig], build: Builder):
-        self.nodes = {config.name: HostedNode(config, build) for config in configs}
+        self.clock = ListenerClock()  # runs while the host runs (`_run`)
+        self.nodes = {config.name: HostedNode(config, build, clock=self.clock) for config in configs}
         self.stopping = asyncio.Event()
 
     async def start_all(self) -> None:
-        for node in self.nodes.values():
-            await node.start()
+        # A few at a time: one node's build waits on its disk (a new database, its first
+        # commit) while another's computes, and the nodes already up keep answering.
+        room = asyncio.Semaphore(STARTING_AT_ONCE)
+
+        async def start(node: HostedNode) -> None:
+            async with room:
+                await node.start()
+
+        await asyncio.gather(*(start(node) for node in self.nodes.values()))
 
     async def stop_all(self) -> None:
         await asyncio.gather(*(node.stop() for node in self.nodes.values()))
@@ -353,6 +363,7 @@ async def _run(host: NodeHost, *, control: HostConfig | None, parent_pid: int | 
         loop.add_signal_handler(sig, host.stopping.set)
     control_listener = await _start_control(host, control) if control else None
     watchdog = asyncio.create_task(_exit_with_parent(parent_pid, host.stopping))
+    clock = asyncio.create_task(host.clock.run())
     await host.start_all()
     failed = [node for node in host.nodes.values() if node.status == "failed"]
     for node in failed:  # the harness shows this process's log when it exits
@@ -361,6 +372,7 @@ async def _run(host: NodeHost, *, control: HostConfig | None, parent_pid: int | 
         await host.stopping.wait()
     watchdog.cancel()
     await host.stop_all()
+    clock.cancel()
     if control_listener is not None:
         control_listener.request_exit()
         await control_listener.serve_task

@@ -155,12 +155,20 @@ def client_ssl_context(config: NodeConfig) -> ssl.SSLContext:
     return context
 
 
-def outbound_client(config: NodeConfig, timeout: float = 10.0) -> httpx.AsyncClient:
+def outbound_client(
+    config: NodeConfig, timeout: float = 10.0, *, context: ssl.SSLContext | None = None
+) -> httpx.AsyncClient:
     """The client a node calls its peers with. Given an egress proxy, every HTTPS connection
     is a CONNECT tunnel through it (so the harness can cut or slow the link); TLS stays end
     to end. Plain HTTP (an internal API of an implementation under test) goes direct."""
-    context = client_ssl_context(config)
+    context = context or client_ssl_context(config)
     if config.egress_proxy is None:
         return httpx.AsyncClient(verify=context, timeout=timeout)
     tunnelled = httpx.AsyncHTTPTransport(verify=context, proxy=config.egress_proxy)
     return httpx.AsyncClient(verify=context, timeout=timeout, mounts={"https://": tunnelled})
+
+
+def outbound_transport(config: NodeConfig, *, context: ssl.SSLContext | None = None) -> httpx.AsyncHTTPTransport:
+    """A bare transport to peers' HTTPS URLs, below the client layer, through the egress proxy
+    as `outbound_client`'s connections go (a link fault holds for it too)."""
+    return httpx.AsyncHTTPTransport(verify=context or client_ssl_context(config), proxy=config.egress_proxy)

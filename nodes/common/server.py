@@ -21,10 +21,35 @@ ASGIWrapper = Callable[[ASGIApp], ASGIApp]
 TICK_SECONDS = 1.0  # how often an idle listener refreshes its Date header and looks for a stop
 
 
+class ListenerClock:
+    """One timer for every listener of a process. uvicorn gives each server a loop of its own
+    that wakes to refresh the Date header of its answers; a process hosting a thousand
+    listeners spent a tenth of a core on those wake-ups alone. Here one task refreshes all."""
+
+    def __init__(self) -> None:
+        self._listeners: set[Listener] = set()
+
+    def watch(self, listener: Listener) -> None:
+        self._listeners.add(listener)
+
+    def forget(self, listener: Listener) -> None:
+        self._listeners.discard(listener)
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_SECONDS)
+            for listener in list(self._listeners):
+                await listener.on_tick(0)  # counter 0: refresh the Date header
+
+
 class Listener(uvicorn.Server):
     """One uvicorn server. Signals are handled once per process by the host, and an idle
-    listener wakes once a second (uvicorn's own loop wakes ten times a second, which adds up
-    when a process hosts hundreds of listeners)."""
+    listener waits for its stop, its Date header kept current by the process's `clock`
+    (without one, it wakes once a second to refresh it itself)."""
+
+    def __init__(self, config: uvicorn.Config, *, clock: ListenerClock | None = None):
+        super().__init__(config)
+        self.clock = clock
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -42,22 +67,45 @@ class Listener(uvicorn.Server):
             self._exit_event = asyncio.Event()
         return self._exit_event
 
+    async def _wait_tasks_to_complete(self) -> None:
+        # uvicorn asks each connection to shut down and waits for all to be gone. An idle
+        # kept-alive TLS connection closes only once its client answers the close_notify,
+        # which a client holding it idle in its pool never does, so every stop took the whole
+        # graceful time limit. Idle connections are dropped at once; busy ones finish first.
+        for connection in list(self.server_state.connections):
+            cycle = getattr(connection, "cycle", None)
+            transport = getattr(connection, "transport", None)
+            if (cycle is None or cycle.response_complete) and transport is not None:
+                transport.abort()
+        await super()._wait_tasks_to_complete()
+
     async def main_loop(self) -> None:
-        while not await self.on_tick(0):  # counter 0: refresh the Date header on every tick
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(TICK_SECONDS):
-                    await self._exit_requested().wait()
+        if await self.on_tick(0):  # the first Date header (and a stop asked for during start-up)
+            return
+        if self.clock is None:
+            while not await self.on_tick(0):
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(TICK_SECONDS):
+                        await self._exit_requested().wait()
+            return
+        self.clock.watch(self)
+        try:
+            await self._exit_requested().wait()
+        finally:
+            self.clock.forget(self)
 
 
-def listeners(config: NodeConfig, apps: NodeApps, *, wrap: ASGIWrapper | None = None) -> list[Listener]:
+def listeners(
+    config: NodeConfig, apps: NodeApps, *, wrap: ASGIWrapper | None = None, clock: ListenerClock | None = None
+) -> list[Listener]:
     """The public and the internal listener of a node. `wrap` puts something around each app
-    (the host uses it to tell which node a log line comes from)."""
+    (the host uses it to tell which node a log line comes from); `clock` is the process's."""
     tag = wrap or (lambda app: app)
     return [
-        Listener(_uvicorn_config(config.tls, tag(apps.public), _public_mode(apps))),
+        Listener(_uvicorn_config(config.tls, tag(apps.public), _public_mode(apps)), clock=clock),
         # The internal API issues credentials and signs for subjects: only holders of a
         # certificate from the network CA (the harness, the organisation's other nodes) may call it.
-        Listener(_uvicorn_config(config.tls, tag(apps.internal), ssl.CERT_REQUIRED)),
+        Listener(_uvicorn_config(config.tls, tag(apps.internal), ssl.CERT_REQUIRED), clock=clock),
     ]
 
 

@@ -28,6 +28,7 @@ def build(config: NodeConfig) -> NodeApps:
 
     @asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[None]:
+        service.start()  # the outbox's sender: notifications left from before a restart go out too
         yield
         await service.close()
 

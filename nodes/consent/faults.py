@@ -33,6 +33,8 @@ FAULTS: dict[str, str] = {
     "withdraw-twice-accepted": "Withdrawing a choice that is already withdrawn answers 200 again.",
     "history-drops-withdrawn": "A withdrawn choice is deleted from the citizen's record instead of kept as withdrawn.",
     "consent-list-drops-newest": "The list of a citizen's choices leaves out the most recent one.",
+    "consents-in-memory-only": "Choices (and everything else the service records) are kept in memory only: "
+    "acknowledged, then lost when the process is killed.",
     # the open question and the opt-out register
     "open-question-lists-every-holder": "The open question names every holder with data on the citizen, "
     "consent or not.",
@@ -44,4 +46,6 @@ FAULTS: dict[str, str] = {
     "no-notification-on-withdrawal": "Subscribers hear of new choices but not of withdrawals.",
     "notifies-every-subscriber": "Every subscriber for the citizen is notified, also one the change does not concern.",
     "subscription-reason-unchecked": "A subscription with another reason than OTV is accepted.",
+    "notifications-dropped-after-outage": "A notification the subscriber does not take is retried in memory for a "
+    "few seconds and then dropped: one missed during a longer outage of the subscriber never arrives.",
 }

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 from typing import Any
 
 from cryptography import x509
@@ -36,19 +37,33 @@ ACCEPTED_BY_FAULT = {
 
 class ConsentService:
     def __init__(self, config: NodeConfig):
-        self.store = DocumentStore(config.data_dir / "consent.sqlite")
+        self.faulty = fault_switch(config)  # a deliberate defect, for the mutation self-test; none normally
+        # The faulty variant keeps its records in memory only: acknowledged, and gone with the process.
+        memory_only = self.faulty("consents-in-memory-only")
+        self.store = DocumentStore(Path(":memory:") if memory_only else config.data_dir / "consent.sqlite")
         self.client = outbound_client(config)
         self.signatures = xmldsig.SignatureVerifier(config.tls.ca)
-        self.faulty = fault_switch(config)  # a deliberate defect, for the mutation self-test; none normally
         # Whether a closed question without a signature is answered (over mutual TLS alone), as
         # nuts-knooppunt sends it; refused unless the network file says so in the node's settings.
         self.accept_unsigned = config.role_settings(ConsentSettings).accept_unsigned_queries
+        # Notifications wait in an outbox in storage until their subscriber takes them; its
+        # sender runs from start() to close(). (`deliveries`: the faulty in-memory way only.)
+        self.outbox = subscriptions.Outbox(self.store, subscriptions.http_sender(self.client))
+        self.sender: asyncio.Task[None] | None = None
         self.deliveries: set[asyncio.Task[bool]] = set()  # notifications under way (kept from the collector)
         # A citizen's choices are read for every question and change seldom: kept in memory once
         # read, and forgotten when one of them changes (storage stays the record; a restart reads it).
         self.remembered: dict[str, list[dict[str, Any]]] = {}
 
+    def start(self) -> None:
+        """Start sending what the outbox holds, also what an earlier run of the node left there."""
+        self.sender = asyncio.create_task(self.outbox.run())
+
     async def close(self) -> None:
+        if self.sender is not None:
+            self.sender.cancel()
+            await asyncio.gather(self.sender, return_exceptions=True)
+        await self.outbox.close()
         for task in self.deliveries:
             task.cancel()
         await self.client.aclose()
@@ -100,15 +115,22 @@ class ConsentService:
         return decide(choices, question, self.faulty)
 
     def notify(self, choice: dict[str, Any]) -> None:
-        """Tell every subscriber the change concerns, in the background (with retries)."""
+        """Tell every subscriber the change concerns: each notification is written to the
+        outbox before the change is acknowledged, and sent from there in the background."""
         everyone = self.faulty("notifies-every-subscriber")
         for subscription in subscriptions.concerned(self.store, choice, everyone=everyone):
             bundle = subscriptions.notification(subscription, choice)
-            endpoint = subscription["channel"]["endpoint"]
-            sender = subscriptions.http_sender(self.client)
-            task = asyncio.create_task(subscriptions.deliver(sender, endpoint=endpoint, bundle=bundle))
-            self.deliveries.add(task)
-            task.add_done_callback(self.deliveries.discard)
+            if self.faulty("notifications-dropped-after-outage"):
+                self._deliver_in_memory(subscription["channel"]["endpoint"], bundle)
+            else:
+                self.outbox.add(subscription, bundle)
+
+    def _deliver_in_memory(self, endpoint: str, bundle: dict[str, Any]) -> None:
+        """The faulty way: a few quick retries in memory, then the notification is gone."""
+        sender = subscriptions.http_sender(self.client)
+        task = asyncio.create_task(subscriptions.deliver(sender, endpoint=endpoint, bundle=bundle))
+        self.deliveries.add(task)
+        task.add_done_callback(self.deliveries.discard)
 
     # --- the closed question -------------------------------------------------------------------
     def verified(self, tls_client: x509.Certificate | None) -> xacml.Verifier:

@@ -1,14 +1,28 @@
 """Subscriptions (FHIR Subscription at /abonnementen/fhir, as Mitz offers them): a care
 provider asks to hear when a citizen's consent that concerns it changes. Notifications are
-FHIR transaction Bundles of Consent resources posted to the subscriber's rest-hook endpoint,
-retried with growing pauses when the endpoint does not take them."""
+FHIR transaction Bundles of Consent resources posted to the subscriber's rest-hook endpoint.
+
+Delivery goes through an outbox in the service's own storage (Outbox): a change is written
+there, with the notification it makes, before the change is acknowledged, so that neither a
+subscriber that is away nor a restart of the service loses it. A background task posts what is
+due; a notification the endpoint does not take (no answer, or anything but 2xx) is tried again
+after a pause that doubles each time, up to MAX_PAUSE, until the endpoint takes it or it is a
+day old (then it is set apart, GIVEN_UP, and logged). One endpoint gets its notifications one
+at a time, oldest first, so a withdrawal never overtakes the consent it withdraws, and a
+subscriber that is down is not flooded when it returns.
+
+A notification keeps its id (Bundle.id) on every attempt: a subscriber that took it but whose
+answer was lost sees the same id again and can keep it once. Its entries are PUTs of Consent
+resources, which give the same result when applied twice (RFC 9110, section 9.2.2)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -20,8 +34,15 @@ from nodes.common.storage import DocumentStore
 from nodes.consent.model import ANY
 
 SUBSCRIPTIONS = "subscriptions"
+OUTBOX = "notification_outbox"  # notification id -> what to post where, attempts, when next
+GIVEN_UP = "notifications_given_up"  # notifications no attempt delivered within GIVE_UP_AFTER
 BSN_SYSTEM = "http://fhir.nl/fhir/NamingSystem/bsn"
-RETRY_PAUSES = (0.2, 0.5, 1.0, 2.0)  # seconds before each further attempt
+FIRST_PAUSE = 0.25  # seconds before the second attempt; each further pause is twice the one before
+MAX_PAUSE = 300.0  # the pause stops growing here: a subscriber back from a long outage waits at most this
+GIVE_UP_AFTER = 86_400.0  # seconds: a notification no attempt delivered in a day is set apart
+# Only a deliberately faulty node (notifications-dropped-after-outage) delivers in memory, with
+# these few pauses (seconds), and drops what they did not deliver.
+RETRY_PAUSES = (0.2, 0.5, 1.0, 2.0)
 log = logging.getLogger("subscriptions")
 
 Sender = Callable[[str, dict[str, Any]], Awaitable[bool]]
@@ -148,7 +169,8 @@ def notification(subscription: dict[str, Any], choice: dict[str, Any]) -> dict[s
 async def deliver(
     send: Sender, *, endpoint: str, bundle: dict[str, Any], pauses: tuple[float, ...] = RETRY_PAUSES
 ) -> bool:
-    """Post until the endpoint takes it, pausing longer each time; False when it never did."""
+    """Post in memory until the endpoint takes it or the pauses run out; False when it never did.
+    Only the faulty variant delivers so (a notification outlasting the pauses is lost)."""
     for attempt, pause in enumerate((0.0, *pauses)):
         await asyncio.sleep(pause)
         if await send(endpoint, bundle):
@@ -166,3 +188,154 @@ def http_sender(client: httpx.AsyncClient) -> Sender:
         return 200 <= response.status_code < 300
 
     return send
+
+
+# --- the outbox ----------------------------------------------------------------------------------
+
+
+def pause_after(attempts: int, *, first: float = FIRST_PAUSE, longest: float = MAX_PAUSE) -> float:
+    """The pause after the `attempts`-th failed attempt: first, then doubled each time, at most longest."""
+    doublings = min(max(attempts - 1, 0), 64)  # bounded: past the cap long before, and no float overflow
+    return min(first * 2**doublings, longest)
+
+
+def outbox_entry(subscription: dict[str, Any], bundle: dict[str, Any], now: float) -> dict[str, Any]:
+    """What the outbox keeps of one notification: due at once, not tried yet."""
+    return {
+        "id": bundle["id"],
+        "subscription": subscription["id"],
+        "endpoint": subscription["channel"]["endpoint"],
+        "bundle": bundle,
+        "attempts": 0,
+        "created": now,
+        "next_attempt": now,
+    }
+
+
+def heads(store: DocumentStore, *, busy: Collection[str] = ()) -> list[dict[str, Any]]:
+    """Per endpoint not in `busy`, its oldest waiting notification: the only one it may be sent."""
+    first: dict[str, dict[str, Any]] = {}
+    for entry in store.iterate(OUTBOX):  # in the order they were written
+        if entry["endpoint"] not in busy:
+            first.setdefault(entry["endpoint"], entry)
+    return list(first.values())
+
+
+def failed(
+    store: DocumentStore,
+    entry: dict[str, Any],
+    now: float,
+    *,
+    first: float = FIRST_PAUSE,
+    longest: float = MAX_PAUSE,
+    give_up_after: float = GIVE_UP_AFTER,
+) -> dict[str, Any] | None:
+    """Record a failed attempt: the entry as due again after its pause, or None when it is too old
+    to try again (it is then set apart in GIVEN_UP, so that what was never delivered stays known)."""
+    attempts = entry["attempts"] + 1
+    if now - entry["created"] >= give_up_after:
+        store.put(GIVEN_UP, entry["id"], {**entry, "attempts": attempts, "given_up": now})
+        store.delete(OUTBOX, entry["id"])
+        log.warning("notification %s to %s given up after %d attempts", entry["id"], entry["endpoint"], attempts)
+        return None
+    renewed = {**entry, "attempts": attempts, "next_attempt": now + pause_after(attempts, first=first, longest=longest)}
+    store.put(OUTBOX, entry["id"], renewed)
+    return renewed
+
+
+class Outbox:
+    """The notifications waiting to be delivered, in the service's storage, and the background
+    task that delivers them (see the module's notes)."""
+
+    def __init__(
+        self,
+        store: DocumentStore,
+        send: Sender,
+        *,
+        clock: Callable[[], float] = time.time,
+        first_pause: float = FIRST_PAUSE,
+        max_pause: float = MAX_PAUSE,
+        give_up_after: float = GIVE_UP_AFTER,
+    ):
+        self._store = store
+        self._send = send
+        self._clock = clock  # wall clock: due times are kept across restarts
+        self._first, self._longest, self._give_up_after = first_pause, max_pause, give_up_after
+        self._wake = asyncio.Event()
+        self._busy: set[str] = set()  # endpoints with an attempt under way
+        self._attempts: set[asyncio.Task[None]] = set()
+
+    def add(self, subscription: dict[str, Any], bundle: dict[str, Any]) -> None:
+        """Keep the notification (durably: storage writes are synchronous), then wake the sender."""
+        self._store.put(OUTBOX, bundle["id"], outbox_entry(subscription, bundle, self._clock()))
+        self._wake.set()
+
+    def waiting(self) -> list[dict[str, Any]]:
+        return self._store.list(OUTBOX)
+
+    async def run(self) -> None:
+        """Send what is due, then sleep until the next is due or a notification is added."""
+        while True:
+            self._wake.clear()
+            pause = self.send_due()
+            with contextlib.suppress(TimeoutError):  # the next one is due
+                await asyncio.wait_for(self._wake.wait(), timeout=pause)
+
+    def send_due(self) -> float | None:
+        """Start an attempt for every endpoint whose oldest notification is due; the seconds
+        until the next one is (None: nothing waits but what is under way)."""
+        now, soonest = self._clock(), None
+        for entry in heads(self._store, busy=self._busy):
+            if entry["next_attempt"] <= now:
+                self._busy.add(entry["endpoint"])
+                task = asyncio.create_task(self._attempt(entry))
+                self._attempts.add(task)
+                task.add_done_callback(self._attempted)
+            elif soonest is None or entry["next_attempt"] < soonest:
+                soonest = entry["next_attempt"]
+        return None if soonest is None else max(soonest - now, 0.0)
+
+    async def _attempt(self, entry: dict[str, Any]) -> None:
+        try:
+            taken = await self._send(entry["endpoint"], entry["bundle"])
+        except Exception:  # a sender's own bug counts as "not taken": the entry waits, it does not spin
+            log.exception("sending notification %s to %s failed", entry["id"], entry["endpoint"])
+            taken = False
+        finally:
+            self._busy.discard(entry["endpoint"])
+        if taken:
+            self._store.delete(OUTBOX, entry["id"])
+            return
+        renewed = failed(
+            self._store,
+            entry,
+            self._clock(),
+            first=self._first,
+            longest=self._longest,
+            give_up_after=self._give_up_after,
+        )
+        if renewed is not None:
+            log.info(
+                "notification %s to %s not taken (attempt %d); next in %.2f s",
+                entry["id"],
+                entry["endpoint"],
+                renewed["attempts"],
+                renewed["next_attempt"] - self._clock(),
+            )
+
+    def _attempted(self, task: asyncio.Task[None]) -> None:
+        self._attempts.discard(task)
+        if not task.cancelled() and task.exception() is not None:  # storage failed: logged, retried when due
+            log.error("recording a notification attempt failed", exc_info=task.exception())
+        self._wake.set()  # the endpoint is free: its next notification may go
+
+    async def settled(self) -> None:
+        """Wait until the attempts under way have ended and been recorded."""
+        while self._attempts:
+            await asyncio.gather(*self._attempts, return_exceptions=True)
+
+    async def close(self) -> None:
+        """Stop the attempts under way; what they did not deliver stays in the outbox."""
+        for task in list(self._attempts):
+            task.cancel()
+        await asyncio.gather(*self._attempts, return_exceptions=True)

@@ -20,6 +20,8 @@ FAULTS: dict[str, str] = {
     "audit-drops-newest": "the audit log listing leaves out its newest entry",
     "audit-verify-always-valid": "audit verification answers valid true, also against an anchor the log does not hold",
     "audit-shows-other-bodies": "the permit audit trail shows any caller with the audit scope every permit's entries",
+    "audit-buffered": "audit entries are kept in memory and written to storage only at an orderly shut-down: "
+    "entries acknowledged before a crash are lost",
     # --- the eOverdracht handover ---
     "handover-outsider-allowed": "an organisation that does not own the Task reads it and its Composition",
     "handover-access-not-ended": "the Task and Composition stay readable after the Task is completed",

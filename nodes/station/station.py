@@ -3,6 +3,7 @@ the resource server that checks tokens, the consent question, and the FHIR form 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -10,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from nodes.common.app import render_problem
+from nodes.common.audit import COLLECTION as AUDIT
 from nodes.common.audit import AuditLog
 from nodes.common.faults import fault_switch
 from nodes.common.http import HttpError, outbound_client
@@ -36,7 +38,10 @@ class Station:
         self.config = config
         self.faulty = fault_switch(config)  # a deliberate defect, for the mutation self-test; none normally
         self.store = DocumentStore(config.data_dir / "station.sqlite")
-        self.audit = AuditLog(self.store)
+        # The faulty variant writes its audit entries to memory and to storage only when it shuts
+        # down in order: what a crash interrupts is lost, though every entry was acknowledged.
+        self._audit_buffer = _audit_in_memory(self.store) if self.faulty("audit-buffered") else None
+        self.audit = AuditLog(self._audit_buffer or self.store)
         self.client = outbound_client(config)
         self.resources = ResourceServer(config, self.client, self._overlooks)
         settings = config.role_settings(StationSettings)
@@ -140,7 +145,20 @@ class Station:
 
     async def close(self) -> None:
         await self.client.aclose()
+        if self._audit_buffer is not None:  # the faulty variant's only write of its audit log
+            self.store.put_many(AUDIT, [(_audit_key(e["seq"]), e) for e in self._audit_buffer.iterate(AUDIT)])
         self.store.close()
+
+
+def _audit_key(seq: int) -> str:
+    return f"{seq:012d}"  # the key AuditLog stores an entry under
+
+
+def _audit_in_memory(store: DocumentStore) -> DocumentStore:
+    """An in-memory copy of the audit log on disk, for the audit-buffered defect."""
+    buffer = DocumentStore(Path(":memory:"))
+    buffer.put_many(AUDIT, [(_audit_key(e["seq"]), e) for e in store.iterate(AUDIT)])
+    return buffer
 
 
 def fhir_error(request: Request, error: HttpError) -> Response:

@@ -46,4 +46,8 @@ FAULTS: dict[str, str] = {
     "discovery-search-case-sensitive": "discovery search compares letter case, so a name in other case is not found",
     "discovery-ignores-retraction": "a node's copy of the list keeps registrations that were retracted",
     "discovery-search-substring": "discovery search matches any part of a value, also without a wildcard",
+    # --- outages -----------------------------------------------------------------------------
+    "status-list-unreachable-taken-as-unrevoked": "a status list that cannot be fetched is taken to revoke nothing",
+    "token-failure-cached": "after a token request fails for a server that is down, requests that may use the "
+    "cache get that failure again for a minute, also once a fresh request has got a token again",
 }

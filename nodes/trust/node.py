@@ -8,11 +8,10 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-import httpx
 from joserfc.jwk import ECKey
 
 from nodes.common.faults import fault_switch
-from nodes.common.http import HttpError, client_ssl_context, outbound_client
+from nodes.common.http import HttpError, client_ssl_context, outbound_client, outbound_transport
 from nodes.common.storage import DocumentStore
 from nodes.trust.credentials import verify_signature
 from nodes.trust.did import Resolver, build_document, path_id_for
@@ -37,7 +36,8 @@ class TrustNode:
         self.config = config
         self.faulty = fault_switch(config)  # the one deliberate defect of a self-test variant, if any
         self.store = DocumentStore(config.data_dir / "trust.sqlite")
-        self.client = outbound_client(config)
+        context = client_ssl_context(config)  # one for both: each costs a millisecond, at every node
+        self.client = outbound_client(config, context=context)
         self.resolver = Resolver(self.client, self.local_document)
         settings = config.role_settings(TrustSettings)
         self.policy: dict[str, dict[str, Any]] = settings.policy or default_policy()
@@ -46,8 +46,10 @@ class TrustNode:
         self.status_lists = StatusLists(self.store, config.public_url)
         # Status lists are revalidated for every verification: a transport of their own, below
         # the client layer, so that each request costs as little as it can.
-        self.status_transport = httpx.AsyncHTTPTransport(verify=client_ssl_context(config))
-        self.status_reader = StatusListReader(self.status_transport, self.resolver)
+        self.status_transport = outbound_transport(config, context=context)
+        self.status_reader = StatusListReader(
+            self.status_transport, self.resolver, fail_open=self.faulty("status-list-unreachable-taken-as-unrevoked")
+        )
         # How long verifiers may cache this node's status lists (Cache-Control: max-age);
         # 0, the default, makes every verification see a revocation at once.
         self.status_list_max_age = settings.status_list_max_age_seconds
@@ -61,6 +63,9 @@ class TrustNode:
         # Tokens this node obtained for its subjects, reused while they last:
         # (subject, authorization server, scope, token type) -> (expires at, token response).
         self.client_tokens: dict[tuple[str, str, str, str], tuple[float, dict[str, Any]]] = {}
+        # Failed token requests, same key -> (until, the failure): filled by a faulty node only
+        # (token-failure-cached); a correct node remembers no failure.
+        self.client_failures: dict[tuple[str, str, str, str], tuple[float, HttpError]] = {}
 
     def dpop_memory(self, where: str) -> OneUseMemory:
         """Where DPoP proof ids are remembered for a check at `where` ("token" or "validate"); a
@@ -137,13 +142,17 @@ class TrustNode:
                 400, "Bad Request", "a credential without expirationDate needs withStatusList2021Revocation"
             )
         key = self.signing_key(issuer)
-        status = self.status_lists.new_entry(issuer) if revocable else None
         context = request.get("@context")
         context = [context] if isinstance(context, str) else context
-        credential_id, token = vc.issue_credential(
-            issuer, key, types, subject=subject, expires_at=expires_at, context=context, status=status
-        )
-        self.store.put(ISSUED, credential_id, {"id": credential_id, "issuer": issuer, "status": status, "jwt": token})
+        # The status index it takes and the credential it is in are written together, with one
+        # wait for the disk: an issuer of a thousand organisations' credentials waits a thousand times.
+        with self.store.transaction():
+            status = self.status_lists.new_entry(issuer) if revocable else None
+            credential_id, token = vc.issue_credential(
+                issuer, key, types, subject=subject, expires_at=expires_at, context=context, status=status
+            )
+            record = {"id": credential_id, "issuer": issuer, "status": status, "jwt": token}
+            self.store.put(ISSUED, credential_id, record)
         return token
 
     def revoke(self, credential_id: str) -> None:

@@ -26,6 +26,7 @@ GRANT_TYPE = "vp_token-bearer"
 MAX_VP_WINDOW_SECONDS = 5
 NONCE_MEMORY_SECONDS = 10
 TOKEN_REUSE_MARGIN_SECONDS = 30  # a cached token is handed out again while it has this much life left
+FAILURE_MEMORY_SECONDS = 60  # how long the token-failure-cached defect answers a failure again
 
 
 class OAuthError(HttpError):
@@ -266,10 +267,18 @@ async def request_service_access_token(
     if token_type not in ("DPoP", "Bearer"):
         raise HttpError(400, "Bad Request", "'token_type' must be 'DPoP' or 'Bearer'")
     cache_key = (subject, server, scope, token_type)
+    remembered = node.client_failures.get(cache_key) if use_cache else None
+    if remembered is not None and remembered[0] > time.time():
+        raise remembered[1]  # only a faulty node remembers failures (token-failure-cached)
     cached = node.client_tokens.get(cache_key) if use_cache else None
     if cached is not None and cached[0] - TOKEN_REUSE_MARGIN_SECONDS > time.time():
         return {**cached[1], "expires_in": int(cached[0] - time.time())}
-    answer = await _obtain_token(node, holder, subject, server, scope, token_type)
+    try:
+        answer = await _obtain_token(node, holder, subject, server, scope, token_type)
+    except HttpError as failure:
+        if failure.status >= 500 and node.faulty("token-failure-cached"):
+            node.client_failures[cache_key] = (time.time() + FAILURE_MEMORY_SECONDS, failure)
+        raise
     expires_in = answer.get("expires_in")
     if isinstance(expires_in, int) and expires_in > TOKEN_REUSE_MARGIN_SECONDS:
         node.client_tokens[cache_key] = (time.time() + expires_in, answer)

@@ -18,7 +18,17 @@ What makes that cheap on the verifier's side (StatusListReader):
   once, so one after another (a lone client) wait for nothing;
 - requests go straight to a pooled HTTP transport of their own, which keeps the connection to
   the issuer open, without the client layer's per-request work (and its log line).
-An issuer that allows caching (`max-age=N`) is not asked again for N seconds."""
+An issuer that allows caching (`max-age=N`) is not asked again for N seconds.
+
+When the list cannot be had (the issuer unreachable, or answering anything but the list or a
+304), the verifier fails closed: the credential is refused, with an error that names the list
+and says why (StatusListUnavailable), whether or not a copy is held. A copy past the freshness
+the issuer allowed cannot be trusted to be current (a revocation may have happened meanwhile),
+so it is not used instead: RFC 9111 (section 4.2.4) lets a cache serve a stale answer while
+disconnected, and the Nuts node keeps using its stored list then, but for revocation this node
+follows the fail-safe rule (W3C VC Status List 2021, validate algorithm: a list that cannot be
+retrieved is an error, not a result). A failure is not remembered: the next verification asks
+again, so credentials are accepted again as soon as the issuer is back."""
 
 from __future__ import annotations
 
@@ -151,6 +161,18 @@ class StatusLists:
         return (self._store.get(REVOKED, issuer) or {"indices": []})["indices"]
 
 
+class StatusListUnavailable(vc.CredentialError):
+    """The status list could not be had, so a credential's revocation cannot be established."""
+
+    def __init__(self, url: str, reason: str, *, held_for: float | None = None):
+        self.url = url
+        held = "" if held_for is None else f"; the copy verified {held_for:.0f} s ago is not taken as current"
+        super().__init__(
+            f"the status list {url} could not be fetched ({reason}): the credential's revocation cannot be "
+            f"checked, so it is refused{held}"
+        )
+
+
 @dataclass(frozen=True)
 class HeldList:
     """A status list as last verified, which a 304 lets the verifier use again."""
@@ -180,16 +202,25 @@ class StatusListReader:
         *,
         capacity: int = HELD_LISTS,
         spacing: float = REVALIDATION_SPACING,
+        fail_open: bool = False,
     ):
         self._transport = transport  # pooled: one open connection per issuer
         self._resolver = resolver
         self._capacity = capacity
         self._spacing = spacing
+        # True only in a deliberately faulty node (the mutation self-test): a list that cannot
+        # be had counts as revoking nothing, the fail-open mistake the checks must catch.
+        self._fail_open = fail_open
         self._held: OrderedDict[str, HeldList] = OrderedDict()
         self._rounds: dict[str, tuple[_Round, asyncio.Task[HeldList]]] = {}  # url -> its newest request
 
     async def is_revoked(self, url: str, issuer: str, index: int) -> bool:
-        held = await self.current(url)
+        try:
+            held = await self.current(url)
+        except StatusListUnavailable:
+            if self._fail_open:
+                return False
+            raise
         if held.signer != issuer:
             raise vc.CredentialError("the status list is not signed by the credential's issuer")
         return bit_set(held.bits, index)
@@ -236,16 +267,17 @@ class StatusListReader:
         held = self._held.get(url)
         condition = {"If-None-Match": held.etag} if held is not None and held.etag else {}
         asked = time.monotonic()
+        held_for = None if held is None else asked - held.asked
         try:
             response = await self._get(url, condition)
         except httpx.HTTPError as exc:
-            raise vc.CredentialError(f"the status list {url} is unreachable: {exc.__class__.__name__}") from None
+            raise StatusListUnavailable(url, f"unreachable: {exc.__class__.__name__}", held_for=held_for) from None
         if response.status_code == 304 and held is not None and condition:
             renewed = _revalidated(held, response, url, asked)
         elif response.status_code == 200:
             renewed = await self._verified(url, response, asked)
         else:
-            raise vc.CredentialError(f"the status list {url} answered {response.status_code}")
+            raise StatusListUnavailable(url, f"answered {response.status_code}", held_for=held_for)
         self._held[url] = renewed
         self._held.move_to_end(url)
         if len(self._held) > self._capacity:

@@ -275,7 +275,8 @@ def _replay(options: ConformanceOptions, loaded: LoadedNetwork, running: Running
             "run": {"id": options.folder.run_id},
             "user": {"index": 0, "iteration": 1},  # a load run has many users; a conformance run one
         }
-        transport = HttpxTransport(client, anonymous)
+        # Through the run's link proxy while a link from the harness is faulted, straight otherwise.
+        transport = faults.route(HttpxTransport(client, anonymous))
         engine = Engine(loaded.network, context, transport, running.log_tail, _signer(running), faults=faults.step)
         choices: list[StepChoice | None] = [*options.choices] if options.choices else [None] * len(options.scenarios)
         for scenario, choice in zip(options.scenarios, choices, strict=True):

@@ -1,10 +1,12 @@
-"""Node faults of one run: a node stopped, killed, started, restarted, paused or resumed through
-the run's runtime, each recorded with its time, and every fault still in force remembered so
-that it can be undone: stopped and killed nodes started again, paused ones resumed.
+"""The faults of one run: a node stopped, killed, started, restarted, paused or resumed through
+the run's runtime, and links cut, slowed down or made lossy through the run's link proxy
+(testbed.faults.link_steps); each recorded with its time, and every fault still in force
+remembered so that it can be undone: stopped and killed nodes started again, paused ones
+resumed, faulted links healed.
 
 The scenario engine knows none of this: the conformance runner hands it `NodeFaults.step`,
-which does a fault step's fault. A runtime knows no scenarios: it is asked for one operation
-on one node at a time."""
+which does a fault step's fault, node or link, and the transport `NodeFaults.route` makes of
+its own. A runtime knows no scenarios: it is asked for one operation on one node at a time."""
 
 from __future__ import annotations
 
@@ -13,17 +15,19 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, TypeGuard
 
 import httpx
 
 from testbed import interrupts
 from testbed.errors import ConfigError, NodeStartError, TestbedError
+from testbed.faults.link_steps import HarnessRoute, LinkRecord, RunLinks
 from testbed.network import RunningNetwork
 from testbed.runtime.docker import DockerRuntime
 from testbed.runtime.process import ProcessRuntime, wait_healthy
 from testbed.scenario.loader import LoadedScenario, fault_step_problems
 from testbed.scenario.models import NODE_OPERATIONS, Fault, NodeOperation
+from testbed.scenario.transport import Transport
 
 Progress = Callable[[str], None]
 RUNTIMES_WITH_FAULTS = ("process", "docker")
@@ -52,27 +56,51 @@ class FaultRecord:
         return f"{self.operation} {self.node} at {moment} UTC, done in {self.seconds:.2f} s (the node is {self.state})"
 
 
+Record = FaultRecord | LinkRecord
+
+
 class NodeFaults:
-    """The node faults of one run on one network (its runtime: process or docker)."""
+    """The faults of one run on one network: its nodes' (runtime: process or docker) and its
+    links' (the run's link proxy)."""
 
     def __init__(self, running: RunningNetwork, *, progress: Progress = lambda _: None):
         self.running = running
         self.progress = progress
-        self.records: list[FaultRecord] = []
+        self.records: list[Record] = []  # node and link faults, in the order they were done
         self.in_force: dict[str, InForce] = {}  # node -> its fault, in the order they were done
+        self.links = RunLinks(running, progress=progress, on_record=self.records.append)
+        self._routes: list[HarnessRoute] = []
 
     def step(self, fault: Fault) -> str:
-        """Do a fault step's fault (its node a node name, as the engine resolved it) and say
-        what was done and when: the message of the step's check."""
+        """Do a fault step's fault (its node or its link's ends node names, as the engine
+        resolved them) and say what was done and when: the message of the step's check."""
         if fault.clear:
             started = datetime.now(UTC).strftime("%H:%M:%S")
             done = self.clear()
             if not done:
                 return f"clear at {started} UTC: no fault was in force"
             return f"clear at {started} UTC: " + "; ".join(record.describe() for record in done)
-        if fault.node is None or fault.operation is None:  # the model allows neither without the other
-            raise ConfigError("a node fault names a node and an operation")
+        if fault.link is not None:
+            return self.links.apply(fault).describe()
+        if fault.node is None or not _is_node_operation(fault.operation):  # the model allows neither
+            raise ConfigError("a node fault names a node and a node operation")
         return self.apply(fault.node, fault.operation).describe()
+
+    def route(self, direct: Transport) -> Transport:
+        """The transport for the engine's requests: `direct`, or through the run's link proxy
+        while this run has a link from the harness faulted. Closed with `close`."""
+        route = HarnessRoute(direct, self.links)
+        self._routes.append(route)
+        return route
+
+    def close(self) -> None:
+        """Close the clients the routes opened through the proxy."""
+        for route in self._routes:
+            route.close()
+
+    @property
+    def any_in_force(self) -> bool:
+        return bool(self.in_force or self.links.in_force)
 
     def apply(self, node: str, operation: NodeOperation) -> FaultRecord:
         """One operation on one node. A paused node is resumed first when it is to be stopped,
@@ -89,12 +117,13 @@ class NodeFaults:
             self._do(node, "resume")
         return self._do(node, operation)
 
-    def clear(self) -> list[FaultRecord]:
-        """Undo every fault in force: paused nodes resumed, then stopped and killed ones started,
-        each in the order it was faulted. Raises FaultsNotCleared naming what stayed faulted."""
+    def clear(self) -> list[Record]:
+        """Undo every fault in force: links healed, then paused nodes resumed, then stopped and
+        killed ones started, each in the order it was faulted. Raises FaultsNotCleared naming
+        what stayed faulted (after trying all the rest)."""
+        healed, problems = self.links.heal_all()
+        done: list[Record] = [*healed]
         order = sorted(self.in_force.items(), key=lambda item: item[1] != "paused")
-        done: list[FaultRecord] = []
-        problems: list[str] = []
         for node, fault in order:
             try:
                 done.append(self._do(node, "resume" if fault == "paused" else "start"))
@@ -106,9 +135,9 @@ class NodeFaults:
 
     def end_scenario(self, scenario: str) -> None:
         """A scenario's faults end with it: the next scenario finds the network whole."""
-        if not self.in_force:
+        if not self.any_in_force:
             return
-        left = ", ".join(f"{node} {fault}" for node, fault in self.in_force.items())
+        left = ", ".join([f"{node} {fault}" for node, fault in self.in_force.items()] + self.links.describe_in_force())
         done = self.clear()
         self.progress(f"scenario {scenario} left faults in force ({left}); undone: {len(done)} operation(s)")
 
@@ -181,15 +210,25 @@ def faults_undone(running: RunningNetwork, *, progress: Progress = lambda _: Non
                 _undo(faults, progress)
             except TestbedError as exc:  # told; the error that ended the replay is the one to report
                 progress(str(exc))
+            finally:
+                faults.close()
         raise
     with interrupts.held():
-        _undo(faults, progress)
+        try:
+            _undo(faults, progress)
+        finally:
+            faults.close()
 
 
 def _undo(faults: NodeFaults, progress: Progress) -> None:
-    if faults.in_force:
-        progress(f"undoing the faults still in force: {', '.join(faults.in_force)}")
+    if faults.any_in_force:
+        left = [*faults.in_force, *faults.links.describe_in_force()]
+        progress(f"undoing the faults still in force: {', '.join(left)}")
         faults.clear()
+
+
+def _is_node_operation(operation: str | None) -> TypeGuard[NodeOperation]:
+    return operation in NODE_OPERATIONS
 
 
 def refuse_faults_on(runtime: str, scenarios: list[LoadedScenario]) -> None:

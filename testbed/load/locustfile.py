@@ -8,22 +8,27 @@ expectations hold, and fails with the engine's message when they do not."""
 
 from __future__ import annotations
 
+import atexit
 import gc
 import itertools
 import os
 import random
 import ssl
+import time
 from pathlib import Path
 from typing import Any
 
 import gevent
 import gevent.socket
 import gevent.ssl
-from locust import FastHttpUser, LoadTestShape, constant, task
+from locust import FastHttpUser, LoadTestShape, constant, events, task
+from locust.env import Environment
+from locust.runners import WorkerRunner
 
 from protocols.xmldsig import SigningIdentity
 from testbed.load.perf import STEP_TYPE
-from testbed.load.plan import PLAN_VARIABLE, LoadPlan
+from testbed.load.plan import PLAN_VARIABLE, STARTED_FILE, LoadPlan
+from testbed.load.records import OK, OTHER, RecordWriter, failure_kind
 from testbed.load.shape import target
 from testbed.report.model import Outcome
 from testbed.scenario.engine import Engine, Verdict
@@ -57,6 +62,33 @@ _local_users = itertools.count()
 # (frozen: never swept), and young objects are swept less often.
 gc.freeze()
 gc.set_threshold(20_000, 50, 100)
+# A run with a fault schedule records every request, to tell those inside a fault window apart.
+RECORDS = RecordWriter(PLAN.record_to) if PLAN.record_to and PLAN.record_requests else None
+
+
+@events.test_start.add_listener  # type: ignore[untyped-decorator]  # locust's events are untyped
+def _mark_start(environment: Environment, **_: Any) -> None:
+    """The moment the load begins, for the harness: its fault schedule and its series count
+    from here. The master (or the only process) says it; workers start when it tells them."""
+    if isinstance(environment.runner, WorkerRunner):
+        return
+    if PLAN.record_to is not None:
+        PLAN.record_to.mkdir(parents=True, exist_ok=True)
+        written = PLAN.record_to / f".{STARTED_FILE}"
+        written.write_text(f"{time.time():.3f}", encoding="utf-8")
+        os.replace(written, PLAN.record_to / STARTED_FILE)  # whole or not at all, for the harness's reader
+    if PLAN.stop_after is not None and environment.runner is not None:
+        gevent.spawn_later(PLAN.stop_after, environment.runner.quit)  # as --run-time would, from the start
+
+
+def _flush_records(**_: Any) -> None:
+    if RECORDS is not None:
+        RECORDS.flush()
+
+
+events.test_stop.add_listener(_flush_records)  # type: ignore[no-untyped-call]
+events.quitting.add_listener(_flush_records)  # type: ignore[no-untyped-call]
+atexit.register(_flush_records)  # a request answered between `quitting` and the end is kept too
 
 
 def _ssl_context() -> ssl.SSLContext:
@@ -111,6 +143,8 @@ class LocustTransport:
                 exception=StepFailed(verdict.message),
                 context={},
             )
+            if RECORDS is not None:
+                RECORDS.write(verdict.started.timestamp(), verdict.duration_ms, OTHER, step)
         last = len(self.pending) - 1
         for index, sent in enumerate(self.pending):
             if index == last and outcome == Outcome.PASSED:
@@ -118,7 +152,25 @@ class LocustTransport:
             elif outcome != Outcome.SKIPPED or index != last:
                 sent.failure(StepFailed(verdict.message if index == last else "an attempt of a retried step"))
             sent.__exit__(None, None, None)
+            if RECORDS is not None and not (index == last and outcome == Outcome.SKIPPED):
+                _record(RECORDS, step, sent, passed=index == last and outcome == Outcome.PASSED, final=index == last)
         self.pending.clear()
+
+
+def _record(records: RecordWriter, step: str, sent: Any, *, passed: bool, final: bool) -> None:
+    """One request's record: a retried step's earlier attempts are neither refusals nor wrong
+    answers (they ask again for what is on its way), the last one is judged by its answer."""
+    if passed:
+        kind = OK
+    elif not final:
+        kind = OTHER
+    elif not sent.status_code:  # no answer: refused, reset or timed out
+        kind = failure_kind(0, "", b"")
+    else:
+        content_type = LowerCaseHeaders(sent.headers or {}).get("content-type", "")
+        kind = failure_kind(sent.status_code, content_type, sent.content or b"")
+    meta = sent.request_meta
+    records.write(meta["start_time"], meta.get("response_time") or 0.0, kind, step)
 
 
 class ScenarioUser(FastHttpUser):

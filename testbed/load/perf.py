@@ -6,8 +6,15 @@ import csv
 import statistics
 from pathlib import Path
 
-from testbed.report.model import FailureRecord, RequestFigures, SeriesPoint, SteadyState, ThresholdOutcome
-from testbed.scenario.thresholds import PERCENTILES, Threshold
+from testbed.report.model import (
+    FailureRecord,
+    RequestFigures,
+    SeriesPoint,
+    SteadyState,
+    ThresholdOutcome,
+    WindowFigures,
+)
+from testbed.scenario.thresholds import FAULT_SCOPES, PERCENTILES, Threshold
 
 OVERALL = "Aggregated"  # Locust's name for the row over every request
 
@@ -38,20 +45,28 @@ def read_figures(stats_csv: Path) -> tuple[RequestFigures | None, list[RequestFi
     return overall, list(steps.values())
 
 
-def read_all_series(history_csv: Path) -> dict[str, list[SeriesPoint]]:
+def read_all_series(history_csv: Path, *, origin: float | None = None) -> dict[str, list[SeriesPoint]]:
     """The run over time from `<prefix>_stats_history.csv`, by name: `Aggregated` (every
-    request) and each step, on one clock. Read once for all of them."""
+    request) and each step, on one clock. Read once for all of them. `origin`: when the load
+    began (seconds since the epoch, as Locust marked it), so that the series and the fault
+    windows share one clock; Locust's rows from before it (a master waiting for its workers)
+    are left out. Without it the first row is the start."""
     rows = _rows(history_csv)
     if not rows:
         return {}
-    start = float(rows[0]["Timestamp"])
+    start = float(rows[0]["Timestamp"]) if origin is None else origin
     found: dict[str, list[SeriesPoint]] = {}
     for r in rows:
         if r["Type"] == STEP_TYPE:
             continue  # a step's failures before sending are no point of its request series
+        # Locust stamps a row with the whole second it was written in: one of the load's first
+        # second may read as a moment before the start.
+        t = float(r["Timestamp"]) - start
+        if t <= -1:
+            continue
         found.setdefault(r["Name"], []).append(
             SeriesPoint(
-                t=float(r["Timestamp"]) - start,
+                t=max(0.0, t),
                 users=int(float(r["User Count"] or 0)),
                 rps=_number(r["Requests/s"]) or 0.0,
                 failures_per_s=_number(r["Failures/s"]) or 0.0,
@@ -122,7 +137,8 @@ def steady_state(series: list[SeriesPoint], start: float) -> SteadyState | None:
 
 
 def metrics(figures: RequestFigures) -> dict[str, float]:
-    """The names thresholds use for these figures."""
+    """The names thresholds use for these figures (inside or outside fault windows, also the
+    failures by kind)."""
     found = {
         "avg": figures.avg_ms,
         "min": figures.min_ms,
@@ -133,13 +149,22 @@ def metrics(figures: RequestFigures) -> dict[str, float]:
     if "50" in figures.percentiles_ms:
         found["med"] = figures.percentiles_ms["50"]
     found.update({f"p{key}": value for key, value in figures.percentiles_ms.items()})
+    if isinstance(figures, WindowFigures):
+        found.update(wrong=figures.wrong, refused=figures.refused, other=figures.other)
     return found
 
 
 def check_thresholds(
-    thresholds: list[tuple[str, Threshold]], overall: RequestFigures | None, steps: list[RequestFigures]
+    thresholds: list[tuple[str, Threshold]],
+    overall: RequestFigures | None,
+    steps: list[RequestFigures],
+    *,
+    scoped: dict[str, WindowFigures | None] | None = None,
 ) -> list[ThresholdOutcome]:
-    by_name = {f.name: f for f in steps}
+    """Each threshold against its scope's figures: the whole run's, a step's, or (`scoped`)
+    those inside or outside the run's fault windows."""
+    by_name: dict[str, RequestFigures | None] = {f.name: f for f in steps}
+    by_name.update(scoped or {})
     outcomes = []
     for scope, threshold in thresholds:
         figures = overall if scope == "overall" else by_name.get(scope)
@@ -150,7 +175,7 @@ def check_thresholds(
                     expression=threshold.expression,
                     actual=None,
                     passed=False,
-                    detail=f"step {scope!r} made no request during the run",
+                    detail=_nothing_measured(scope),
                 )
             )
             continue
@@ -165,6 +190,12 @@ def check_thresholds(
             )
         )
     return outcomes
+
+
+def _nothing_measured(scope: str) -> str:
+    if scope in FAULT_SCOPES:
+        return f"no request was recorded {scope.replace('_', ' ')} (no fault of the schedule held, or nothing ran)"
+    return f"step {scope!r} made no request during the run"
 
 
 def _figures(row: dict[str, str]) -> RequestFigures:

@@ -1,43 +1,68 @@
-"""A load run, front to back: check the scenario and its `load:` settings, start (or attach
-to) the network, run Locust in its own processes (one, or a master and workers), show
-progress while it runs, then fold Locust's figures and the thresholds into the results model.
+"""A load run, front to back: check the scenario, its `load:` settings and its fault
+schedule, start (or attach to) the network, run Locust in its own processes (one, or a master
+and workers) while the schedule's faults are done and undone, show progress while it runs,
+then fold Locust's figures, the fault windows and the thresholds into the results model.
 
 Locust is never imported here: it patches the standard library with gevent on import."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePath, PurePosixPath
 
 import psutil
+from pydantic import ValidationError
 
 from testbed.conformance.catalogue import Catalogue
 from testbed.conformance.runner import base_results, run_on_network
 from testbed.errors import ConfigError, TestbedError
+from testbed.faults.nodes import faults_undone
+from testbed.faults.schedule import (
+    FaultScheduler,
+    PlannedFault,
+    parse_fault_option,
+    plan_schedule,
+    schedule_sources,
+    validation_problems,
+)
 from testbed.load import perf
-from testbed.load.plan import PLAN_VARIABLE, LoadPlan
+from testbed.load.plan import PLAN_VARIABLE, STARTED_FILE, LoadPlan
+from testbed.load.records import read_records, split
 from testbed.network import NetworkOptions, RunningNetwork
-from testbed.report.model import CheckResult, NodeSample, Outcome, Performance, RunResults, ScenarioResult
+from testbed.report.model import (
+    CheckResult,
+    FaultRun,
+    FaultWindow,
+    NodeSample,
+    Outcome,
+    Performance,
+    RunResults,
+    ScenarioResult,
+)
 from testbed.runtime.docker import container_pid
 from testbed.runtime.plan import free_loopback_port
 from testbed.runtime.state import RunState
-from testbed.scenario.load_settings import LoadSettings
+from testbed.scenario.load_settings import LoadSettings, ScheduledFault
 from testbed.scenario.loader import LoadedScenario, check_scenario, fault_step_problems, load_scenario
 from testbed.scenario.spread import Spread
-from testbed.scenario.thresholds import Threshold
+from testbed.scenario.thresholds import FAULT_SCOPES, Threshold
 from testbed.topology import load_network
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 SLO_REQUIREMENT = "LOAD-SLO-01"
 RAN_REQUIREMENT = "LOAD-RUN-01"
 GRACE_SECONDS = 60  # how long past its duration a Locust run may take to start up and stop
+# Locust's --run-time, when the locustfile ends the load itself (LoadPlan.stop_after), only
+# stands behind it: the duration and this much for Locust to start its users.
+STARTUP_SECONDS = 60
 # Locust in the node image (swarm runtime), with the locustfile where the image installed it.
 IN_IMAGE_LOCUST = [
     "sh", "-c",
@@ -56,6 +81,7 @@ class Overrides:
     duration: float | None = None
     thresholds: list[str] = field(default_factory=list)  # "p(95)<200" or "step-id:p(95)<200"
     spread: list[str] | None = None  # actors each flow draws from the whole network (None: the scenario's)
+    faults: list[str] | None = None  # `--fault` values, replacing the scenario's schedule (None: the scenario's)
 
 
 @dataclass(kw_only=True)
@@ -78,6 +104,8 @@ def settings_for(loaded: LoadedScenario, overrides: Overrides) -> LoadSettings:
         values.update(duration=overrides.duration, stages=[])
     if overrides.spread is not None:
         values["spread"] = overrides.spread
+    if overrides.faults is not None:
+        values["faults"] = [_fault_option(text).model_dump(by_alias=True) for text in overrides.faults]
     thresholds: dict[str, list[str]] = {k: list(v) for k, v in values["thresholds"].items()}
     for given in overrides.thresholds:
         scope, expression = split_threshold_option(given)
@@ -85,8 +113,17 @@ def settings_for(loaded: LoadedScenario, overrides: Overrides) -> LoadSettings:
     values["thresholds"] = thresholds
     try:
         return LoadSettings.model_validate(values)
+    except ValidationError as exc:
+        raise ConfigError(
+            f"{loaded.path}: load settings, with the command line's: {validation_problems(exc)}"
+        ) from None
+
+
+def _fault_option(text: str) -> ScheduledFault:
+    try:
+        return parse_fault_option(text)
     except ValueError as exc:
-        raise ConfigError(f"load settings of {loaded.path}: {exc}") from exc
+        raise ConfigError(f"--fault {text!r}: {exc}") from None
 
 
 def run_load(options: LoadOptions) -> RunResults:
@@ -94,16 +131,25 @@ def run_load(options: LoadOptions) -> RunResults:
     scenario = load_scenario(options.scenario_path)
     loaded_network = load_network(options.network_path or scenario.network_path)
     check_scenario(scenario, loaded_network.network, catalogue)
-    faults = fault_step_problems(scenario, "a load run does not do faults yet (`testbed conformance` does)")
-    if faults:
-        raise ConfigError("\n".join(faults))
+    steps = fault_step_problems(scenario, FAULT_STEPS_UNDER_LOAD)
+    if steps:
+        raise ConfigError("\n".join(steps))
     settings = settings_for(scenario, options.overrides)
     unknown = (
-        {scope for scope, _ in settings.parsed_thresholds()} - {"overall"} - {s.id for s in scenario.scenario.steps}
+        {scope for scope, _ in settings.parsed_thresholds()}
+        - {"overall", *FAULT_SCOPES}
+        - {s.id for s in scenario.scenario.steps}
     )
     if unknown:
         raise ConfigError(f"thresholds name steps that {scenario.path} does not have: {', '.join(sorted(unknown))}")
     Spread(scenario.scenario, loaded_network.network, settings.spread)  # who can play each spread actor, checked now
+    planned = plan_schedule(
+        scenario,
+        loaded_network.network,
+        settings,
+        sources=schedule_sources(scenario, options.overrides.faults),
+        runtime=_runtime_of(options),
+    )
     results = base_results(options.folder.run_id, options.runtime, loaded_network, scenarios=[scenario])
     results.kind = "load"
     return run_on_network(
@@ -111,8 +157,24 @@ def run_load(options: LoadOptions) -> RunResults:
         loaded_network,
         results,
         catalogue=catalogue,
-        work=lambda running: _drive(options, scenario, settings, running, results, loaded_network.path),
+        work=lambda running: _drive(options, scenario, settings, running, results, loaded_network.path, planned),
     )
+
+
+FAULT_STEPS_UNDER_LOAD = (
+    "a load run does not do faults as steps (every simulated user would do them): under load, faults come from "
+    "the run's fault schedule, `load: faults:` in the scenario or --fault"
+)
+
+
+def _runtime_of(options: LoadOptions) -> str:
+    """The runtime the run's nodes are on: an attached network's own, else the one asked for."""
+    if options.attach is None:
+        return options.runtime
+    try:
+        return options.attach.load().runtime
+    except TestbedError:
+        return options.runtime  # attaching fails in its turn, and says why
 
 
 def _drive(
@@ -122,6 +184,7 @@ def _drive(
     running: RunningNetwork,
     results: RunResults,
     network_path: Path,
+    planned: list[PlannedFault],
 ) -> None:
     state = running.state
     load_dir = options.folder.report_dir / "load"
@@ -137,6 +200,10 @@ def _drive(
         settings=settings,
         workers=options.workers,
         reach_at={n.plan.host: n.plan.reach_at for n in state.nodes if n.plan.reach_at},
+        record_to=load_dir.resolve(),
+        record_requests=bool(planned),
+        # With its web UI Locust ends when its UI does: --run-time ends that run.
+        stop_after=settings.duration if options.web_port is None else None,
     )
     plan_path = load_dir / "plan.json"
     plan_path.write_text(plan.model_dump_json(indent=2), encoding="utf-8")
@@ -146,12 +213,59 @@ def _drive(
     nodes = processes_to_watch(state)
     if state.runtime == "swarm":  # Locust runs inside the stack, beside the nodes
         samples = _run_locust_in_stack(plan, load_dir, settings, options=options, state=state, nodes=nodes)
+        windows: list[FaultWindow] = []
     else:
-        samples = _run_locust(plan_path, load_dir, settings, options, nodes)
+        with _schedule(running, planned, load_dir, options) as scheduler:
+            samples = _run_locust(
+                plan_path,
+                load_dir,
+                settings,
+                options,
+                nodes,
+                stop_after=plan.stop_after,
+                scheduler=scheduler,
+                state=state,
+            )
+        windows = scheduler.windows if scheduler is not None else []
     order = [step.id for step in scenario.scenario.steps]
-    performance = _performance(load_dir, settings, options.workers, samples, order=order)
+    performance = _performance(load_dir, settings, options.workers, samples, order=order, windows=windows)
     results.performance = performance
     results.scenarios.append(_as_checks(scenario, performance, started))
+    _carried_out(windows)
+
+
+def _carried_out(windows: list[FaultWindow]) -> None:
+    """A fault of the schedule not done or not undone makes the run an error: its figures
+    stand in the report, but they are not those of the run that was asked for."""
+    failed = [f"fault {w.entry} ({w.fault}, {w.given}) {w.error}" for w in windows if w.error]
+    if failed:
+        raise TestbedError("the fault schedule was not carried out as given:\n  " + "\n  ".join(failed))
+
+
+@contextlib.contextmanager
+def _schedule(
+    running: RunningNetwork, planned: list[PlannedFault], load_dir: Path, options: LoadOptions
+) -> Iterator[FaultScheduler | None]:
+    """The fault schedule carried out while the block runs; leaving it (the run's end, an error,
+    Ctrl-C), every fault still in force is undone: the schedule's own, then anything else."""
+    if not planned:
+        yield None
+        return
+    with (
+        faults_undone(running, progress=options.on_progress) as faults,
+        FaultScheduler(
+            planned, faults.step, began=lambda: load_began(load_dir), progress=options.on_progress
+        ) as scheduler,
+    ):
+        yield scheduler
+
+
+def load_began(load_dir: Path) -> float | None:
+    """When the load began (seconds since the epoch), as Locust marked it; None before that."""
+    try:
+        return float((load_dir / STARTED_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def processes_to_watch(state: RunState) -> dict[str, int]:
@@ -172,12 +286,23 @@ def _process_label(names: list[str]) -> str:
 
 
 def _run_locust(
-    plan_path: Path, load_dir: Path, settings: LoadSettings, options: LoadOptions, nodes: dict[str, int]
+    plan_path: Path,
+    load_dir: Path,
+    settings: LoadSettings,
+    options: LoadOptions,
+    nodes: dict[str, int],
+    *,
+    stop_after: float | None = None,
+    scheduler: FaultScheduler | None = None,
+    state: RunState | None = None,
 ) -> dict[str, list[NodeSample]]:
-    """Run Locust to the end, reporting progress and sampling the nodes once a second."""
+    """Run Locust to the end, reporting progress and sampling the nodes once a second (a node
+    the fault schedule started again is watched in its new process). `stop_after`: the plan's;
+    Locust's --run-time then only stands behind the locustfile's own end of the load."""
     progress = options.on_progress
     environment = {**os.environ, PLAN_VARIABLE: str(plan_path), "PYTHONUNBUFFERED": "1"}
-    commands = _commands(load_dir / "locust", settings, options.workers, options.web_port)
+    run_time = settings.duration + (STARTUP_SECONDS if stop_after is not None else 0)
+    commands = _commands(load_dir / "locust", settings, options.workers, options.web_port, seconds=run_time)
     if options.web_port:
         progress(f"Locust's web UI: http://127.0.0.1:{options.web_port}/ (while the run lasts)")
     processes = [
@@ -193,12 +318,15 @@ def _run_locust(
     ]
     master = processes[0]
     monitor = _Monitor(nodes, load_dir / "locust_stats_history.csv", progress)
-    began, deadline = time.monotonic(), time.monotonic() + settings.duration + GRACE_SECONDS
+    began, deadline = time.monotonic(), time.monotonic() + run_time + GRACE_SECONDS
     try:
         while master.poll() is None:
             if time.monotonic() > deadline:
-                raise TestbedError(f"Locust did not finish within {settings.duration + GRACE_SECONDS:.0f} s")
+                raise TestbedError(f"Locust did not finish within {run_time + GRACE_SECONDS:.0f} s")
             time.sleep(1.0)
+            if scheduler is not None and state is not None and scheduler.changed.is_set():
+                scheduler.changed.clear()
+                monitor.watch(processes_to_watch(state))
             monitor(time.monotonic() - began)
     finally:
         _stop(processes)
@@ -216,6 +344,15 @@ class _Monitor:
         self.history = history
         self.progress = progress
         self.shown = ""
+
+    def watch(self, nodes: dict[str, int]) -> None:
+        """Watch these processes from now on: a node started again runs in a new one. Its
+        samples so far stay, under its name."""
+        for name, pid in nodes.items():
+            known = self.watched.get(name)
+            if (known is None or known.pid != pid) and psutil.pid_exists(pid):
+                self.watched[name] = psutil.Process(pid)
+                self.samples.setdefault(name, [])
 
     def __call__(self, elapsed: float) -> None:
         _sample(self.watched, self.samples, elapsed)
@@ -255,7 +392,10 @@ def _run_locust_in_stack(
         **({"client_cert": inside / "client-cert.pem"} if plan.client_cert else {}),
         **({"client_key": inside / "client-key.pem"} if plan.client_key else {}),
     }
-    in_stack = plan.model_copy(update={**{k: Path(v) for k, v in where.items()}, "reach_at": {}})
+    # Nothing is recorded request by request there (the stack has no faults to tell apart), and
+    # --run-time ends the load.
+    nothing_here = {"record_to": None, "record_requests": False, "stop_after": None}
+    in_stack = plan.model_copy(update={**{k: Path(v) for k, v in where.items()}, "reach_at": {}, **nothing_here})
     (load_dir / "plan-stack.json").write_text(in_stack.model_dump_json(indent=2), encoding="utf-8")
     files = {where[k]: getattr(plan, k) for k in where if k != "client_key"}
     files[inside / "plan.json"] = load_dir / "plan-stack.json"
@@ -279,15 +419,22 @@ def _run_locust_in_stack(
 
 
 def _commands(
-    csv_prefix: PurePath, settings: LoadSettings, workers: int, web_port: int | None, *, in_image: bool = False
+    csv_prefix: PurePath,
+    settings: LoadSettings,
+    workers: int,
+    web_port: int | None,
+    *,
+    in_image: bool = False,
+    seconds: float | None = None,
 ) -> list[list[str]]:
-    """`in_image`: Locust as the node image runs it, its master reached by its service's name."""
+    """`in_image`: Locust as the node image runs it, its master reached by its service's name.
+    `seconds`: Locust's --run-time (default: the run's duration)."""
     return locust_commands(
         [LOCUSTFILE],
         csv_prefix,
         settings.users,
         spawn_rate=settings.spawn_rate,
-        seconds=settings.duration,
+        seconds=settings.duration if seconds is None else seconds,
         workers=workers,
         web_port=web_port,
         extra=["--csv-full-history", "--stop-timeout", "10"],
@@ -375,7 +522,13 @@ def _progress_line(history: Path) -> str:
 
 
 def _performance(
-    load_dir: Path, settings: LoadSettings, workers: int, samples: dict[str, list[NodeSample]], *, order: list[str]
+    load_dir: Path,
+    settings: LoadSettings,
+    workers: int,
+    samples: dict[str, list[NodeSample]],
+    *,
+    order: list[str],
+    windows: list[FaultWindow] | None = None,
 ) -> Performance:
     stats = load_dir / "locust_stats.csv"
     if not stats.exists():
@@ -383,9 +536,12 @@ def _performance(
     overall, steps = perf.read_figures(stats)
     if overall is None or overall.requests == 0:
         raise TestbedError(f"no request was made during the load run; see {load_dir / 'locust-0.log'}")
-    series = perf.read_all_series(load_dir / "locust_stats_history.csv")
+    began = load_began(load_dir)  # the series and the fault windows count from the same moment
+    series = perf.read_all_series(load_dir / "locust_stats_history.csv", origin=began)
     overall_series = series.pop(perf.OVERALL, [])
     ramp_up = perf.ramp_up_end(overall_series, settings.users)
+    faults = fault_run(load_dir, windows, began=began, seconds=settings.duration) if windows else None
+    scoped = {"inside_faults": faults.inside, "outside_faults": faults.outside} if faults else {}
     performance = Performance(
         users=settings.users,
         spawn_rate=settings.spawn_rate,
@@ -396,15 +552,34 @@ def _performance(
         series=overall_series,
         step_series=series,
         nodes=samples,
-        thresholds=perf.check_thresholds(settings.parsed_thresholds(), overall, steps),
+        thresholds=perf.check_thresholds(settings.parsed_thresholds(), overall, steps, scoped=scoped),
         files=sorted(p.name for p in load_dir.glob("locust_*.csv")),
         failures=perf.read_failures(load_dir / "locust_failures.csv"),
         ramp_up_s=ramp_up,
         steady=perf.steady_state(overall_series, ramp_up),
         stages=_stage_ends(settings),
+        faults=faults,
     )
     (load_dir / "perf.json").write_text(performance.model_dump_json(indent=2), encoding="utf-8")
     return performance
+
+
+def fault_run(load_dir: Path, windows: list[FaultWindow], *, began: float | None, seconds: float) -> FaultRun:
+    """The fault windows with the requests inside and outside them, from the records Locust
+    wrote request by request. A window that never held has no figures; one whose fault was
+    never undone holds to the end of the load."""
+    if began is None:  # Locust never marked its start: nothing ran, nothing to split
+        return FaultRun(windows=windows)
+    held = [w for w in windows if w.start_s is not None]
+    spans = [
+        (began + w.start_s, began + (w.end_s if w.end_s is not None else seconds))
+        for w in held
+        if w.start_s is not None
+    ]
+    parts = split(read_records(load_dir), spans, began=began, ended=began + seconds)
+    for window, figures in zip(held, parts.windows, strict=True):
+        window.figures = figures
+    return FaultRun(windows=windows, inside=parts.inside, outside=parts.outside)
 
 
 def _stage_ends(settings: LoadSettings) -> list[tuple[float, int]]:
@@ -422,7 +597,7 @@ _COMPARISONS = (("<=", "-le-"), (">=", "-ge-"), ("==", "-eq-"), ("<", "-lt-"), (
 def threshold_check_id(scope: str, expression: str) -> str:
     """A threshold's check id says what it holds, in characters every report format takes in
     an id: `overall-p95-lt-2500` for `p(95)<2500` over the run, `read-patient-rate-lt-0.01`."""
-    text = expression.replace(" ", "").replace("(", "").replace(")", "")
+    text = expression.replace(" ", "").replace("(", "").replace(")", "").replace("%", "pct")
     for operator, word in _COMPARISONS:
         text = text.replace(operator, word)
     return f"{scope}-{text}"
@@ -468,5 +643,6 @@ def split_threshold_option(text: str) -> tuple[str, str]:
 
 def parse_threshold_option(text: str) -> str:
     """`--threshold` values are checked before anything starts."""
-    Threshold.parse(split_threshold_option(text)[1])
+    scope, expression = split_threshold_option(text)
+    Threshold.parse(expression, scope=scope)
     return text

@@ -3,8 +3,8 @@
 The library is the minified file the `plotly` package from PyPI ships; it is written into the
 report itself, so report.html stays one file that opens offline. This module only builds each
 chart's figure (data and layout, as plotly.js takes them) from the results model: axes with
-units and gridlines, tooltips, the ramp-up and every stage boundary marked, and a distinct
-colour (then a distinct dash) for each node and step.
+units and gridlines, tooltips, the ramp-up, every stage boundary and every fault window
+marked, and a distinct colour (then a distinct dash) for each node and step.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-from testbed.report.model import Performance, SeriesPoint
+from testbed.report.model import FaultWindow, Performance, SeriesPoint
 
 # Twelve colours a reader tells apart (a qualitative palette); past twelve lines the dash changes.
 COLOURS = (
@@ -23,6 +23,7 @@ COLOURS = (
     "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#ad494a",
 )  # fmt: skip
 DASHES = ("solid", "dash", "dot", "dashdot")
+FAULT_COLOUR = "#d62728"
 TIME_AXIS = "seconds since the load began"
 
 
@@ -65,7 +66,8 @@ def trace(name: str, points: list[tuple[float, float]], index: int, *, unit: str
 
 
 def marks(perf: Performance) -> list[dict[str, Any]]:
-    """Shapes behind every chart: the ramp-up shaded, each stage's end a dashed line."""
+    """Shapes behind every chart: the ramp-up shaded, each stage's end a dashed line, each
+    fault window a red band named after its fault."""
     shapes: list[dict[str, Any]] = []
     if perf.ramp_up_s > 0:
         shapes.append(
@@ -79,7 +81,24 @@ def marks(perf: Performance) -> list[dict[str, Any]]:
              "line": {"dash": "dot", "width": 1, "color": "#555"},
              "label": {"text": f"{users} users", "textposition": "end", "font": {"size": 10}}}
         )  # fmt: skip
+    if perf.faults is not None:
+        end_of_run = max([perf.duration_s, *(p.t for p in perf.series[-1:])])
+        shapes.extend(fault_band(w, end_of_run) for w in perf.faults.windows if w.start_s is not None)
     return shapes
+
+
+def fault_band(window: FaultWindow, end_of_run: float) -> dict[str, Any]:
+    """A fault window from the moment its fault was done to the moment it was undone (a fault
+    never undone, or undone after the load, to the end of the run)."""
+    start = window.start_s or 0.0
+    end = min(window.end_s if window.end_s is not None else end_of_run, end_of_run)
+    return {
+        "type": "rect", "xref": "x", "yref": "paper", "x0": start, "x1": max(end, start), "y0": 0, "y1": 1,
+        "fillcolor": FAULT_COLOUR, "opacity": 0.12, "line": {"color": FAULT_COLOUR, "width": 1}, "layer": "below",
+        "name": f"fault {window.entry}",
+        "label": {"text": f"fault {window.entry}: {window.fault}", "textposition": "top left",
+                  "font": {"size": 10, "color": FAULT_COLOUR}},
+    }  # fmt: skip
 
 
 def layout(title: str, unit: str, perf: Performance, **extra: Any) -> dict[str, Any]:

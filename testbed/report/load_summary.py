@@ -1,6 +1,7 @@
 """The end-of-test summary of a load run in the terminal, as k6 users expect one: requests,
 rate and failures, each step's latency percentiles, the steady state apart from the ramp-up,
-what failed, and every threshold by its own name."""
+the fault windows with the requests inside and outside them, what failed, and every threshold
+by its own name."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from testbed.report.model import Performance, RequestFigures, RunResults
+from testbed.report.model import FaultRun, FaultWindow, Performance, RequestFigures, RunResults, WindowFigures
 
 PERCENTILE_COLUMNS = ("50", "90", "95", "99")
 
@@ -80,6 +81,48 @@ def _headline(results: RunResults, perf: Performance) -> list[str]:
     return lines
 
 
+def window_span(window: FaultWindow) -> str:
+    """When a fault held, as it happened: "10.0 s to 18.4 s", or why it never did."""
+    if window.start_s is None:
+        return "never done"
+    if window.end_s is None:
+        return f"{window.start_s:.1f} s to the end"
+    return f"{window.start_s:.1f} s to {window.end_s:.1f} s"
+
+
+def fault_table(faults: FaultRun) -> Table:
+    """The requests inside the fault windows (all of them, then each) and outside them:
+    failures by kind, the failure rate, and latency."""
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("requests", no_wrap=True)
+    for name in ("held", "requests", "failed", "rate", "refused", "wrong", "other", "p50", "p95"):
+        table.add_column(name, justify="right", no_wrap=True)
+    rows: list[tuple[str, str, WindowFigures | None]] = [
+        ("inside faults", seconds(faults.inside.seconds) if faults.inside else "-", faults.inside),
+        ("outside faults", seconds(faults.outside.seconds) if faults.outside else "-", faults.outside),
+    ]
+    rows += [(f"  fault {w.entry}: {w.fault}", window_span(w), w.figures) for w in faults.windows]
+    for label, held, figures in rows:
+        table.add_row(label, held, *_window_cells(figures))
+    return table
+
+
+def _window_cells(figures: WindowFigures | None) -> list[Text | str]:
+    if figures is None:
+        return ["-"] * 8
+    wrong = Text(str(figures.wrong), style="bold red" if figures.wrong else "dim")
+    return [
+        str(figures.requests),
+        str(figures.failures),
+        percent(figures.failures, figures.requests),
+        str(figures.refused),
+        wrong,
+        str(figures.other),
+        ms(figures.percentiles_ms.get("50")),
+        ms(figures.percentiles_ms.get("95")),
+    ]
+
+
 def print_load_summary(console: Console, results: RunResults) -> None:
     perf = results.performance
     if perf is None:
@@ -87,6 +130,16 @@ def print_load_summary(console: Console, results: RunResults) -> None:
     for line in _headline(results, perf):
         console.print(line)
     console.print(step_table(perf))
+    if perf.faults is not None:
+        console.print(Text("fault windows (a request overlapping a window counts inside it):", style="bold"))
+        console.print(fault_table(perf.faults))
+        inside = perf.faults.inside
+        if inside is not None and inside.wrong_by_step:
+            said = ", ".join(f"{step} {count}" for step, count in inside.wrong_by_step.items())
+            console.print(Text(f"  wrong answers inside fault windows, by step: {said}", style="bold red"))
+        for window in perf.faults.windows:
+            if window.error:
+                console.print(Text(f"  fault {window.entry} ({window.given}) {window.error}", style="bold red"))
     if perf.failures:
         console.print(Text("failures:", style="bold red"))
         for failure in perf.failures:

@@ -274,6 +274,46 @@ class SteadyState(BaseModel):
     p99_ms: float | None = None
 
 
+class WindowFigures(RequestFigures):
+    """The requests of a load run inside its fault windows, outside them, or in one window,
+    from each request's own record (a request belongs to a window it overlaps), with its
+    failures told apart by kind."""
+
+    seconds: float  # how long that part of the run lasted
+    refused: int = 0  # clean refusals: an error status with an error document, or no answer (refused, reset, timeout)
+    wrong: int = 0  # wrong answers: an answer that is no error status, yet failed the step's checks
+    other: int = 0  # the other failures: an error status without an error document, a retried step's attempts, ...
+    wrong_by_step: dict[str, int] = Field(default_factory=dict)  # step id -> its wrong answers, most first
+
+
+class FaultWindow(BaseModel):
+    """One entry of a load run's fault schedule as the harness carried it out. Times are
+    seconds after the load began."""
+
+    entry: int  # its place in the schedule, from 1
+    given: str  # where it was given: a scenario file's line, or the --fault option
+    fault: str  # what it does, in words, with node names
+    operation: str
+    targets: list[str] = Field(default_factory=list)  # the node, or the link's two ends
+    at_s: float  # when it was due
+    for_s: float | None = None  # how long it was to hold; None: to the end of the run (a restart: until done)
+    start_s: float | None = None  # when the harness began to do it; None: it was never done
+    end_s: float | None = None  # when it was undone (or a restart done); None: not undone, it held to the end
+    done: str = ""  # what was done, as the runtime or link proxy reported it
+    undone: str = ""
+    error: str | None = None  # why it could not be done or undone
+    figures: WindowFigures | None = None  # the requests that overlapped this window
+
+
+class FaultRun(BaseModel):
+    """A load run's fault schedule as carried out, and its requests inside and outside the
+    windows (None: the run recorded no requests one by one)."""
+
+    windows: list[FaultWindow] = Field(default_factory=list)
+    inside: WindowFigures | None = None
+    outside: WindowFigures | None = None
+
+
 class Performance(BaseModel):
     """The figures of a load run, per step and over time, with the thresholds checked."""
 
@@ -292,6 +332,7 @@ class Performance(BaseModel):
     steady: SteadyState | None = None  # None: the run had no steady part (it ended while ramping up)
     stages: list[tuple[float, int]] = Field(default_factory=list)  # (end second, users) of a load shape
     files: list[str] = Field(default_factory=list)  # Locust's CSVs, next to the report
+    faults: FaultRun | None = None  # a run with a fault schedule
 
 
 class RunResults(BaseModel):

@@ -29,6 +29,7 @@ class Runtime(Protocol):
         ca: NetworkCA,
         owner_pid: int | None,
         progress: Progress,
+        link_proxy: bool = True,
     ) -> None: ...
 
     def stop(self, state: RunState) -> list[str]: ...

@@ -6,6 +6,7 @@ certificate against the name in the URL."""
 from __future__ import annotations
 
 import ssl
+import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -14,6 +15,9 @@ import httpx
 
 from testbed.faults.proxy import HARNESS, LinkFaultError, egress_url
 from testbed.runtime.state import RunState
+
+ORIGIN_CONNECTIONS = 16  # at most, to one node address at a time (as many as the harness has threads)
+KEEPALIVE_SECONDS = 60.0  # a node is asked again after a phase of the start-up; its connection waits
 
 
 def ssl_context_for(state: RunState, certificate: bool = True) -> ssl.SSLContext:
@@ -35,9 +39,7 @@ def harness_client(
     context = ssl_context_for(state, certificate)
     if via_proxy:
         return _proxied_client(state, context, timeout)
-    if not names:
-        return httpx.Client(verify=context, timeout=timeout)
-    return httpx.Client(transport=MappedTransport(names, context), timeout=timeout)
+    return httpx.Client(transport=NodeTransport(names, context), timeout=timeout)
 
 
 def _proxied_client(state: RunState, context: ssl.SSLContext, timeout: float) -> httpx.Client:
@@ -64,11 +66,31 @@ class _MappedBackend(httpcore.SyncBackend):
         return super().connect_tcp(self.names.get(host, host), port, timeout, local_address, socket_options)
 
 
-class MappedTransport(httpx.BaseTransport):
-    """httpx over an httpcore pool whose connections go to mapped addresses."""
+class NodeTransport(httpx.BaseTransport):
+    """httpx over one small httpcore pool per node address, whose connections go to mapped
+    addresses (docker runtime). One pool per address, not one for all: starting a network of a
+    thousand nodes asks each several times (health, identity, bootstrap), so a connection to each
+    is kept open, and one shared pool would look through all of them on every request."""
 
     def __init__(self, names: dict[str, str], context: ssl.SSLContext):
-        self.pool = httpcore.ConnectionPool(ssl_context=context, network_backend=_MappedBackend(names))
+        self.names = names
+        self.context = context
+        self.pools: dict[tuple[bytes, int | None], httpcore.ConnectionPool] = {}
+        self._lock = threading.Lock()
+
+    def _pool(self, url: httpx.URL) -> httpcore.ConnectionPool:
+        origin = (url.raw_host, url.port)
+        with self._lock:
+            pool = self.pools.get(origin)
+            if pool is None:
+                pool = httpcore.ConnectionPool(
+                    ssl_context=self.context,
+                    network_backend=_MappedBackend(self.names),
+                    max_connections=ORIGIN_CONNECTIONS,
+                    keepalive_expiry=KEEPALIVE_SECONDS,
+                )
+                self.pools[origin] = pool
+        return pool
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         try:
@@ -83,7 +105,7 @@ class MappedTransport(httpx.BaseTransport):
             raise getattr(httpx, type(exc).__name__, httpx.ProtocolError)(str(exc), request=request) from exc
 
     def _send(self, request: httpx.Request) -> httpx.Response:
-        answer = self.pool.handle_request(
+        answer = self._pool(request.url).handle_request(
             httpcore.Request(
                 method=request.method,
                 url=httpcore.URL(
@@ -105,7 +127,10 @@ class MappedTransport(httpx.BaseTransport):
         )
 
     def close(self) -> None:
-        self.pool.close()
+        with self._lock:
+            pools, self.pools = list(self.pools.values()), {}
+        for pool in pools:
+            pool.close()
 
 
 class _Stream(httpx.SyncByteStream):

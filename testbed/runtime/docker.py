@@ -66,6 +66,7 @@ class DockerRuntime:
         ca: NetworkCA,
         owner_pid: int | None,
         progress: Progress,
+        link_proxy: bool = True,
     ) -> None:
         client = docker_client()
         labels = run_labels(state.run_id, folder.state_root)
@@ -74,19 +75,21 @@ class DockerRuntime:
         except DockerException as exc:
             raise NodeStartError(f"the run's docker network could not be made: {exc}") from exc
         progress(f"network {network.name}")
-        # Every node opens its connections to peers through the run's link-fault proxy.
-        state.link_proxy = docker_proxy.start_proxy_container(
-            client,
-            plan,
-            folder,
-            state=state,
-            ca=ca,
-            network=network.name,
-            image=REFERENCE_IMAGE,
-            labels={**labels, NODE_LABEL: "link-proxy"},
-            seed=loaded.network.seed,
-        )
-        folder.save(state)
+        # Every node opens its connections to peers through the run's link-fault proxy (unless
+        # the run leaves it out: `link_proxy=False`).
+        if link_proxy:
+            state.link_proxy = docker_proxy.start_proxy_container(
+                client,
+                plan,
+                folder,
+                state=state,
+                ca=ca,
+                network=network.name,
+                image=REFERENCE_IMAGE,
+                labels={**labels, NODE_LABEL: "link-proxy"},
+                seed=loaded.network.seed,
+            )
+            folder.save(state)
         for node_plan in plan.nodes:
             node_state = NodeState(plan=node_plan)
             state.nodes.append(node_state)
@@ -99,7 +102,8 @@ class DockerRuntime:
                 node_state.log_path = str(folder.logs_dir / f"{node_plan.name}.log")
                 progress(f"started {node_plan.name} ({node_plan.role}) as container {container.name}")
             folder.save(state)
-        docker_proxy.wait_for_proxy(client, state)
+        if state.link_proxy is not None:
+            docker_proxy.wait_for_proxy(client, state)
         wait_healthy(state, progress, exited=lambda node: _exited(client, node), tail=self.log_tail)
 
     def _run(

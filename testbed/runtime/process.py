@@ -10,7 +10,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import httpx
@@ -27,6 +28,7 @@ from testbed.runtime.state import NodeState, RunFolder, RunState
 from testbed.topology import LoadedNetwork
 
 HEALTH_TIMEOUT_SECONDS = 30.0
+HEALTH_POLL_SECONDS = 0.1  # between rounds of health checks while a few nodes are still pending
 # A url: node is already running when a run starts: it gets a few seconds, not a start-up's time.
 URL_NODE_PATIENCE_SECONDS = 5.0
 STOP_GRACE_SECONDS = 5.0
@@ -48,35 +50,43 @@ class ProcessRuntime:
         ca: NetworkCA,
         owner_pid: int | None,
         progress: Progress,
+        link_proxy: bool = True,
     ) -> None:
         """Start every reference node (alone, or with others in a shared process, as the plan
         says) and wait until all nodes answer their health check. State is saved after each
         spawn, so a failure half-way can still be torn down."""
         # Every node opens its connections to peers through the run's link-fault proxy, which
-        # starts first so that the nodes can be told where it is (testbed.faults.proxy).
-        state.link_proxy = links.start_link_proxy(
-            plan, folder, ca=ca, trust_bundle=state.trust_bundle, owner_pid=owner_pid, seed=loaded.network.seed
-        )
-        folder.save(state)
+        # starts first so that the nodes can be told where it is (testbed.faults.proxy); a run
+        # that does no link faults may leave it out (`link_proxy=False`, the benchmarks).
+        if link_proxy:
+            state.link_proxy = links.start_link_proxy(
+                plan, folder, ca=ca, trust_bundle=state.trust_bundle, owner_pid=owner_pid, seed=loaded.network.seed
+            )
+            folder.save(state)
+        # A shared process starts as soon as its last node is configured, so that its nodes
+        # build while the harness still writes the configurations of the next process's.
+        group_sizes = Counter(n.process_group for n in plan.nodes if n.managed and n.process_group is not None)
         groups: dict[int, list[tuple[NodeState, NodeConfig]]] = {}
         for node_plan in plan.nodes:
             node_state = NodeState(plan=node_plan)
             state.nodes.append(node_state)
-            if node_plan.managed:
-                config = self._configure(
-                    loaded, plan, node_plan, folder=folder, state=state, ca=ca, owner_pid=owner_pid
-                )
-                if node_plan.process_group is None:
-                    self._spawn(node_state, config, folder)
-                    progress(f"started {node_plan.name} ({node_plan.role}) at {node_plan.public_url}")
-                else:
-                    groups.setdefault(node_plan.process_group, []).append((node_state, config))
-            folder.save(state)
-        for index, members in groups.items():
-            self._spawn_host(index, members, folder=folder, owner_pid=owner_pid)
-            progress(f"started process {index + 1} of {len(groups)}, hosting {len(members)} nodes")
-            folder.save(state)
-        largest = max((len(members) for members in groups.values()), default=1)
+            if not node_plan.managed:
+                continue
+            config = self._configure(loaded, plan, node_plan, folder=folder, state=state, ca=ca, owner_pid=owner_pid)
+            if node_plan.process_group is None:
+                self._spawn(node_state, config, folder)
+                progress(f"started {node_plan.name} ({node_plan.role}) at {node_plan.public_url}")
+                folder.save(state)  # saved after each spawn: a failure half-way can still be torn down
+                continue
+            index = node_plan.process_group
+            members = groups.setdefault(index, [])
+            members.append((node_state, config))
+            if len(members) == group_sizes[index]:
+                self._spawn_host(index, members, folder=folder, owner_pid=owner_pid)
+                progress(f"started process {index + 1} of {len(group_sizes)}, hosting {len(members)} nodes")
+                folder.save(state)
+        folder.save(state)
+        largest = max(group_sizes.values(), default=1)
         wait_healthy(state, progress, timeout=health_timeout(largest))
 
     def _configure(
@@ -156,7 +166,9 @@ class ProcessRuntime:
         alive = list(processes.values())
         for node in alive:
             _signal_group(node.pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        # A process hosting hundreds of nodes shuts each down in turn on one event loop.
+        largest = max(Counter(n.pid for n in state.nodes if n.pid in processes).values(), default=1)
+        deadline = time.monotonic() + STOP_GRACE_SECONDS + largest / 50
         while time.monotonic() < deadline and any(_group_alive(n.pid) for n in alive):
             _reap(alive)
             time.sleep(0.05)
@@ -286,7 +298,7 @@ def wait_healthy(
     deadline = started + timeout
     with harness_client(state, timeout=2.0) as client:
         while pending:
-            for node in pending.values():
+            for node in _one_per_process(pending.values()):
                 if exited(node):
                     # A shared process's own log says which of its nodes could not start, and why.
                     shown = node.model_copy(update={"log_path": node.process_log}) if node.process_log else node
@@ -308,7 +320,22 @@ def wait_healthy(
                 reasons = "\n".join(f"  {name}: {last_answer.get(name, 'not asked yet')}" for name in sorted(pending))
                 tails = "\n".join(log_tail_text(n, tail(n)) for n in pending.values() if n.plan.managed)
                 raise NodeStartError(f"not healthy after {timeout:.0f} s:\n{reasons}\n{tails}".rstrip())
-            time.sleep(0.1)
+            # A thousand nodes asked ten times a second would keep a core of the machine they
+            # start on busy: the more are still pending, the longer between rounds.
+            time.sleep(min(HEALTH_POLL_SECONDS * max(1.0, len(pending) / 40), 0.5))
+
+
+def _one_per_process(nodes: Iterable[NodeState]) -> list[NodeState]:
+    """One node of each process (a shared process's nodes end together), and every node
+    without a process id of its own (e.g. a container)."""
+    seen: set[int] = set()
+    picked = []
+    for node in nodes:
+        if node.pid is None or node.pid not in seen:
+            picked.append(node)
+        if node.pid is not None:
+            seen.add(node.pid)
+    return picked
 
 
 def _who(node: NodeState) -> str:

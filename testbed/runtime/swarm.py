@@ -248,6 +248,7 @@ class SwarmRuntime:
         ca: NetworkCA,
         owner_pid: int | None,
         progress: Progress,
+        link_proxy: bool = True,  # a swarm run has no link proxy either way
     ) -> None:
         client, here = swarm_client()
         _check_images(client, plan)

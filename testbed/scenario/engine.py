@@ -27,7 +27,7 @@ from testbed.report.model import (
     ScenarioResult,
 )
 from testbed.scenario.expectations import NO_JSON, evaluate, jwt_claims, split_source
-from testbed.scenario.loader import LoadedScenario, resolve_node
+from testbed.scenario.loader import LoadedScenario, resolve_fault, resolve_node
 from testbed.scenario.models import Action, Expect, Fault, Request, Step
 from testbed.scenario.templating import UndefinedVariable, lookup, render, roots
 from testbed.scenario.transport import Outgoing, Reply, Transport, TransportError
@@ -39,7 +39,7 @@ SECRET_HEADERS = ("authorization", "dpop")
 SECRET_IN_BODY = re.compile(r'("(?:access_token|refresh_token)"\s*:\s*"|(?:^|&)token=)([^"&]{8})[^"&]*')
 
 
-# Does a fault step's fault (its node already a node name) and says what was done and when;
+# Does a fault step's fault (its node, or its link's ends, already node names) and says what was done and when;
 # raises an exception when it cannot. The conformance runner hands the engine one that knows the
 # runtime; the engine itself never does.
 FaultApplier = Callable[[Fault], str]
@@ -244,8 +244,7 @@ class Engine:
         try:
             if self.faults is None:
                 raise StepError(Outcome.ERROR, "this replay cannot do faults (only a conformance run does)")
-            if fault.node is not None:
-                fault = fault.model_copy(update={"node": resolve_node(fault.node, actors, self.network)})
+            fault = resolve_fault(fault, actors, self.network)  # its node, or its link's ends, by name
             if evidence is not None:
                 evidence.node = fault.node
             message = self.faults(fault)

@@ -15,7 +15,7 @@ from protocols import jsonpath
 from testbed.errors import ConfigError
 from testbed.files import display_path, sha256_of
 from testbed.scenario.expectations import split_source
-from testbed.scenario.models import Scenario, Step
+from testbed.scenario.models import HARNESS_END, Fault, Scenario, Step
 from testbed.scenario.templating import NAMESPACES, expression_problem, expressions, malformed, root_of, unknown_filters
 from testbed.topology import LoadedNetwork, Network, Organisation, Role, UrlImplementation, kind_of, load_network
 from testbed.yamlsource import PathKey, YamlDocument, read_yaml, validate, value_at
@@ -292,45 +292,115 @@ def _target_problems(checking: _Checking, index: int, step: Step) -> list[str]:
 
 
 def _fault_problems(checking: _Checking, index: int, step: Step) -> list[str]:
-    """A fault must name a node of the network (one reached by URL is not refused here: the
-    scenario is then not run, see `unfaultable`)."""
+    """A fault must name nodes of the network (one reached by URL is not refused here: the
+    scenario is then not run, see `unfaultable`); a link's ends each point at their own line."""
     fault = step.fault
-    if fault is None or fault.node is None:
+    if fault is None:
         return []
-    line = f"{checking.doc.where(('steps', index, 'fault', 'node'))}: step {step.id!r}"
-    try:
-        resolve_node(fault.node, checking.scenario.actors, checking.network)
-    except LookupError as exc:
-        return [f"{line}: {exc.args[0]}"]
-    return []
+    scenario, network = checking.scenario, checking.network
+    if fault.node is not None:
+        line = f"{checking.doc.where(('steps', index, 'fault', 'node'))}: step {step.id!r}"
+        try:
+            resolve_node(fault.node, scenario.actors, network)
+        except LookupError as exc:
+            return [f"{line}: {exc.args[0]}"]
+        return []
+    if fault.link is None:
+        return []
+    problems = []
+    names = []
+    for n, end in enumerate(fault.link):
+        line = f"{checking.doc.where(('steps', index, 'fault', 'link', n))}: step {step.id!r}"
+        try:
+            names.append(resolve_link_end(end, scenario.actors, network))
+        except LookupError as exc:
+            problems.append(f"{line}: link end {n + 1}: {exc.args[0]}")
+    if not problems and names[0] == names[1]:
+        line = checking.doc.where(("steps", index, "fault", "link"))
+        problems.append(f"{line}: step {step.id!r}: both ends of the link are node {names[0]!r}")
+    return problems
+
+
+def resolve_link_end(end: str, actors: dict[str, str], network: Network) -> str:
+    """A link end as the scenario names it -> a node name, or HARNESS_END for the harness."""
+    if end != HARNESS_END:
+        return resolve_node(end, actors, network)
+    if end in network.node_names:  # the name could mean either: neither is assumed
+        raise LookupError(
+            f"{HARNESS_END!r} names the harness in a link, and the network has a node by that name too; "
+            "name that node as '<actor>.<role>'"
+        )
+    return end
+
+
+def resolve_fault(fault: Fault, actors: dict[str, str], network: Network) -> Fault:
+    """The fault with its node, or its link's ends, as node names (the harness stays HARNESS_END)."""
+    if fault.node is not None:
+        return fault.model_copy(update={"node": resolve_node(fault.node, actors, network)})
+    if fault.link is not None:
+        first, second = (resolve_link_end(end, actors, network) for end in fault.link)
+        return fault.model_copy(update={"link": (first, second)})
+    return fault
+
+
+def link_directions(fault: Fault) -> list[tuple[str, str]]:
+    """The (from, to) directions a link fault holds for: connections `from` opens to `to`. The
+    harness is only ever the opening side: nobody connects to it."""
+    assert fault.link is not None
+    first, second = fault.link
+    if HARNESS_END in fault.link:
+        return [(HARNESS_END, second if first == HARNESS_END else first)]
+    return [(first, second)] if fault.one_way else [(first, second), (second, first)]
 
 
 def unfaultable(scenario: Scenario, network: Network) -> str | None:
     """Why the scenario cannot run on this network: a fault step falls on a node reached by
     URL, which the harness does not run (a vendor's station set up with its own consent
-    service, say). Its checks are then skipped, so its requirements stay untested: the run is
-    incomplete, never passed on a fault that did not happen."""
+    service, say), or a link fault would have to catch the connections such a node opens,
+    which do not pass the harness's link proxy. Its checks are then skipped, so its
+    requirements stay untested: the run is incomplete, never passed on a fault that did not
+    happen."""
     for step in scenario.steps:
-        if step.fault is None or step.fault.node is None:
+        if step.fault is None or (step.fault.node is None and step.fault.link is None):
             continue
-        name = resolve_node(step.fault.node, scenario.actors, network)
-        spec = next(node for _, node in network.nodes() if node.name == name)
-        if isinstance(spec.implementation, UrlImplementation):
+        fault = resolve_fault(step.fault, scenario.actors, network)
+        if fault.node is not None and (url := _url_of(fault.node, network)) is not None:
             return (
-                f"not run: step {step.id!r} would {step.fault.operation} node {name!r}, which is reached by URL "
-                f"({spec.implementation.url}); the harness faults only nodes the run starts"
+                f"not run: step {step.id!r} would {fault.operation} node {fault.node!r}, which is reached by URL "
+                f"({url}); the harness faults only nodes the run starts"
             )
+        for source, target in link_directions(fault) if fault.link is not None else []:
+            if source != HARNESS_END and (url := _url_of(source, network)) is not None:
+                return (
+                    f"not run: step {step.id!r} would {fault.operation} the link {source} -> {target}, and "
+                    f"{source!r} is reached by URL ({url}): the connections it opens do not pass the harness's "
+                    "link proxy. A link to such a node can fail from the harness, or one way from a node the run "
+                    "starts"
+                )
     return None
 
 
+def _url_of(name: str, network: Network) -> str | None:
+    """The URL a node is reached at when the network file gives one (None: the run starts it)."""
+    spec = next(node for _, node in network.nodes() if node.name == name)
+    return spec.implementation.url if isinstance(spec.implementation, UrlImplementation) else None
+
+
 def faulted_nodes(loaded: LoadedScenario, network: Network) -> set[str]:
-    """The nodes the scenario's fault steps stop, kill, pause or restart (by node name)."""
+    """The nodes (by name) that the scenario's fault steps stop, kill, pause or restart, or
+    whose own connections a link fault cuts, slows down or loses: none of them can be a node
+    reached by URL."""
     actors = loaded.scenario.actors
-    return {
-        resolve_node(step.fault.node, actors, network)
-        for step in loaded.scenario.steps
-        if step.fault is not None and step.fault.node is not None
-    }
+    faulted: set[str] = set()
+    for step in loaded.scenario.steps:
+        if step.fault is None or (step.fault.node is None and step.fault.link is None):
+            continue
+        fault = resolve_fault(step.fault, actors, network)
+        if fault.node is not None:
+            faulted.add(fault.node)
+        else:
+            faulted.update(source for source, _ in link_directions(fault) if source != HARNESS_END)
+    return faulted
 
 
 def fault_step_problems(loaded: LoadedScenario, purpose: str) -> list[str]:

@@ -1,9 +1,10 @@
 """The scenario language: a network, actors, and steps. Each step is one check.
 
 A step either makes an HTTP call to a node (`request`), runs a named high-level action
-(`action`) or does something to the network (`fault`: a node stopped, killed, paused, ...);
-it states what it expects, captures values for later steps, and names the requirement ids it
-verifies. The JSON Schema published for scenario files is generated
+(`action`) or does something to the network (`fault`: a node stopped, killed, paused, ...;
+a link between two nodes, or from the harness to a node, cut, slowed down or made to lose
+connections); it states what it expects, captures values for later steps, and names the
+requirement ids it verifies. The JSON Schema published for scenario files is generated
 from these models."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from testbed.scenario.load_settings import LoadSettings
 
@@ -83,28 +84,98 @@ class Action(Strict):
 
 NodeOperation = Literal["stop", "start", "kill", "pause", "resume", "restart"]
 NODE_OPERATIONS: tuple[NodeOperation, ...] = ("stop", "start", "kill", "pause", "resume", "restart")
+LinkOperationName = Literal["cut", "heal", "delay", "lose"]
+LINK_OPERATIONS: tuple[LinkOperationName, ...] = ("cut", "heal", "delay", "lose")
+# One literal for both kinds: a wrong operation is answered with every operation there is.
+FaultOperation = Literal["stop", "start", "kill", "pause", "resume", "restart", "cut", "heal", "delay", "lose"]
+HARNESS_END = "harness"  # a link end that is the harness itself (its own requests to a node)
+LINK_OPTIONS = ("ms", "ratio", "one_way", "stall")
 
 
 class Fault(Strict):
     """Something the harness does to the running network between two checks; the run's
-    runtime carries it out, and every fault still in force is undone when the scenario ends.
-    A node fault names `node` and `operation`; `clear: true` undoes every fault in force."""
+    runtime (or, for links, the run's link proxy) carries it out, and every fault still in force
+    is undone when the scenario ends. A node fault names `node` and `operation`; a link fault
+    names `link` and `operation`; `clear: true` undoes every fault in force."""
 
     node: str | None = Field(default=None, description="A node name, or '<actor>.<role>' (e.g. 'holder.station')")
-    operation: NodeOperation | None = Field(
+    link: tuple[str, str] | None = Field(
         default=None,
-        description="stop (SIGTERM, or the runtime's stop), kill (SIGKILL: no clean shut-down), start, restart; "
-        "pause (the node takes no new work and reads nothing more, as a stopped process) and resume",
+        description="The two ends of a link: node names or '<actor>.<role>', or 'harness' for the harness's own "
+        "requests to the other end. Without one_way the fault holds both ways",
     )
-    clear: bool = Field(default=False, description="true: start every node stopped or killed, resume every one paused")
+    operation: FaultOperation | None = Field(
+        default=None,
+        description="Of a node: stop (SIGTERM, or the runtime's stop), kill (SIGKILL: no clean shut-down), start, "
+        "restart; pause (the node takes no new work and reads nothing more, as a stopped process) and resume. "
+        "Of a link: cut (new connections refused, open ones closed), heal, delay (each chunk either way waits "
+        "`ms`), lose (each connection lost with probability `ratio`)",
+    )
+    ms: int | None = Field(default=None, ge=1, le=600_000, description="delay: milliseconds each chunk waits")
+    ratio: float | None = Field(default=None, gt=0, le=1, description="lose: the share of connections lost")
+    one_way: bool = Field(
+        default=False, description="A link fault on the connections the first end opens to the second only"
+    )
+    stall: bool = Field(
+        default=False,
+        description="cut, lose: leave connections unanswered instead of refusing them (the caller's own time "
+        "limit decides, as with dropped packets)",
+    )
+    clear: bool = Field(
+        default=False,
+        description="true: start every node stopped or killed, resume every one paused, heal every link faulted",
+    )
+
+    @field_validator("link", mode="before")
+    @classmethod
+    def _two_ends(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple) and len(value) != 2:
+            raise ValueError(f"a link has two ends, [a, b]; this one has {len(value)}")
+        return value
 
     @model_validator(mode="after")
     def _one_kind(self) -> Fault:
         if self.clear and (self.node is not None or self.operation is not None):
             raise ValueError("'clear: true' undoes every fault in force: give no node or operation with it")
-        if not self.clear and (self.node is None or self.operation is None):
-            raise ValueError("a fault names a 'node' and an 'operation' (or is 'clear: true')")
+        if self.clear and (self.link is not None or self._link_options()):
+            raise ValueError("'clear: true' undoes every fault in force: give no link or link options with it")
+        if self.node is not None and self.link is not None:
+            raise ValueError("a fault names a 'node' or a 'link', not both")
+        if self.link is not None:
+            self._check_link()
+        elif not self.clear and (self.node is None or self.operation is None):
+            raise ValueError(
+                "a fault names a 'node' and an 'operation', or a 'link' and an 'operation' (or is 'clear: true')"
+            )
+        elif self.operation in LINK_OPERATIONS:
+            raise ValueError(f"{self.operation!r} is done to a link: name the 'link' (its two ends), not a node")
+        elif self._link_options():
+            raise ValueError(f"{', '.join(self._link_options())}: only a link fault takes these")
         return self
+
+    def _link_options(self) -> list[str]:
+        return [name for name in LINK_OPTIONS if name in self.model_fields_set]
+
+    def _check_link(self) -> None:
+        assert self.link is not None
+        operation = self.operation
+        if operation is None or operation not in LINK_OPERATIONS:
+            said = f"{operation!r} is done to a node" if operation is not None else "no 'operation'"
+            raise ValueError(f"a link fault is one of {', '.join(LINK_OPERATIONS)} ({said})")
+        first, second = self.link
+        if first == second:
+            raise ValueError(f"a link joins two different ends, not {first!r} to itself")
+        if self.one_way and second == HARNESS_END:
+            raise ValueError(
+                "one_way faults the connections the first end opens to the second, and nobody connects to the "
+                f"harness: name {HARNESS_END!r} first"
+            )
+        wanted = {"delay": "ms", "lose": "ratio"}.get(operation)
+        if wanted is not None and getattr(self, wanted) is None:
+            raise ValueError(f"'{operation}' needs '{wanted}'")
+        for option, allowed in (("ms", ("delay",)), ("ratio", ("lose",)), ("stall", ("cut", "lose"))):
+            if option in self.model_fields_set and operation not in allowed:
+                raise ValueError(f"'{option}' goes with {' or '.join(allowed)}, not with '{operation}'")
 
 
 class JsonExpectation(Strict):
@@ -177,8 +248,8 @@ class Step(Strict):
     action: Action | None = None
     fault: Fault | None = Field(
         default=None,
-        description="Do something to the network (stop, kill, pause, ... a node); the check passes once it is "
-        "done, and records when",
+        description="Do something to the network (stop, kill, pause, ... a node; cut, slow down or lose a link); "
+        "the check passes once it is done, and records when",
     )
     expect: Expect = Field(default_factory=Expect)
     retry: Retry | None = None

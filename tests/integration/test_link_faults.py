@@ -5,6 +5,7 @@ healing the link lets it serve again. The proxy ends with the network."""
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from collections.abc import Iterator
@@ -15,9 +16,14 @@ import httpx
 import pytest
 
 from nodes.station.synthetic import BSN_SYSTEM
+from protocols.nodeconfig import NodeConfig
 from testbed.faults.links import HARNESS, LinkFaults
 from testbed.faults.proxy import LinkFaultError
+from testbed.network import network_session
 from testbed.runtime.client import harness_client
+from testbed.runtime.state import RunFolder, new_run_id
+from testbed.topology import load_network
+from tests.conftest import REFERENCE_NETWORK
 from tests.integration.conftest import Net, reference_network_up
 
 pytestmark = pytest.mark.integration
@@ -150,3 +156,20 @@ def _bindable(address: str) -> bool:
         except OSError:
             return False
     return True
+
+
+def test_a_network_started_without_the_link_proxy_works_and_says_its_links_cannot_fail(tmp_path: Path) -> None:
+    """A benchmark leaves the proxy out: nodes then connect to each other directly (the
+    bootstrap's credentials were stored, so calls between nodes worked), and a link fault is
+    refused with a clear error instead of being silently not done."""
+    loaded = load_network(REFERENCE_NETWORK)
+    folder = RunFolder(tmp_path / "state", tmp_path / "reports", new_run_id("no-proxy"))
+    with network_session(
+        loaded, "process", folder, owner_pid=os.getpid(), progress=lambda _: None, link_proxy=False
+    ) as running:
+        assert running.state.link_proxy is None
+        configs = [NodeConfig.read(Path(n.config_path)) for n in running.state.nodes if n.config_path]
+        assert configs and all(config.egress_proxy is None for config in configs)
+        with pytest.raises(LinkFaultError, match="has no link proxy"):
+            LinkFaults(running.state)
+        assert not any(p.name == "link-proxy" for p in (folder.state_dir).iterdir())

@@ -3,11 +3,18 @@ What happens when one of them cannot start, and what the host refuses before sta
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 import socket
+import ssl
 import subprocess
 import sys
+import time
+from email.utils import parsedate_to_datetime
 from pathlib import Path
+
+import httpx
 
 from protocols.nodeconfig import HostConfig, NodeConfig, OrganisationInfo, TlsConfig
 from testbed.pki import NetworkCA, write_trust_bundle
@@ -88,3 +95,45 @@ def test_a_host_file_that_is_not_one_is_refused(tmp_path: Path) -> None:
     assert finished.returncode == 2
     assert "not a valid host configuration" in finished.stderr
     assert "Traceback" not in finished.stderr
+
+
+def _client(tmp_path: Path, bundle: Path) -> httpx.Client:
+    ca = NetworkCA.open(tmp_path / "pki", "host-test")
+    harness = ca.issue(tmp_path / "harness", "harness", ["localhost"])
+    context = ssl.create_default_context(cafile=str(bundle))
+    context.load_cert_chain(str(harness.cert), str(harness.key))
+    return httpx.Client(verify=context, timeout=5.0)
+
+
+def _wait_healthy(client: httpx.Client, url: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            if client.get(url).status_code == 200:
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"{url} did not become healthy")
+
+
+def test_answers_keep_a_current_date_and_an_idle_connection_does_not_hold_up_a_stop(tmp_path: Path) -> None:
+    """One timer keeps every hosted listener's Date header current; on SIGTERM, a connection a
+    client keeps idle is dropped at once instead of holding the stop for the graceful time limit."""
+    nodes = _configs(tmp_path, 2)
+    first = NodeConfig.read(nodes[0])
+    health = f"https://127.0.0.1:{first.internal_port}/health"
+    host = subprocess.Popen([sys.executable, "-m", "nodes", "--host", str(_host_file(tmp_path, nodes))])
+    try:
+        with _client(tmp_path, first.tls.ca) as client:
+            _wait_healthy(client, health)
+            before = parsedate_to_datetime(client.get(health).headers["date"])
+            time.sleep(2.2)
+            after = parsedate_to_datetime(client.get(health).headers["date"])  # over the same, kept connection
+            assert 1 <= (after - before).total_seconds() <= 4
+            host.send_signal(signal.SIGTERM)  # the client still holds its connection, idle
+            assert host.wait(timeout=30) == 0
+    finally:
+        if host.poll() is None:
+            host.kill()
+    log = (tmp_path / "logs" / "trust-0.log").read_text(encoding="utf-8")
+    assert "Finished server process" in log
+    assert "timeout graceful shutdown exceeded" not in log

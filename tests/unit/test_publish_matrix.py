@@ -31,6 +31,8 @@ from tests.conftest import ROOT
 from tests.unit.test_report_writers import make_results
 
 USE_CASES = collect_scenario_files([ROOT / "scenarios"])
+# The use cases in which a station and its consent service (or two trust nodes) meet
+FAULTING_BGZ = ["bgz-consent", "bgz-dpop", "resilience", "resilience-links"]
 PROFILES = ROOT / "scenarios" / "profiles"
 
 
@@ -47,8 +49,8 @@ def planned(entries: list[Entry]) -> dict[str, tuple[list[str], list[str]]]:
 
 def test_two_trust_nodes_pair_both_ways_as_requester_and_holder() -> None:
     runs = planned([entry("ta", "trust"), entry("tb", "trust")])
-    assert runs["ta--tb"] == (["gp-trust", "hospital-trust"], ["bgz-consent", "bgz-dpop", "resilience"])
-    assert runs["tb--ta"] == (["gp-trust", "hospital-trust"], ["bgz-consent", "bgz-dpop", "resilience"])
+    assert runs["ta--tb"] == (["gp-trust", "hospital-trust"], FAULTING_BGZ)
+    assert runs["tb--ta"] == (["gp-trust", "hospital-trust"], FAULTING_BGZ)
     assert runs["ta--tb-2"] == (["institute-trust", "hdab-trust"], ["federated-analysis"])
     assert runs["ta--tb-3"] == (["institute-trust", "welldata-trust"], ["welldata"])
     assert len(runs) == 6
@@ -57,8 +59,8 @@ def test_two_trust_nodes_pair_both_ways_as_requester_and_holder() -> None:
 def test_roles_pair_only_where_they_talk_and_in_the_use_cases_that_involve_both() -> None:
     runs = planned([entry("s", "station"), entry("c", "consent"), entry("v", "vault"), entry("c2", "consent")])
     assert runs == {
-        "s--c": (["hospital-station", "consent"], ["bgz-consent", "bgz-dpop", "resilience"]),
-        "s--c2": (["hospital-station", "consent"], ["bgz-consent", "bgz-dpop", "resilience"]),
+        "s--c": (["hospital-station", "consent"], FAULTING_BGZ),
+        "s--c2": (["hospital-station", "consent"], FAULTING_BGZ),
     }  # two consent services never talk to each other; a vault talks to no station or consent service
     runs = planned([entry("h", "hdab"), entry("s", "station"), entry("t", "trust")])
     assert runs["h--s"] == (["hdab", "hospital-station"], ["federated-analysis"])
@@ -74,7 +76,7 @@ def test_a_pair_that_cannot_stand_where_a_use_case_puts_it_is_not_run_and_says_w
         companions={"consent": {"url": "https://consent.example:8443"}},
     )
     runs, unplaced = plan_pairs([station, entry("c", "consent")], USE_CASES)
-    assert not runs and {cell.scenario for cell in unplaced} == {"bgz-consent", "bgz-dpop", "resilience"}
+    assert not runs and {cell.scenario for cell in unplaced} == set(FAULTING_BGZ)
     assert all(c.state == "not run" and "s comes with its own consent" in c.note for c in unplaced)
     by_url = entry("t", "trust", implementation={"url": "https://127.0.0.1:8443"})
     runs, unplaced = plan_pairs([by_url, entry("u", "trust")], USE_CASES)

@@ -94,3 +94,35 @@ def test_keep_newest_drops_the_oldest_of_one_collection_only(tmp_path):
     store.keep_newest("notes", 2)
     assert [d["n"] for d in store.iterate("notes")] == [3, 4]
     assert store.count("other") == 1
+
+
+def test_a_transaction_keeps_its_writes_together_or_not_at_all(tmp_path):
+    store = DocumentStore(tmp_path / "s.sqlite")
+    with store.transaction():
+        store.put("counters", "issuer", {"next": 1})
+        store.put("issued", "vc-1", {"index": 0})
+    try:
+        with store.transaction():
+            store.put("counters", "issuer", {"next": 2})
+            raise ValueError("signing failed")
+    except ValueError:
+        pass
+    reopened = DocumentStore(tmp_path / "s.sqlite")
+    assert reopened.get("counters", "issuer") == {"next": 1}  # the failed one left nothing
+    assert reopened.get("issued", "vc-1") == {"index": 0}
+    with store.transaction():
+        try:
+            with store.transaction():
+                pass
+        except RuntimeError as exc:
+            assert "already open" in str(exc)
+        else:
+            raise AssertionError("a nested transaction was allowed")
+
+
+def test_the_synthetic_data_ids_are_name_based_uuids():
+    import uuid
+
+    data = generate("seed", "st", 3)
+    patient = data.patients[0]
+    assert patient["id"] == str(uuid.uuid5(uuid.NAMESPACE_URL, "seed|st|patient|0"))

@@ -4,6 +4,7 @@ subscriptions deliver."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,6 +23,7 @@ from nodes.station.routes import fhir_response, station_of
 NOTIFICATIONS = "consent_notifications"
 MAX_NOTIFICATION_BYTES = 256 * 1024  # a notification carries a few Consent resources
 KEPT_NOTIFICATIONS = 1000  # the newest ones; older ones have been acted on or never will be
+FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")  # FHIR R4's id datatype
 
 
 async def published_catalogue(request: Request) -> Response:
@@ -54,8 +56,17 @@ async def consent_notification(request: Request) -> Response:
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle" or bundle.get("type") != "transaction":
         detail = "a consent notification is a FHIR transaction Bundle"
         raise HttpError(400, "Bad Request", detail, code="not-a-transaction-bundle")
-    station.store.put(NOTIFICATIONS, str(uuid.uuid4()), bundle)  # our key: none is overwritten
-    station.store.keep_newest(NOTIFICATIONS, KEPT_NOTIFICATIONS)
+    # Kept under the notification's own id, once: the consent service sends a notification it is
+    # not sure was taken again with the same id, and the redelivery is answered as the first
+    # delivery was, without a second copy. One without a usable id gets a key of our own.
+    notification_id = bundle.get("id")
+    if isinstance(notification_id, str) and FHIR_ID.fullmatch(notification_id):
+        key = f"id|{notification_id}"
+    else:
+        key = f"own|{uuid.uuid4()}"
+    if station.store.get(NOTIFICATIONS, key) is None:
+        station.store.put(NOTIFICATIONS, key, bundle)
+        station.store.keep_newest(NOTIFICATIONS, KEPT_NOTIFICATIONS)
     return fhir_response(transaction_response(bundle))
 
 
@@ -87,7 +98,18 @@ def transaction_response(bundle: dict[str, Any]) -> dict[str, Any]:
 
 
 async def notifications(request: Request) -> Response:
-    return JSONResponse(station_of(request).store.list(NOTIFICATIONS))
+    """The notifications kept, oldest first; `consent=<id>`: only those carrying that Consent."""
+    kept = station_of(request).store.list(NOTIFICATIONS)
+    consent = request.query_params.get("consent")
+    if consent is not None:
+        kept = [bundle for bundle in kept if consent in _consent_ids(bundle)]
+    return JSONResponse(kept)
+
+
+def _consent_ids(bundle: Any) -> set[str]:
+    entries = bundle.get("entry") if isinstance(bundle, dict) else None
+    resources = [e.get("resource") for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
+    return {r["id"] for r in resources if isinstance(r, dict) and isinstance(r.get("id"), str)}
 
 
 async def audit_entries(request: Request) -> Response:
