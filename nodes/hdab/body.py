@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -53,13 +54,15 @@ class AnyAnalysisForm(ApplicationForm):
 class AccessBody:
     def __init__(self, config: NodeConfig):
         self.config = config
-        self.store = DocumentStore(config.data_dir / "hdab.sqlite")
+        self.faulty = fault_switch(config)
+        # The faulty variant keeps its records in memory only: acknowledged, and gone with the process.
+        memory_only = self.faulty("applications-in-memory-only")
+        self.store = DocumentStore(Path(":memory:") if memory_only else config.data_dir / "hdab.sqlite")
         self.client = outbound_client(config, timeout=30.0)
         self.resources = ResourceServer(config, self.client)
         self.issuer = OrganisationIssuer(config, self.client)
         self.subject = config.organisation.id  # bootstrap names the subject after the organisation
         self.threshold = config.role_settings(HdabSettings).min_cell_size
-        self.faulty = fault_switch(config)
         self._audit_cache: dict[tuple[str, str], dict[str, Any]] = {}  # only the faulty variant that caches
 
     # --- the rules, each where a faulty variant can break it ------------------------------

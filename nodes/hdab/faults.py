@@ -25,6 +25,8 @@ FAULTS: dict[str, str] = {
     "data-request-permitted": "A data request can be decided with a permit.",
     "data-request-credential-handed-out": "The user of an approved data request gets its credential.",
     "data-request-not-answered": "No central analysis runs under an approved data request.",
+    "applications-in-memory-only": "Applications, permits and everything else the body records are kept in memory "
+    "only: acknowledged, and lost when the process is killed.",
     # permits
     "permit-readable-by-others": "Any data user can fetch any permit credential.",
     "revoked-permit-handed-out": "The credential of a revoked permit is still handed out.",

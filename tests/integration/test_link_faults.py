@@ -6,7 +6,6 @@ healing the link lets it serve again. The proxy ends with the network."""
 from __future__ import annotations
 
 import os
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +22,7 @@ from testbed.network import network_session
 from testbed.runtime.client import harness_client
 from testbed.runtime.state import RunFolder, new_run_id
 from testbed.topology import load_network
-from tests.conftest import REFERENCE_NETWORK
+from tests.conftest import REFERENCE_NETWORK, port_free, process_alive
 from tests.integration.conftest import Net, reference_network_up
 
 pytestmark = pytest.mark.integration
@@ -36,11 +35,11 @@ DIMENSIONS = {"data_holder": "*", "requester": "*", "data_category": "*"}
 def links_net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
     with reference_network_up(tmp_path_factory, "links") as running, running.client() as client:
         proxy = running.state.link_proxy
-        assert proxy is not None and proxy.pid is not None and _alive(proxy.pid)
+        assert proxy is not None and proxy.pid is not None and process_alive(proxy.pid)
         yield Net(running, client)
     # The network is down, and so is its proxy: no process, no port left behind.
-    assert not _alive(proxy.pid)
-    assert _bindable(proxy.url) and _bindable(proxy.control)
+    assert not process_alive(proxy.pid)
+    assert port_free(proxy.url) and port_free(proxy.control)
 
 
 @pytest.fixture
@@ -137,25 +136,6 @@ def test_a_fault_on_a_node_the_run_does_not_have_is_refused_with_the_names_it_ha
         faults.cut(STATION, "nowhere")
     with pytest.raises(LinkFaultError, match="ratio"):
         faults.lose(STATION, CONSENT, 1.5)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
-    except OSError:
-        return False
-    return state not in ("Z", "X")
-
-
-def _bindable(address: str) -> bool:
-    port = int(address.rsplit(":", 1)[1])
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # closed connections may linger; no listener
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def test_a_network_started_without_the_link_proxy_works_and_says_its_links_cannot_fail(tmp_path: Path) -> None:

@@ -45,7 +45,7 @@ from testbed.runtime.state import RunFolder, new_run_id
 from testbed.scenario.loader import load_scenario
 from testbed.scenario.models import Fault
 from testbed.scenario.thresholds import Threshold
-from testbed.topology import UrlImplementation, load_network
+from testbed.topology import UrlImplementation
 from tests.conftest import REFERENCE_NETWORK
 from tests.unit.test_report_load import load_results
 
@@ -70,10 +70,6 @@ steps:
 def scenario_with(write_yaml, load: str):
     return load_scenario(write_yaml(HEADER + load + STEPS))
 
-
-@pytest.fixture(scope="module")
-def network():
-    return load_network(REFERENCE_NETWORK).network
 
 
 def planned(write_yaml, network, load: str, *, options: list[str] | None = None, runtime: str = "process"):

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 import yaml
 
-from testbed.conformance.catalogue import Catalogue
 from testbed.errors import ConfigError, NodeStartError
 from testbed.faults.nodes import FaultsNotCleared, NodeFaults, faults_undone, refuse_faults_on
 from testbed.load.runner import LoadOptions, run_load
@@ -21,7 +20,7 @@ from testbed.scenario.engine import Engine
 from testbed.scenario.loader import check_scenario, load_scenario, unfaultable
 from testbed.scenario.models import Fault
 from testbed.topology import load_network
-from tests.conftest import REFERENCE_NETWORK, ROOT
+from tests.conftest import REFERENCE_NETWORK, ROOT, checked_scenario
 
 HEADER = f"""\
 name: sample
@@ -42,20 +41,8 @@ def fault_step(fault: str, extra: str = "", step_id: str = "fault") -> str:
 {extra}"""
 
 
-@pytest.fixture(scope="module")
-def catalogue() -> Catalogue:
-    return Catalogue.load()
-
-
-@pytest.fixture(scope="module")
-def network():
-    return load_network(REFERENCE_NETWORK).network
-
-
 def checked(write_yaml, steps: str, catalogue, network, header: str = HEADER):
-    loaded = load_scenario(write_yaml(header + steps))
-    check_scenario(loaded, network, catalogue)
-    return loaded
+    return checked_scenario(write_yaml(header + steps), catalogue, network)
 
 
 def test_fault_steps_load_with_a_node_or_an_actor_role_and_clear(write_yaml, catalogue, network):

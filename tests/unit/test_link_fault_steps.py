@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 import yaml
 
-from testbed.conformance.catalogue import Catalogue
 from testbed.errors import ConfigError
 from testbed.faults.link_steps import HarnessRoute, LinkRecord
 from testbed.faults.links import HARNESS
@@ -30,7 +29,7 @@ from testbed.scenario.loader import check_scenario, faulted_nodes, load_scenario
 from testbed.scenario.models import Fault
 from testbed.scenario.transport import Outgoing, Reply, TransportError
 from testbed.topology import Role, load_network
-from tests.conftest import REFERENCE_NETWORK, ROOT
+from tests.conftest import REFERENCE_NETWORK, ROOT, checked_scenario
 
 HEADER = f"""\
 name: sample
@@ -53,20 +52,8 @@ def fault_step(fault: str, step_id: str = "fault") -> str:
 """
 
 
-@pytest.fixture(scope="module")
-def catalogue() -> Catalogue:
-    return Catalogue.load()
-
-
-@pytest.fixture(scope="module")
-def network():
-    return load_network(REFERENCE_NETWORK).network
-
-
 def checked(write_yaml, steps: str, catalogue, network, header: str = HEADER):
-    loaded = load_scenario(write_yaml(header + steps))
-    check_scenario(loaded, network, catalogue)
-    return loaded
+    return checked_scenario(write_yaml(header + steps), catalogue, network)
 
 
 # --- the scenario language --------------------------------------------------------------------

@@ -5,7 +5,6 @@ network CA, and gone, with its ports, when the run stops it or its harness is go
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from testbed.runtime.client import ssl_context_for
 from testbed.runtime.plan import NetworkPlan, NodePlan
 from testbed.runtime.state import LinkProxyState, RunFolder, RunState
 from testbed.topology import Role
+from tests.conftest import port_free, process_alive
 
 
 def _node(name: str, host: str) -> NodePlan:
@@ -129,13 +129,13 @@ def test_a_run_without_a_proxy_says_so(run: tuple[RunFolder, RunState, NetworkCA
 
 def test_stopping_leaves_no_process_and_no_port(run: tuple[RunFolder, RunState, NetworkCA]) -> None:
     proxy = _start(run)
-    assert proxy.pid is not None and _alive(proxy.pid)
+    assert proxy.pid is not None and process_alive(proxy.pid)
 
     stop_link_proxy(run[1])
 
     assert run[1].link_proxy is None
-    assert not _alive(proxy.pid)
-    assert _bindable(proxy.url) and _bindable(f"http://{proxy.control}")
+    assert not process_alive(proxy.pid)
+    assert port_free(proxy.url) and port_free(f"http://{proxy.control}")
 
 
 def test_the_proxy_ends_by_itself_when_its_harness_is_gone(run: tuple[RunFolder, RunState, NetworkCA]) -> None:
@@ -146,32 +146,7 @@ def test_the_proxy_ends_by_itself_when_its_harness_is_gone(run: tuple[RunFolder,
     harness.wait()
 
     deadline = time.monotonic() + 15  # it looks once a second; a bound for failing, not a speed
-    while _alive(proxy.pid) and time.monotonic() < deadline:
+    while process_alive(proxy.pid) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not _alive(proxy.pid)
+    assert not process_alive(proxy.pid)
     assert "harness process" in (run[0].logs_dir / "link-proxy.log").read_text()
-
-
-def _alive(pid: int) -> bool:
-    """Running, and not a zombie waiting to be reaped (reaped here when it is our child)."""
-    try:
-        if os.waitpid(pid, os.WNOHANG)[0] == pid:
-            return False
-    except ChildProcessError:
-        pass
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
-    except OSError:
-        return False
-    return state not in ("Z", "X")
-
-
-def _bindable(url: str) -> bool:
-    port = int(url.rsplit(":", 1)[1])
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # closed connections may linger; no listener
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True

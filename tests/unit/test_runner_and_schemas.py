@@ -47,10 +47,6 @@ def results_with(*checks: tuple[Outcome, list[str]]) -> RunResults:
     )
 
 
-@pytest.fixture(scope="module")
-def catalogue():
-    return Catalogue.load()
-
 
 def test_all_passed_exits_zero_and_coverage_is_counted(catalogue):
     results = results_with((Outcome.PASSED, ["TRUST-DID-01"]), (Outcome.PASSED, ["TRUST-DID-01", "TRUST-AS-01"]))

@@ -1,11 +1,9 @@
 import pytest
 
-from testbed.conformance.catalogue import Catalogue
 from testbed.errors import ConfigError
 from testbed.report.model import Level
 from testbed.scenario.loader import check_scenario, load_scenario, resolve_node
-from testbed.topology import load_network
-from tests.conftest import REFERENCE_NETWORK, ROOT
+from tests.conftest import REFERENCE_NETWORK, ROOT, checked_scenario
 
 HEADER = f"""\
 name: sample
@@ -27,20 +25,8 @@ GOOD_STEP = """\
 """
 
 
-@pytest.fixture(scope="module")
-def catalogue():
-    return Catalogue.load()
-
-
-@pytest.fixture(scope="module")
-def network():
-    return load_network(REFERENCE_NETWORK).network
-
-
 def load_and_check(write_yaml, steps, catalogue, network, header=HEADER):
-    loaded = load_scenario(write_yaml(header + steps))
-    check_scenario(loaded, network, catalogue)
-    return loaded
+    return checked_scenario(write_yaml(header + steps), catalogue, network)
 
 
 def test_the_shipped_scenarios_fit_the_reference_network(catalogue, network):

@@ -152,10 +152,6 @@ def test_stop_after_ends_the_replay_at_the_first_failure(chain):
     assert transport.paths == ["/things", "/probe"]
 
 
-@pytest.fixture(scope="module")
-def catalogue() -> Catalogue:
-    return Catalogue.load()
-
 
 def conforming(catalogue: Catalogue, selection: Selection | None):
     """A vault profile run in which every MUST of the role was checked and passed."""

@@ -34,10 +34,6 @@ def expectation(path: Path) -> str:
     return found.group(1).decode()
 
 
-@pytest.fixture(scope="module")
-def catalogue() -> Catalogue:
-    return Catalogue.load()
-
 
 def refusal(path: Path, catalogue: Catalogue) -> str:
     started = time.monotonic()
